@@ -1,0 +1,18 @@
+"""prunekit: make trained PyTorch models smaller and faster by pruning, and prove it."""
+
+from .api import PruneResult, prune
+from .config import PruneConfig
+from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
+                     VerificationError)
+from .graph import DependencyGraph, register_handler
+from .importance import register_importance
+from .plan import Plan
+from .serialization import load_pruned, save_pruned
+from .surgery import apply_plan
+
+__version__ = "0.1.0"
+
+__all__ = ["prune", "PruneResult", "PruneConfig", "Plan", "apply_plan", "save_pruned",
+           "load_pruned", "DependencyGraph", "register_handler", "register_importance",
+           "PrunekitError", "ConfigError", "PlanError", "TraceError", "UnsupportedOpError",
+           "VerificationError", "__version__"]

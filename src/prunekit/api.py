@@ -1,0 +1,141 @@
+"""``prunekit.prune``: discover → score → plan → verify → apply, in one call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils._pytree import tree_flatten
+
+from .config import PruneConfig
+from .errors import ConfigError, VerificationError
+from .graph.dependency import DependencyGraph, Group
+from .graph.trace import as_args
+from .importance.base import Importance
+from .plan import Plan
+from .planner import (Selection, build_plan, predicted_macs, predicted_params, removed_flags,
+                      search_ratio, select_global, select_local)
+from .scoring import LossFn, make_importance, score_groups
+from .surgery import apply_plan
+from .verify import find_mismatch, slice_inputs
+
+MAX_VERIFY_ROUNDS = 64
+
+
+@dataclass
+class PruneResult:
+    """The pruned model (the same object, pruned in place), its plan, and what was skipped."""
+
+    model: nn.Module
+    plan: Plan
+    graph: DependencyGraph
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def example_inputs_kept(self) -> dict[str, dict[str, Any]]:
+        """For feature selection: which input features remain, per model input."""
+        return self.plan.input_features
+
+
+def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
+          config: PruneConfig | None = None, importance: str | Importance = "l2",
+          calibration: Iterable[Any] | None = None, loss_fn: LossFn | None = None,
+          **options: Any) -> PruneResult:
+    """Structurally prune ``model`` in place and return the result.
+
+    Defaults: channel granularity, L2-magnitude importance, the same ratio in every group,
+    and the model's outputs never change shape. Other settings are fields of
+    :class:`PruneConfig` (pass ``config=`` or keyword ``options``). ``calibration`` (a few
+    batches) and ``loss_fn(model, batch)`` feed gradient and activation criteria.
+    """
+    if config is None:
+        config = PruneConfig(ratio=ratio, importance=importance, **options)
+    elif options:
+        raise ConfigError(f"pass settings either in config= or as keywords, not both: {sorted(options)}")
+    if example_inputs is None:
+        raise ConfigError("example_inputs is required: a tensor (or tuple/dict of tensors) "
+                          "shaped like one real batch, e.g. torch.randn(1, 3, 224, 224)")
+    graph = DependencyGraph.build(model, example_inputs, ignore=config.ignore,
+                                  input_features=config.input_features)
+    for pattern in config.overrides:
+        graph.matching_groups(pattern)
+    groups = [g for g in graph.groups if g.exact or not config.exact_only]
+    normalize = config.normalize or ("mean" if config.scope == "global" else "none")
+    criterion = make_importance(config.importance, reduce=config.reduce, normalize=normalize)
+    scores = score_groups(model, graph, criterion, groups, calibration, loss_fn)
+
+    comp_group = np.full(graph.components.blocked.shape[0], -1, dtype=np.int64)
+    for g in groups:
+        comp_group[g.components] = g.id
+    excluded: set[int] = set()
+    on_meta = True
+    for _ in range(MAX_VERIFY_ROUNDS):
+        active = [g for g in groups if g.id not in excluded]
+        selection = _select(model, graph, active, scores, config)
+        plan = build_plan(model, graph, active, selection, config)
+        if not config.verify:
+            break
+        removed = removed_flags(graph, selection)
+        mismatch = find_mismatch(model, example_inputs, graph, plan, removed, on_meta=on_meta)
+        if mismatch is None:
+            break
+        culprits = set(comp_group[mismatch.culprits].tolist()) - {-1}
+        if not culprits:
+            if on_meta:  # the model cannot run on the meta device: check on a real copy
+                on_meta = False
+                continue
+            raise VerificationError(
+                f"the pruned model disagrees with the plan at op {mismatch.op} in module "
+                f"{mismatch.module!r}, and no pruned group reaches it; please report this "
+                "model, and prune with ignore=[...] around that module meanwhile")
+        excluded |= culprits
+    else:
+        raise VerificationError("could not find a consistent plan; narrow the model with ignore=")
+    skipped = [g.name for g in groups if g.id in excluded]
+    plan.settings["skipped_groups"] = skipped
+
+    reference = [tuple(graph.trace.values[r.index].shape) for r in graph.trace.output_refs()]
+    apply_plan(model, plan)
+    _check_outputs(model, slice_inputs(example_inputs, plan), reference)
+    return PruneResult(model, plan, graph, skipped)
+
+
+def _select(model: nn.Module, graph: DependencyGraph, groups: list[Group],
+            scores: dict[int, torch.Tensor], config: PruneConfig) -> Selection:
+    select = select_global if config.scope == "global" else select_local
+    target = config.flops_reduction or config.params_reduction
+    if target is None:
+        return select(groups, scores, config, config.ratio)
+    unpruned = [v.shape for v in graph.trace.values]
+    if config.flops_reduction is not None:
+        def cost(sizes: list[tuple[int, ...]]) -> float:
+            return float(predicted_macs(graph, sizes))
+    else:
+        def cost(sizes: list[tuple[int, ...]]) -> float:
+            return float(predicted_params(model, graph, sizes))
+    base = cost(unpruned)
+
+    def reduction(ratio: float) -> float:
+        sizes = graph.predicted_sizes(removed_flags(graph, select(groups, scores, config, ratio)))
+        return base / max(cost(sizes), 1.0)
+
+    return select(groups, scores, config, search_ratio(reduction, float(target)))
+
+
+def _check_outputs(model: nn.Module, example_inputs: Any, reference: list[tuple[int, ...]]) -> None:
+    args, kwargs = as_args(example_inputs)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(*args, **kwargs)
+    except Exception as exc:
+        raise VerificationError(f"the pruned model does not run: {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    shapes = [tuple(t.shape) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    if shapes != reference:
+        raise VerificationError(f"pruning changed the output shapes from {reference} to {shapes}")

@@ -1,0 +1,281 @@
+"""The dependency graph: coupled groups of removable units, discovered from a trace.
+
+``DependencyGraph.build`` records the model (:mod:`.trace`), runs every op through its
+rule (:mod:`.rules`) or its module's opaque handler (:mod:`.handlers`), solves the coupling
+(:mod:`.labels`) and collects, for every component that touches a parameter and is not
+blocked, the slices that must go together. Components with the same set of member slices
+form one :class:`Group` (e.g. the 64 output channels of a conv, with the matching
+BatchNorm entries and the input channels of the next conv).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch.nn as nn
+
+from ..errors import ConfigError, UnsupportedOpError
+from .handlers import OpaqueContext, handler_for, is_opaque
+from .labels import BlockReason, Components, Dim, LabelSpace
+from .rules import RuleContext, unknown_op
+from .rules.base import lookup_rule
+from .trace import Trace, record_trace
+
+
+@dataclass(frozen=True)
+class Member:
+    """One tensor slice of a group: ``index[u]`` are unit ``u``'s positions along ``dim``."""
+
+    tensor: str  # qualified name, or "input<k>" for a model input
+    dim: int
+    index: np.ndarray  # [n_units, k]
+    kind: str  # "param", "buffer" or "input"
+
+    @property
+    def module(self) -> str:
+        return self.tensor.rsplit(".", 1)[0] if "." in self.tensor else ""
+
+
+@dataclass
+class Group:
+    """Units that are removed together, and every slice each unit owns."""
+
+    id: int
+    name: str
+    members: list[Member]
+    components: np.ndarray  # component id of each unit
+    exact: bool
+
+    @property
+    def n_units(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def modules(self) -> list[str]:
+        return sorted({m.module for m in self.members if m.kind != "input"})
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{m.tensor}[dim {m.dim}]" for m in self.members[:6])
+        more = f" and {len(self.members) - 6} more" if len(self.members) > 6 else ""
+        return f"group {self.name!r} ({self.n_units} units): {parts}{more}"
+
+
+@dataclass
+class DependencyGraph:
+    """Coupled groups of a model, plus what is needed to predict pruned shapes."""
+
+    trace: Trace
+    dims: list[list[Dim] | None]
+    components: Components
+    groups: list[Group]
+    unsupported: list[BlockReason] = field(default_factory=list)
+    tags: dict[str, set[str]] = field(default_factory=dict)
+
+    # -- construction -----------------------------------------------------------
+    @classmethod
+    def build(cls, model: nn.Module, example_inputs: Any, *, ignore: Sequence[str] = (),
+              input_features: Iterable[tuple[int, int]] = ()) -> "DependencyGraph":
+        """Trace ``model`` on ``example_inputs`` and discover its groups.
+
+        ``ignore`` lists module names (glob patterns allowed) whose tensors must keep
+        their shape; ``input_features`` lists ``(input position, dim)`` pairs whose
+        features may be removed (feature selection).
+        """
+        module_names = [n for n, _ in model.named_modules()]
+        for pattern in ignore:
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in module_names):
+                raise ConfigError(
+                    f"ignore entry {pattern!r} matches no module of the model; module names "
+                    f"look like {module_names[1:4]!r} (see model.named_modules())")
+        trace = record_trace(model, example_inputs, is_opaque)
+        space = LabelSpace()
+        dims: list[list[Dim] | None] = [None] * len(trace.values)
+        unsupported: list[BlockReason] = []
+        tags: dict[str, set[str]] = {}
+        prunable_inputs = dict(input_features)
+
+        def init(index: int) -> None:
+            if dims[index] is not None:
+                return
+            v = trace.values[index]
+            if v.kind in ("param", "buffer") and v.floating:
+                dims[index] = [space.fresh_dim(n, channel=True, blocked=False) for n in v.shape]
+                return
+            reason = BlockReason(f"model {v.kind} {v.name}".strip(), "")
+            dims[index] = [space.fresh_dim(n, reason=reason) for n in v.shape]
+            if v.kind == "input":
+                position = int(v.name[len("input"):])
+                if position in prunable_inputs and v.shape:
+                    d = prunable_inputs[position] % len(v.shape)
+                    dims[index][d] = space.fresh_dim(v.shape[d], channel=True, blocked=False)
+
+        for v in trace.values:
+            if v.kind != "op":
+                init(v.index)
+        for node in trace.nodes:
+            for ref in node.input_refs() + list(node.params.values()):
+                init(ref.index)
+            if node.target.startswith("module:"):
+                outs = handler_for(node.op).couple(OpaqueContext(trace, space, dims, node))
+            else:
+                ctx = RuleContext(trace, space, dims, node, tags)
+                rule = lookup_rule(node)
+                if rule is None:
+                    unsupported.append(ctx.reason)
+                    rule = unknown_op
+                try:
+                    outs = rule(ctx)
+                    _check_outputs(trace, node.outputs, outs)
+                except (ValueError, IndexError, TypeError, AssertionError):
+                    unsupported.append(BlockReason(f"op {node.target} (unexpected arguments)",
+                                                   node.module))
+                    outs = unknown_op(ctx)
+            for ref, out in zip(node.outputs, outs):
+                if ref is not None:
+                    dims[ref.index] = out
+        for ref in trace.output_refs():
+            init(ref.index)
+            for d in dims[ref.index] or []:
+                space.block(d.ids, BlockReason("model output", ""))
+        components = space.solve()
+        ignored = [name for name in trace.params
+                   if any(fnmatch.fnmatchcase(name.rsplit(".", 1)[0], p) for p in ignore)]
+        for name in ignored:
+            for d in dims[trace.params[name]] or []:
+                components.blocked[components.of[d.ids]] = True
+        groups = _collect_groups(trace, dims, components)
+        return cls(trace, dims, components, groups, unsupported, tags)
+
+    # -- queries ----------------------------------------------------------------
+    def group_named(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    def matching_groups(self, pattern: str) -> list[Group]:
+        """Groups whose name (the module that produces them) matches a glob pattern."""
+        found = [g for g in self.groups if fnmatch.fnmatchcase(g.name, pattern)]
+        if not found:
+            self.explain_missing(pattern)
+        return found
+
+    def explain_missing(self, pattern: str) -> None:
+        """Raise a clear error for a module the user asked to prune but which has no group."""
+        tensors = [n for n in self.trace.params if fnmatch.fnmatchcase(n.rsplit(".", 1)[0], pattern)]
+        if not tensors:
+            raise ConfigError(f"{pattern!r} matches no module with parameters in the model")
+        reasons = []
+        for name in tensors:
+            for d in self.dims[self.trace.params[name]] or []:
+                for comp in np.unique(self.components.of[d.ids])[:50].tolist():
+                    reason = self.components.reasons.get(comp)
+                    if reason is not None and reason.what.startswith("op "):
+                        reasons.append(reason)
+        if reasons:
+            r = reasons[0]
+            raise UnsupportedOpError(
+                f"cannot prune {pattern!r}: its channels flow through {r.what[3:]} in module "
+                f"{r.module or '<top level>'!r}, which prunekit has no rule for. Leave it out "
+                f"(ignore=[{pattern!r}]) or register a handler for that module.")
+        raise ConfigError(
+            f"{pattern!r} has nothing that can be removed: its channels reach the model's "
+            "inputs or outputs, a hard-coded slice or index, or an ignored module")
+
+    def predicted_sizes(self, removed: np.ndarray) -> list[tuple[int, ...]]:
+        """Shape of every recorded value once the components flagged in ``removed`` go."""
+        sizes = []
+        for value, vdims in zip(self.trace.values, self.dims):
+            if vdims is None:
+                sizes.append(value.shape)
+                continue
+            sizes.append(tuple(int(np.count_nonzero(~removed[self.components.of[d.ids]]))
+                               for d in vdims))
+        return sizes
+
+
+def _check_outputs(trace: Trace, refs: Sequence[Any], outs: Sequence[Any]) -> None:
+    if len(outs) != len(refs):
+        raise ValueError("rule returned the wrong number of outputs")
+    for ref, out in zip(refs, outs):
+        if ref is None:
+            continue
+        shape = trace.values[ref.index].shape
+        if out is None or [d.size for d in out] != list(shape):
+            raise ValueError(f"rule labels {None if out is None else [d.size for d in out]} "
+                             f"do not fit output shape {shape}")
+
+
+def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Components) -> list[Group]:
+    keys: list[tuple[str, int, str]] = []
+    rows_c, rows_m, rows_p = [], [], []
+    for value in trace.values:
+        vdims = dims[value.index]
+        if vdims is None or value.kind not in ("param", "buffer", "input"):
+            continue
+        for d, dim in enumerate(vdims):
+            if not dim.channel:
+                continue
+            c = comps.of[dim.ids]
+            keep = ~comps.blocked[c]
+            if not keep.any():
+                continue
+            rows_c.append(c[keep])
+            rows_m.append(np.full(int(keep.sum()), len(keys)))
+            rows_p.append(np.nonzero(keep)[0])
+            keys.append((value.name, d, value.kind))
+    if not keys:
+        return []
+    c = np.concatenate(rows_c)
+    m = np.concatenate(rows_m)
+    p = np.concatenate(rows_p)
+    order = np.lexsort((p, m, c))
+    c, m, p = c[order], m[order], p[order]
+    uniq, starts, counts = np.unique(c, return_index=True, return_counts=True)
+    signatures: dict[tuple[tuple[int, int], ...], list[int]] = {}
+    for k in range(len(uniq)):
+        s, n = starts[k], counts[k]
+        ms, mc = np.unique(m[s:s + n], return_counts=True)
+        sig = tuple(zip(ms.tolist(), mc.tolist()))
+        if all(keys[mm][2] == "input" for mm, _ in sig):
+            continue
+        signatures.setdefault(sig, []).append(k)
+    groups: list[Group] = []
+    for sig, ks in signatures.items():
+        ks_arr = np.asarray(ks)
+        width = sum(n for _, n in sig)
+        rows = starts[ks_arr][:, None] + np.arange(width)[None, :]
+        positions = p[rows]
+        unit_order = np.argsort(positions[:, 0], kind="stable")
+        positions = positions[unit_order]
+        comp_ids = uniq[ks_arr][unit_order]
+        members, col = [], 0
+        for mm, n in sig:
+            name, d, kind = keys[mm]
+            members.append(Member(name, d, positions[:, col:col + n].copy(), kind))
+            col += n
+        name = _group_name(members)
+        exact = not bool(comps.inexact[comp_ids].any())
+        groups.append(Group(len(groups), name, members, comp_ids, exact))
+    groups.sort(key=lambda g: min(trace.params.get(m.tensor, 0) for m in g.members))
+    seen: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        g.id = i
+        seen[g.name] = seen.get(g.name, 0) + 1
+        if seen[g.name] > 1:
+            g.name = f"{g.name}#{seen[g.name]}"
+    return groups
+
+
+def _group_name(members: list[Member]) -> str:
+    """Name a group after the module that produces it (a weight's output dim), if any."""
+    for m in members:
+        if m.kind == "param" and m.dim == 0 and m.tensor.endswith("weight"):
+            return m.module
+    for m in members:
+        if m.kind == "param":
+            return m.module or m.tensor
+    return members[0].tensor

@@ -1,0 +1,148 @@
+"""Module handlers: what surgery must update besides the tensors.
+
+Slicing tensors is generic. Modules whose attributes encode shapes (``out_channels``,
+``num_features``, ``num_heads`` …) need a small, stateless handler that computes the new
+attribute values; modules that hide their ops (attention, recurrent layers) also say how
+their inputs, outputs and parameters couple (*opaque* handlers). Handlers are found by
+module type through the MRO, so a subclass of ``nn.Conv2d`` is handled like a Conv2d, and
+users register their own with :func:`register_handler`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import torch.nn as nn
+
+from ...errors import ConfigError
+from ..labels import Dim, LabelSpace
+from ..trace import Node, Trace
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModuleShapes:
+    """Shapes a module will have after pruning (predicted from the plan).
+
+    ``params`` maps the module's *own* tensor names (``weight``, ``bias``, ``running_mean``)
+    to their new shapes; ``calls`` holds, for every recorded call, the new shapes of its
+    tensor inputs and outputs.
+    """
+
+    params: dict[str, Shape]
+    calls: list[tuple[list[Shape], list[Shape]]]
+
+    def input_shape(self) -> Shape | None:
+        for ins, _ in self.calls:
+            if ins:
+                return ins[0]
+        return None
+
+    def output_shape(self) -> Shape | None:
+        for _, outs in self.calls:
+            if outs:
+                return outs[0]
+        return None
+
+
+class OpaqueContext:
+    """What an opaque handler sees while coupling labels for one call of its module."""
+
+    def __init__(self, trace: Trace, space: LabelSpace, dims: list[list[Dim] | None],
+                 node: Node) -> None:
+        self.trace = trace
+        self.space = space
+        self._dims = dims
+        self.node = node
+        self.module: nn.Module = node.op
+
+    def input(self, position: int, name: str) -> list[Dim] | None:
+        ref = self.node.args[position] if position < len(self.node.args) else self.node.kwargs.get(name)
+        if ref is None or not hasattr(ref, "index"):
+            return None
+        return self._dims[ref.index]
+
+    def param(self, local: str) -> list[Dim] | None:
+        ref = self.node.params.get(local)
+        return None if ref is None else self._dims[ref.index]
+
+    def output_shape(self, k: int) -> Shape | None:
+        ref = self.node.outputs[k] if k < len(self.node.outputs) else None
+        return None if ref is None else self.trace.values[ref.index].shape
+
+    def fresh(self, n: int) -> Dim:
+        return self.space.fresh_dim(n)
+
+    def union(self, a: Dim, b: Dim) -> None:
+        self.space.union(a.ids, b.ids)
+
+    def block(self, dim: Dim) -> None:
+        self.space.block(dim.ids)
+
+    def inexact(self, dim: Dim) -> None:
+        self.space.mark_inexact(dim.ids)
+
+
+class Handler:
+    """Base handler: no attributes to update, not opaque."""
+
+    #: Opaque modules are recorded as one node and coupled by :meth:`couple`.
+    opaque: bool = False
+
+    def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
+        """New values of shape-encoding attributes (plain JSON-able data)."""
+        return {}
+
+    def set_attributes(self, module: nn.Module, attributes: dict[str, Any]) -> None:
+        """Write attributes computed by :meth:`attributes` (tuples stay tuples)."""
+        for key, value in attributes.items():
+            if isinstance(getattr(module, key, None), tuple) and isinstance(value, list):
+                value = tuple(value)
+            setattr(module, key, value)
+
+    def after_apply(self, module: nn.Module) -> None:
+        """Refresh derived state once the tensors and attributes are updated."""
+
+    def couple(self, ctx: OpaqueContext) -> list[list[Dim] | None]:
+        """For opaque handlers: couple labels and return the labels of each output."""
+        raise NotImplementedError
+
+
+_HANDLERS: dict[type, Handler] = {}
+H = TypeVar("H", bound=type)
+
+
+def register_handler(*module_types: type, handler: Handler | None = None) -> Callable[[H], H]:
+    """Register a handler class (decorator) or instance for ``module_types``.
+
+    A later registration for the same type replaces the earlier one, so users can
+    override a built-in handler.
+    """
+
+    def decorate(cls: H) -> H:
+        instance = handler if handler is not None else cls()
+        for t in module_types:
+            if not isinstance(t, type) or not issubclass(t, nn.Module):
+                raise ConfigError(f"handlers are registered for nn.Module types, got {t!r}")
+            _HANDLERS[t] = instance
+        return cls
+
+    return decorate
+
+
+_DEFAULT = Handler()
+
+
+def handler_for(module: nn.Module) -> Handler:
+    """The handler of the closest registered base class of ``module``'s type."""
+    for cls in type(module).__mro__:
+        found = _HANDLERS.get(cls)
+        if found is not None:
+            return found
+    return _DEFAULT
+
+
+def is_opaque(module: nn.Module) -> bool:
+    return handler_for(module).opaque

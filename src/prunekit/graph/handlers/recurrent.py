@@ -1,0 +1,84 @@
+"""LSTM, GRU and RNN: prune hidden units (the same units in every layer and direction)
+and the input features of the first layer.
+
+Hidden unit ``j`` owns row ``g*hidden_size + j`` of every gate ``g`` in every input and
+hidden weight and bias, column ``j`` of every hidden weight, the matching columns of the
+next layer's input weights, and feature ``j`` (and ``hidden_size + j`` for the reverse
+direction) of the output. ``hidden_size`` is one attribute, so a unit goes from every
+layer and direction at once. A zeroed unit stays zero through the gates (its cell and
+hidden state start at zero), so removal is exact. Projections (``proj_size``) are not
+supported and keep everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch.nn as nn
+
+from ..labels import Dim
+from .base import Handler, ModuleShapes, OpaqueContext, register_handler
+
+
+@register_handler(nn.RNNBase)
+class RecurrentHandler(Handler):
+    opaque = True
+
+    def couple(self, ctx: OpaqueContext) -> list[list[Dim] | None]:
+        module = ctx.module
+        assert isinstance(module, nn.RNNBase)
+        hidden = module.hidden_size
+        gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
+        directions = 2 if module.bidirectional else 1
+        x = ctx.input(0, "input")
+        assert x is not None
+        units = Dim(ctx.space.fresh(hidden), True)
+        suffixes = ["", "_reverse"][:directions]
+        for layer in range(module.num_layers):
+            for suffix in suffixes:
+                w_ih = ctx.param(f"weight_ih_l{layer}{suffix}")
+                w_hh = ctx.param(f"weight_hh_l{layer}{suffix}")
+                assert w_ih is not None and w_hh is not None
+                for rows in (w_ih[0], w_hh[0]):
+                    for g in range(gates):
+                        ctx.space.union(units.ids, rows.ids[g * hidden:(g + 1) * hidden])
+                ctx.union(units, w_hh[1])
+                for local in (f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"):
+                    bias = ctx.param(local)
+                    if bias is not None:
+                        for g in range(gates):
+                            ctx.space.union(units.ids, bias[0].ids[g * hidden:(g + 1) * hidden])
+                if layer == 0:
+                    ctx.union(x[-1], w_ih[1])
+                else:
+                    for d in range(directions):
+                        ctx.space.union(units.ids, w_ih[1].ids[d * hidden:(d + 1) * hidden])
+        if module.proj_size:
+            ctx.space.block(units.ids)
+        # a given initial state fixes the hidden size from outside
+        hx_ref = ctx.node.args[1] if len(ctx.node.args) > 1 else ctx.node.kwargs.get("hx")
+        for ref in ([hx_ref] if hasattr(hx_ref, "index") else list(hx_ref or [])):
+            if hasattr(ref, "index"):
+                for d in ctx._dims[ref.index] or []:
+                    ctx.block(d)
+        outs: list[list[Dim] | None] = []
+        for k, ref in enumerate(ctx.node.outputs):
+            if ref is None:
+                outs.append(None)
+                continue
+            shape = ctx.trace.values[ref.index].shape
+            if k == 0:
+                last = Dim(np.tile(units.ids, directions), True)
+                outs.append(list(x[:-1]) + [last])
+            else:
+                outs.append([ctx.fresh(s) for s in shape[:-1]] + [units])
+        return outs
+
+    def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
+        return {"hidden_size": shapes.params["weight_hh_l0"][1],
+                "input_size": shapes.params["weight_ih_l0"][1]}
+
+    def after_apply(self, module: nn.Module) -> None:
+        assert isinstance(module, nn.RNNBase)
+        module._init_flat_weights()

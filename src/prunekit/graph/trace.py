@@ -1,0 +1,245 @@
+"""Record the ATen-level graph of a real forward pass.
+
+The model runs once, eagerly, under a ``TorchDispatchMode`` that records every ATen op
+with the tensors it read and wrote, and under forward hooks that record which module was
+running. Parameters and buffers are recognised by identity, so every op knows which
+weights it touched. Modules whose handler declares them *opaque* (attention, recurrent
+layers) are recorded as one node; the ops inside them are not.
+
+Why not ``torch.export``? It gives the same ATen ops, but on this project's reference
+machine it took 1.7 s on ResNet-50 and 5.8 s on DenseNet-161, against 0.24 s and 0.46 s
+for this recorder (see DESIGN.md). Eager recording also follows Python control flow on
+the real inputs, so every model that runs can be recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from ..errors import TraceError
+
+
+@dataclass(frozen=True)
+class ValueRef:
+    """A reference to a recorded tensor value (used inside recorded op arguments)."""
+
+    index: int
+
+
+@dataclass
+class Value:
+    """One tensor seen during the forward pass."""
+
+    index: int
+    shape: tuple[int, ...]
+    kind: str  # "input", "param", "buffer", "constant", "op"
+    name: str = ""  # parameter/buffer qualified name, or input position
+    floating: bool = True
+
+
+@dataclass
+class Node:
+    """One recorded op (or one opaque module call)."""
+
+    index: int
+    target: str  # "aten.add.Tensor" or "module:<qualified name>"
+    op: Any  # the OpOverload, or the module for opaque calls
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    outputs: tuple[Any, ...]  # ValueRefs (or None for non-tensor outputs), in output order
+    module: str  # qualified name of the innermost running module ("" for the root)
+    params: dict[str, ValueRef] = field(default_factory=dict)  # opaque modules' own tensors
+
+    @property
+    def packet(self) -> str:
+        """Op name without overload, e.g. ``aten.add``."""
+        if self.target.startswith("module:"):
+            return self.target
+        return self.target.rsplit(".", 1)[0] if self.target.count(".") >= 2 else self.target
+
+    def input_refs(self) -> list[ValueRef]:
+        leaves, _ = tree_flatten((self.args, self.kwargs))
+        return [leaf for leaf in leaves if isinstance(leaf, ValueRef)]
+
+
+@dataclass
+class Trace:
+    """The recorded graph: values, nodes and where parameters live."""
+
+    values: list[Value] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)  # pytree of ValueRefs of the model inputs
+    outputs: Any = None  # pytree of ValueRefs (or constants) of the model outputs
+    params: dict[str, int] = field(default_factory=dict)  # tensor name -> value index
+    module_calls: dict[str, list[tuple[list[int], list[int]]]] = field(default_factory=dict)
+
+    def value_of(self, ref: ValueRef) -> Value:
+        return self.values[ref.index]
+
+    def output_refs(self) -> list[ValueRef]:
+        leaves, _ = tree_flatten(self.outputs)
+        return [leaf for leaf in leaves if isinstance(leaf, ValueRef)]
+
+
+def _op_name(func: Any) -> str:
+    return f"{func.namespace}.{func._overloadpacket.__name__}.{func._overloadname}"
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, trace: Trace, known: dict[int, tuple[str, str]]) -> None:
+        super().__init__()
+        self.trace = trace
+        self.known = known  # id(tensor) -> (kind, name)
+        self.current: dict[int, int] = {}  # id(tensor) -> value index of its latest version
+        self.alive: list[torch.Tensor] = []  # keeps ids unique while recording
+        self.module_stack: list[str] = [""]
+        self.opaque_depth = 0
+        self.failed_at: int | None = None
+
+    # -- values -----------------------------------------------------------------
+    def new_value(self, tensor: torch.Tensor, kind: str, name: str = "") -> ValueRef:
+        value = Value(len(self.trace.values), tuple(tensor.shape), kind, name,
+                      tensor.is_floating_point())
+        self.trace.values.append(value)
+        self.current[id(tensor)] = value.index
+        self.alive.append(tensor)
+        if kind in ("param", "buffer"):
+            self.trace.params.setdefault(name, value.index)
+        return ValueRef(value.index)
+
+    def ref(self, obj: Any) -> Any:
+        if not isinstance(obj, torch.Tensor):
+            return obj
+        index = self.current.get(id(obj))
+        if index is not None:
+            return ValueRef(index)
+        kind, name = self.known.get(id(obj), ("constant", ""))
+        return self.new_value(obj, kind, name)
+
+    # -- ops --------------------------------------------------------------------
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        if self.opaque_depth:
+            return func(*args, **kwargs)
+        arg_refs = tree_map(self.ref, args)
+        kwarg_refs = tree_map(self.ref, kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            self.failed_at = len(self.trace.nodes)
+            raise
+        self.record(_op_name(func), func, arg_refs, kwarg_refs, out)
+        return out
+
+    def record(self, target: str, op: Any, args: Any, kwargs: Any, out: Any) -> None:
+        flat_out, _ = tree_flatten(out)
+        out_refs = tuple(
+            self.new_value(t, "op") if isinstance(t, torch.Tensor) else None for t in flat_out
+        )
+        node = Node(len(self.trace.nodes), target, op, tuple(args), dict(kwargs), out_refs,
+                    self.module_stack[-1])
+        self.trace.nodes.append(node)
+
+    # -- modules ----------------------------------------------------------------
+    def enter(self, name: str, opaque: bool) -> None:
+        self.module_stack.append(name)
+        if opaque:
+            self.opaque_depth += 1
+
+    def leave(self, name: str, opaque: bool, module: nn.Module, args: Any, kwargs: Any,
+              out: Any) -> None:
+        self.module_stack.pop()
+        if opaque:
+            self.opaque_depth -= 1
+            if self.opaque_depth == 0:
+                self.record(f"module:{name}", module, tree_map(self.ref, tuple(args)),
+                            tree_map(self.ref, dict(kwargs)), out)
+                node = self.trace.nodes[-1]
+                for local, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+                    node.params[local] = self.ref(tensor)
+        in_ids = [r.index for r in tree_flatten(tree_map(self.ref, (args, kwargs)))[0]
+                  if isinstance(r, ValueRef)]
+        out_ids = [self.current[id(t)] for t in tree_flatten(out)[0]
+                   if isinstance(t, torch.Tensor) and id(t) in self.current]
+        self.trace.module_calls.setdefault(name, []).append((in_ids, out_ids))
+
+
+def as_args(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Normalise example inputs: a tensor, a tuple/list of positional inputs, or a dict of kwargs."""
+    if isinstance(example_inputs, dict):
+        return (), dict(example_inputs)
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs), {}
+    return (example_inputs,), {}
+
+
+def named_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor, str]]:
+    """Parameters and buffers with their qualified names and kind (shared ones once)."""
+    for name, p in model.named_parameters(remove_duplicate=True):
+        yield name, p, "param"
+    for name, b in model.named_buffers(remove_duplicate=True):
+        yield name, b, "buffer"
+
+
+def record_trace(
+    model: nn.Module,
+    example_inputs: Any,
+    is_opaque: Callable[[nn.Module], bool],
+    forward: Callable[..., Any] | None = None,
+) -> Trace:
+    """Run ``model`` once on ``example_inputs`` and return the recorded :class:`Trace`.
+
+    The model runs in eval mode under ``torch.no_grad()``; its training flags are restored.
+    """
+    args, kwargs = as_args(example_inputs)
+    trace = Trace()
+    known = {id(t): (kind, name) for name, t, kind in named_tensors(model)}
+    recorder = _Recorder(trace, known)
+    trace.inputs = tree_map(
+        lambda t: recorder.new_value(t, "input") if isinstance(t, torch.Tensor) else t,
+        (args, kwargs),
+    )
+    for i, ref in enumerate(tree_flatten(trace.inputs)[0]):
+        if isinstance(ref, ValueRef):
+            trace.values[ref.index].name = f"input{i}"
+
+    handles = []
+    for name, module in model.named_modules(remove_duplicate=False):
+        opaque = bool(name) and is_opaque(module)
+        handles.append(module.register_forward_pre_hook(
+            lambda m, a, k, _n=name, _o=opaque: recorder.enter(_n, _o), with_kwargs=True))
+        handles.append(module.register_forward_hook(
+            lambda m, a, k, o, _n=name, _o=opaque: recorder.leave(_n, _o, m, a, k, o),
+            with_kwargs=True))
+    was_training = {m: m.training for m in model.modules()}
+    model.eval()
+    call = forward or model
+    try:
+        with torch.no_grad(), recorder:
+            out = call(*args, **kwargs)
+    except Exception as exc:  # the user's model failed: say where
+        where = recorder.module_stack[-1] or "the model's top-level forward"
+        failed_at = recorder.failed_at if recorder.failed_at is not None else len(trace.nodes)
+        raise TraceError(
+            f"could not run the model on the example inputs to record its graph: the error "
+            f"came from {where!r}: {type(exc).__name__}: {exc}. Check that example_inputs "
+            f"match what model.forward expects (shapes, dtypes, device).",
+            node_index=failed_at,
+        ) from exc
+    finally:
+        for h in handles:
+            h.remove()
+        for m, flag in was_training.items():
+            m.train(flag)
+    trace.outputs = tree_map(recorder.ref, out)
+    return trace
+
+
+def shapes_of(trace: Trace, refs: Sequence[ValueRef]) -> list[tuple[int, ...]]:
+    return [trace.values[r.index].shape for r in refs]

@@ -1,0 +1,118 @@
+"""What an importance criterion sees, and the registry criteria live in.
+
+A criterion scores the units of one *group*: a set of coupled slices that are removed
+together. It reads the slices the dependency graph exposes (:class:`MemberSlice`) and,
+when it asks for them, gradients and calibration activation statistics. It never branches
+on layer types and never changes the model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Literal
+
+import torch
+
+from ..errors import ConfigError
+
+Reduction = Literal["sum", "mean", "max"]
+Normalization = Literal["none", "mean", "max", "sum", "standard"]
+
+
+@dataclass(frozen=True)
+class MemberSlice:
+    """One parameter (or buffer) of a group, seen along the dimension the units index.
+
+    ``index`` has shape ``[n_units, k]``: unit ``u`` owns positions ``index[u]`` of
+    ``tensor`` along ``dim`` (``k > 1`` when one unit spans a block, e.g. a channel
+    flattened into ``k`` features of a following Linear layer).
+    """
+
+    name: str
+    tensor: torch.Tensor
+    dim: int
+    index: torch.Tensor
+    is_buffer: bool = False
+    grad: torch.Tensor | None = None
+
+    @property
+    def n_units(self) -> int:
+        return int(self.index.shape[0])
+
+    def unit_values(self, source: torch.Tensor | None = None) -> torch.Tensor:
+        """Values of ``source`` (default: the tensor) per unit, shape ``[n_units, k * rest]``."""
+        src = self.tensor if source is None else source
+        moved = src.detach().movedim(self.dim, 0)
+        picked = moved[self.index.reshape(-1)]
+        return picked.reshape(self.n_units, -1)
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """Per-unit statistics of activations gathered on calibration batches."""
+
+    mean_abs: torch.Tensor
+    zero_fraction: torch.Tensor
+
+
+@dataclass(frozen=True)
+class GroupSlices:
+    """Everything a criterion may read about one group of coupled units."""
+
+    name: str
+    n_units: int
+    members: tuple[MemberSlice, ...]
+    activations: ActivationStats | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def weight_members(self) -> tuple[MemberSlice, ...]:
+        """Members that are parameters (not running statistics or other buffers)."""
+        return tuple(m for m in self.members if not m.is_buffer)
+
+
+class Importance(ABC):
+    """Scores units; higher means more important (kept longer)."""
+
+    name: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = False
+    needs_activations: ClassVar[bool] = False
+
+    @abstractmethod
+    def __call__(self, group: GroupSlices) -> torch.Tensor:
+        """Return a float tensor of shape ``[group.n_units]``."""
+
+
+_REGISTRY: dict[str, Callable[..., Importance]] = {}
+
+
+def register_importance(name: str) -> Callable[[type[Importance]], type[Importance]]:
+    """Class decorator: make a criterion available by ``name``."""
+
+    def decorate(cls: type[Importance]) -> type[Importance]:
+        if name in _REGISTRY:
+            raise ConfigError(f"importance criterion {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_importances() -> list[str]:
+    """Names of the registered criteria, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_importance(spec: "str | Importance", **options: object) -> Importance:
+    """Resolve a criterion from its registered name (with options) or pass one through."""
+    if isinstance(spec, Importance):
+        return spec
+    try:
+        factory = _REGISTRY[spec]
+    except KeyError:
+        raise ConfigError(
+            f"unknown importance criterion {spec!r}; choose one of {available_importances()} "
+            "or register your own with prunekit.importance.register_importance"
+        ) from None
+    return factory(**options)

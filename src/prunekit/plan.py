@@ -1,0 +1,110 @@
+"""A pruning plan: plain data (tensor names, dims, indices, attributes) saved as JSON.
+
+A plan says which positions of which tensors go and which module attributes change. It
+can be reviewed, saved, and replayed on a fresh instance of the same architecture with
+:func:`prunekit.apply_plan` — no tracing needed to replay it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PlanError
+
+FORMAT = "prunekit.plan"
+VERSION = 1
+
+
+@dataclass
+class GroupDecision:
+    """What happened to one group (for review; surgery reads ``Plan.tensors``)."""
+
+    name: str
+    units: int
+    removed: list[int]
+    exact: bool
+    modules: list[str]
+
+
+@dataclass
+class Plan:
+    """Which slices of which tensors are removed, and the module attributes that change."""
+
+    tensors: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    original_shapes: dict[str, list[int]] = field(default_factory=dict)
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: list[GroupDecision] = field(default_factory=list)
+    input_features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def removed_units(self) -> int:
+        return sum(len(g.removed) for g in self.groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "settings": self.settings,
+            "groups": [g.__dict__ for g in self.groups],
+            "input_features": self.input_features,
+            "original_shapes": self.original_shapes,
+            "tensors": {name: {str(d): idx for d, idx in dims.items()}
+                        for name, dims in self.tensors.items()},
+            "attributes": self.attributes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "plan") -> "Plan":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise PlanError(f"{source} is not a prunekit plan (missing format: {FORMAT!r})")
+        if data.get("version") != VERSION:
+            raise PlanError(f"{source} has plan version {data.get('version')!r}; this prunekit "
+                            f"reads version {VERSION}")
+        try:
+            return cls(
+                tensors={name: {int(d): [int(i) for i in idx] for d, idx in dims.items()}
+                         for name, dims in data["tensors"].items()},
+                original_shapes={k: [int(s) for s in v] for k, v in data["original_shapes"].items()},
+                attributes=dict(data.get("attributes", {})),
+                groups=[GroupDecision(**g) for g in data.get("groups", [])],
+                input_features=dict(data.get("input_features", {})),
+                settings=dict(data.get("settings", {})),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PlanError(f"{source} is malformed: {type(exc).__name__}: {exc}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the plan as JSON atomically (temporary file, then rename)."""
+        target = Path(path)
+        atomic_write_text(target, json.dumps(self.to_dict(), indent=1))
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Plan":
+        target = Path(path)
+        try:
+            data = json.loads(target.read_text())
+        except FileNotFoundError:
+            raise PlanError(f"plan file {str(target)!r} does not exist") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PlanError(f"plan file {str(target)!r} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, source=f"plan file {str(target)!r}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

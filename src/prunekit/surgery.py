@@ -1,0 +1,72 @@
+"""Apply a plan: slice tensors in place and update module attributes. Apply never scores."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .errors import PlanError
+from .graph.handlers import handler_for
+from .plan import Plan
+
+
+def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    module_name, _, local = name.rpartition(".")
+    try:
+        return model.get_submodule(module_name), local
+    except AttributeError:
+        raise PlanError(
+            f"the plan names tensor {name!r}, but the model has no module {module_name!r}: "
+            "the plan was made for another architecture") from None
+
+
+def check_plan_fits(model: nn.Module, plan: Plan) -> None:
+    """Raise :class:`PlanError` unless every tensor the plan touches exists with its shape."""
+    tensors = dict(model.named_parameters())
+    tensors.update(dict(model.named_buffers()))
+    for name, shape in plan.original_shapes.items():
+        if name not in tensors:
+            raise PlanError(f"the plan names tensor {name!r}, which this model does not have: "
+                            "the plan was made for another architecture")
+        if list(tensors[name].shape) != list(shape):
+            raise PlanError(
+                f"tensor {name!r} has shape {list(tensors[name].shape)} in this model but "
+                f"{list(shape)} in the plan: apply plans to a fresh, unpruned instance of the "
+                "architecture they were made for")
+    modules = dict(model.named_modules())
+    for name in plan.attributes:
+        if name not in modules:
+            raise PlanError(f"the plan updates module {name!r}, which this model does not have")
+
+
+@torch.no_grad()
+def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
+    """Prune ``model`` in place as the plan says and return it.
+
+    Tensors keep their identity (``.data`` is replaced), so tied weights stay tied and
+    peak memory stays near the model's size plus its largest tensor.
+    """
+    check_plan_fits(model, plan)
+    touched: set[str] = set()
+    for name, dims in plan.tensors.items():
+        module, local = _owner(model, name)
+        tensor = getattr(module, local)
+        data = tensor.data
+        for dim, removed in sorted(dims.items()):
+            if not removed:
+                continue
+            keep = torch.ones(data.shape[dim], dtype=torch.bool)
+            keep[torch.as_tensor(removed, dtype=torch.long)] = False
+            data = data.index_select(dim, keep.nonzero().squeeze(1).to(data.device))
+        tensor.data = data
+        if isinstance(tensor, nn.Parameter):
+            tensor.grad = None
+        touched.add(name.rpartition(".")[0])
+    for name, attrs in plan.attributes.items():
+        module = model.get_submodule(name)
+        handler_for(module).set_attributes(module, attrs)
+        touched.add(name)
+    for name in touched:
+        module = model.get_submodule(name)
+        handler_for(module).after_apply(module)
+    return model

@@ -1,0 +1,109 @@
+"""Check a plan before it touches the model: prune a shape-only copy and re-trace it.
+
+The plan predicts the shape of every recorded tensor. A copy of the model on the
+``meta`` device (no memory for weights) is pruned by the plan and traced again; every op
+must see exactly the predicted shapes. Python code that computes sizes the tracer cannot
+see (``x.chunk(2)``, ``C // num_heads``, a hard-coded ``view``) shows up as the first op
+whose shapes differ, and the groups whose units reach that op are left unpruned.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils._pytree import tree_map
+
+from .errors import TraceError
+from .graph.dependency import DependencyGraph
+from .graph.handlers import is_opaque
+from .graph.trace import record_trace
+from .plan import Plan
+from .surgery import apply_plan
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first op whose pruned shapes differ from the prediction."""
+
+    node_index: int
+    op: str
+    module: str
+    culprits: np.ndarray  # removed component ids that reach that op
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A structural copy of ``model`` whose parameters and buffers live on ``meta``."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def to_meta(inputs: Any) -> Any:
+    return tree_map(lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor)
+                    else t, inputs)
+
+
+def slice_inputs(inputs: Any, plan: Plan) -> Any:
+    """Drop removed input features from example inputs (feature selection)."""
+    if not plan.input_features:
+        return inputs
+    counter = iter(range(1_000_000))
+
+    def cut(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor):
+            return t
+        spec = plan.input_features.get(f"input{next(counter)}")
+        if spec is None:
+            return t
+        return t.index_select(spec["dim"], torch.as_tensor(spec["kept"], device=t.device))
+
+    if isinstance(inputs, dict):
+        return tree_map(cut, ((), inputs))[1]
+    return tree_map(cut, inputs)
+
+
+def find_mismatch(model: nn.Module, example_inputs: Any, graph: DependencyGraph, plan: Plan,
+                  removed: np.ndarray, on_meta: bool = True) -> Mismatch | None:
+    """Prune a copy by ``plan``, re-trace it, and return the first op that disagrees."""
+    pruned = meta_copy(model) if on_meta else copy.deepcopy(model)
+    apply_plan(pruned, plan)
+    inputs = slice_inputs(example_inputs, plan)
+    inputs = to_meta(inputs) if on_meta else inputs
+    sizes = graph.predicted_sizes(removed)
+    nodes = graph.trace.nodes
+    try:
+        new = record_trace(pruned, inputs, is_opaque)
+    except TraceError as exc:
+        index = min(exc.node_index if exc.node_index is not None else len(nodes), len(nodes) - 1)
+        return _mismatch(graph, index, removed)
+    for node, other in zip(nodes, new.nodes):
+        if node.target != other.target:
+            return _mismatch(graph, max(node.index - 1, 0), removed)
+        for ref, new_ref in zip(node.outputs, other.outputs):
+            if ref is None or new_ref is None:
+                continue
+            if tuple(new.values[new_ref.index].shape) != tuple(sizes[ref.index]):
+                return _mismatch(graph, node.index, removed)
+    if len(new.nodes) != len(nodes):
+        return _mismatch(graph, min(len(new.nodes), len(nodes)) - 1, removed)
+    return None
+
+
+def _mismatch(graph: DependencyGraph, index: int, removed: np.ndarray) -> Mismatch:
+    node = graph.trace.nodes[index]
+    refs = node.input_refs() + [r for r in node.outputs if r is not None] + list(node.params.values())
+    comps: list[np.ndarray] = []
+    for ref in refs:
+        for d in graph.dims[ref.index] or []:
+            c = graph.components.of[d.ids]
+            comps.append(c[removed[c]])
+    culprits = np.unique(np.concatenate(comps)) if comps else np.zeros(0, dtype=np.int64)
+    return Mismatch(index, node.target, node.module, culprits)
