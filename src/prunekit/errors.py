@@ -17,9 +17,10 @@ class ConfigError(PrunekitError, ValueError):
 class TraceError(PrunekitError):
     """The model could not be run on the example inputs to record its graph."""
 
-    def __init__(self, message: str, node_index: int | None = None) -> None:
+    def __init__(self, message: str, node_index: int | None = None, partial: object = None) -> None:
         super().__init__(message)
-        self.node_index = node_index
+        self.node_index = node_index  # index of the op that failed, when known
+        self.partial = partial  # the trace recorded up to the failure
 
 
 class UnsupportedOpError(PrunekitError):

@@ -79,19 +79,24 @@ def find_mismatch(model: nn.Module, example_inputs: Any, graph: DependencyGraph,
     inputs = to_meta(inputs) if on_meta else inputs
     sizes = graph.predicted_sizes(removed)
     nodes = graph.trace.nodes
+    failed_at: int | None = None
     try:
         new = record_trace(pruned, inputs, is_opaque)
     except TraceError as exc:
-        index = min(exc.node_index if exc.node_index is not None else len(nodes), len(nodes) - 1)
-        return _mismatch(graph, index, removed)
+        failed_at = min(exc.node_index if exc.node_index is not None else len(nodes), len(nodes) - 1)
+        new = exc.partial  # type: ignore[assignment]
+    used = {r.index for n in nodes for r in n.input_refs()}
+    used.update(r.index for r in graph.trace.output_refs())
     for node, other in zip(nodes, new.nodes):
         if node.target != other.target:
             return _mismatch(graph, max(node.index - 1, 0), removed)
         for ref, new_ref in zip(node.outputs, other.outputs):
-            if ref is None or new_ref is None:
+            if ref is None or new_ref is None or ref.index not in used:
                 continue
             if tuple(new.values[new_ref.index].shape) != tuple(sizes[ref.index]):
                 return _mismatch(graph, node.index, removed)
+    if failed_at is not None:
+        return _mismatch(graph, failed_at, removed)
     if len(new.nodes) != len(nodes):
         return _mismatch(graph, min(len(new.nodes), len(nodes)) - 1, removed)
     return None
@@ -100,10 +105,19 @@ def find_mismatch(model: nn.Module, example_inputs: Any, graph: DependencyGraph,
 def _mismatch(graph: DependencyGraph, index: int, removed: np.ndarray) -> Mismatch:
     node = graph.trace.nodes[index]
     refs = node.input_refs() + [r for r in node.outputs if r is not None] + list(node.params.values())
-    comps: list[np.ndarray] = []
-    for ref in refs:
-        for d in graph.dims[ref.index] or []:
+    culprits = _removed_in(graph, [r.index for r in refs], removed)
+    module = node.module
+    while not culprits.size and module:  # sizes computed from a module's inputs in Python
+        for ins, outs in graph.trace.module_calls.get(module, []):
+            culprits = np.union1d(culprits, _removed_in(graph, ins + outs, removed))
+        module = module.rpartition(".")[0]
+    return Mismatch(index, node.target, node.module, culprits)
+
+
+def _removed_in(graph: DependencyGraph, value_indices: list[int], removed: np.ndarray) -> np.ndarray:
+    comps: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    for i in value_indices:
+        for d in graph.dims[i] or []:
             c = graph.components.of[d.ids]
             comps.append(c[removed[c]])
-    culprits = np.unique(np.concatenate(comps)) if comps else np.zeros(0, dtype=np.int64)
-    return Mismatch(index, node.target, node.module, culprits)
+    return np.unique(np.concatenate(comps))

@@ -231,6 +231,7 @@ def record_trace(
             f"came from {where!r}: {type(exc).__name__}: {exc}. Check that example_inputs "
             f"match what model.forward expects (shapes, dtypes, device).",
             node_index=failed_at,
+            partial=trace,
         ) from exc
     finally:
         for h in handles:
