@@ -151,10 +151,14 @@ def activation_stats(model: nn.Module, graph: DependencyGraph, batches: Iterable
     return stats
 
 
-def group_slices(model: nn.Module, graph: DependencyGraph, group: Group,
-                 activations: ActivationStats | None = None) -> GroupSlices:
+def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     tensors = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
+    return tensors
+
+
+def group_slices(graph: DependencyGraph, group: Group, tensors: dict[str, torch.Tensor],
+                 activations: ActivationStats | None = None) -> GroupSlices:
     members = []
     scales = []
     for m in group.members:
@@ -185,7 +189,8 @@ def score_groups(model: nn.Module, graph: DependencyGraph, criterion: Importance
         if criterion.needs_activations:
             acts = activation_stats(model, graph, batches, groups)
     try:
-        return {g.id: criterion(group_slices(model, graph, g, acts.get(g.id))) for g in groups}
+        tensors = named_tensors(model)
+        return {g.id: criterion(group_slices(graph, g, tensors, acts.get(g.id))) for g in groups}
     finally:
         if criterion.needs_gradients:
             model.zero_grad(set_to_none=True)

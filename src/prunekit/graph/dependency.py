@@ -235,17 +235,23 @@ def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Component
     order = np.lexsort((p, m, c))
     c, m, p = c[order], m[order], p[order]
     uniq, starts, counts = np.unique(c, return_index=True, return_counts=True)
-    signatures: dict[tuple[tuple[int, int], ...], list[int]] = {}
-    for k in range(len(uniq)):
-        s, n = starts[k], counts[k]
-        ms, mc = np.unique(m[s:s + n], return_counts=True)
-        sig = tuple(zip(ms.tolist(), mc.tolist()))
-        if all(keys[mm][2] == "input" for mm, _ in sig):
-            continue
-        signatures.setdefault(sig, []).append(k)
+    # signature of a component: its (member, positions per member) pairs, as a padded row
+    pair_start = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (m[1:] != m[:-1])])
+    pair_len = np.diff(np.r_[pair_start, c.size])
+    pair_comp = np.searchsorted(uniq, c[pair_start])
+    pair_key = m[pair_start] * (1 << 31) + pair_len
+    slot = np.arange(pair_start.size) - np.searchsorted(pair_comp, pair_comp)
+    table = np.full((uniq.size, int(slot.max()) + 1), -1, dtype=np.int64)
+    table[pair_comp, slot] = pair_key
+    rows_sig, sig_of = _unique_rows(table)
+    is_input = np.array([k[2] == "input" for k in keys])
     groups: list[Group] = []
-    for sig, ks in signatures.items():
-        ks_arr = np.asarray(ks)
+    for s_id, row in enumerate(rows_sig):
+        row = row[row >= 0]
+        sig = [(int(key >> 31), int(key & ((1 << 31) - 1))) for key in row]
+        if all(is_input[mm] for mm, _ in sig):
+            continue
+        ks_arr = np.flatnonzero(sig_of.reshape(-1) == s_id)
         width = sum(n for _, n in sig)
         rows = starts[ks_arr][:, None] + np.arange(width)[None, :]
         positions = p[rows]
@@ -268,6 +274,20 @@ def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Component
         if seen[g.name] > 1:
             g.name = f"{g.name}#{seen[g.name]}"
     return groups
+
+
+def _unique_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(table, axis=0, return_inverse=True)``, fast for wide tables: rows are
+    hashed with random 64-bit weights, and the hash classes are checked for equality."""
+    weights = np.random.default_rng(0).integers(1, 2**62, size=table.shape[1], dtype=np.int64)
+    with np.errstate(over="ignore"):
+        hashes = (table * weights).sum(axis=1)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not np.array_equal(table, table[first][inverse]):  # a collision: do it exactly
+        rows, inverse = np.unique(table, axis=0, return_inverse=True)
+        return rows, inverse.reshape(-1)
+    return table[first], inverse
 
 
 def _group_name(members: list[Member]) -> str:
