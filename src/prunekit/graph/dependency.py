@@ -249,9 +249,9 @@ def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Component
     for s_id, row in enumerate(rows_sig):
         row = row[row >= 0]
         sig = [(int(key >> 31), int(key & ((1 << 31) - 1))) for key in row]
-        if all(is_input[mm] for mm, _ in sig):
-            continue
         ks_arr = np.flatnonzero(sig_of.reshape(-1) == s_id)
+        if all(is_input[mm] for mm, _ in sig) or ks_arr.size < 2:
+            continue  # nothing to prune: no tensor, or a single unit that must stay
         width = sum(n for _, n in sig)
         rows = starts[ks_arr][:, None] + np.arange(width)[None, :]
         positions = p[rows]

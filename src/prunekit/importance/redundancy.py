@@ -51,10 +51,6 @@ class GeometricMedianImportance(NormalizedImportance):
     """
 
     def score(self, group: GroupSlices) -> torch.Tensor:
-        vectors = unit_vectors(group, self.name)
-        distances = torch.cdist(
-            vectors.unsqueeze(0),
-            vectors.unsqueeze(0),
-            compute_mode="donot_use_mm_for_euclid_dist",
-        ).squeeze(0)
-        return distances.sum(dim=1)
+        vectors = unit_vectors(group, self.name).double()  # float64 keeps the fast matmul form exact enough
+        distances = torch.cdist(vectors.unsqueeze(0), vectors.unsqueeze(0)).squeeze(0)
+        return distances.sum(dim=1).to(torch.float32)
