@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 
 @dataclass(frozen=True)
@@ -83,6 +81,9 @@ class LabelSpace:
 
     def solve(self) -> "Components":
         """Connected components of the union graph."""
+        from scipy.sparse import coo_matrix  # imported here to keep `import prunekit` light
+        from scipy.sparse.csgraph import connected_components
+
         n = self.count
         if self._edges_a:
             a = np.concatenate(self._edges_a)
