@@ -14,6 +14,7 @@ the real inputs, so every model that runs can be recorded.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -113,7 +114,6 @@ class _Recorder(TorchDispatchMode):
         self.trace = trace
         self.known = known  # id(tensor) -> (kind, name)
         self.current: dict[int, int] = {}  # id(tensor) -> value index of its latest version
-        self.alive: list[torch.Tensor] = []  # keeps ids unique while recording
         self.module_stack: list[str] = [""]
         self.opaque_depth = 0
         self.failed_at: int | None = None
@@ -123,8 +123,10 @@ class _Recorder(TorchDispatchMode):
         value = Value(len(self.trace.values), tuple(tensor.shape), kind, name,
                       tensor.is_floating_point())
         self.trace.values.append(value)
-        self.current[id(tensor)] = value.index
-        self.alive.append(tensor)
+        key = id(tensor)
+        if key not in self.current:  # forget the id when the tensor is freed (ids get reused)
+            weakref.finalize(tensor, self.current.pop, key, None)
+        self.current[key] = value.index
         if kind in ("param", "buffer"):
             self.trace.params.setdefault(name, value.index)
         return ValueRef(value.index)
