@@ -58,20 +58,21 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     if example_inputs is None:
         raise ConfigError("example_inputs is required: a tensor (or tuple/dict of tensors) "
                           "shaped like one real batch, e.g. torch.randn(1, 3, 224, 224)")
+    normalize = config.normalize or ("mean" if config.scope == "global" else "none")
+    criterion = make_importance(config.importance, reduce=config.reduce, normalize=normalize)
     graph = DependencyGraph.build(model, example_inputs, ignore=config.ignore,
-                                  input_features=config.input_features)
+                                  input_features=config.input_features,
+                                  on_meta=not criterion.needs_activations)
     for pattern in config.overrides:
         graph.matching_groups(pattern)
     groups = [g for g in graph.groups if g.exact or not config.exact_only]
-    normalize = config.normalize or ("mean" if config.scope == "global" else "none")
-    criterion = make_importance(config.importance, reduce=config.reduce, normalize=normalize)
     scores = score_groups(model, graph, criterion, groups, calibration, loss_fn)
 
     comp_group = np.full(graph.components.blocked.shape[0], -1, dtype=np.int64)
     for g in groups:
         comp_group[g.components] = g.id
     excluded: set[int] = set()
-    on_meta = True
+    on_meta = graph.on_meta
     for _ in range(MAX_VERIFY_ROUNDS):
         active = [g for g in groups if g.id not in excluded]
         selection = _select(model, graph, active, scores, config)

@@ -21,7 +21,7 @@ from torch.utils._pytree import tree_map
 from .errors import TraceError
 from .graph.dependency import DependencyGraph
 from .graph.handlers import is_opaque
-from .graph.trace import record_trace
+from .graph.trace import meta_copy, record_trace, to_meta
 from .plan import Plan
 from .surgery import apply_plan
 
@@ -34,21 +34,6 @@ class Mismatch:
     op: str
     module: str
     culprits: np.ndarray  # removed component ids that reach that op
-
-
-def meta_copy(model: nn.Module) -> nn.Module:
-    """A structural copy of ``model`` whose parameters and buffers live on ``meta``."""
-    memo: dict[int, Any] = {}
-    for p in model.parameters():
-        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
-    for b in model.buffers():
-        memo[id(b)] = torch.empty_like(b, device="meta")
-    return copy.deepcopy(model, memo)
-
-
-def to_meta(inputs: Any) -> Any:
-    return tree_map(lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor)
-                    else t, inputs)
 
 
 def slice_inputs(inputs: Any, plan: Plan) -> Any:

@@ -17,12 +17,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch.nn as nn
 
-from ..errors import ConfigError, UnsupportedOpError
+from ..errors import ConfigError, TraceError, UnsupportedOpError
 from .handlers import OpaqueContext, handler_for, is_opaque
 from .labels import BlockReason, Components, Dim, LabelSpace
 from .rules import RuleContext, unknown_op
 from .rules.base import lookup_rule
-from .trace import Trace, record_trace
+from .trace import Trace, meta_copy, record_trace, to_meta
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,13 @@ class DependencyGraph:
     groups: list[Group]
     unsupported: list[BlockReason] = field(default_factory=list)
     tags: dict[str, set[str]] = field(default_factory=dict)
+    on_meta: bool = False  # traced on a shape-only copy (no compute, no activation memory)
 
     # -- construction -----------------------------------------------------------
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, *, ignore: Sequence[str] = (),
-              input_features: Iterable[tuple[int, int]] = ()) -> "DependencyGraph":
+              input_features: Iterable[tuple[int, int]] = (),
+              on_meta: bool = True) -> "DependencyGraph":
         """Trace ``model`` on ``example_inputs`` and discover its groups.
 
         ``ignore`` lists module names (glob patterns allowed) whose tensors must keep
@@ -90,7 +92,14 @@ class DependencyGraph:
                 raise ConfigError(
                     f"ignore entry {pattern!r} matches no module of the model; module names "
                     f"look like {module_names[1:4]!r} (see model.named_modules())")
-        trace = record_trace(model, example_inputs, is_opaque)
+        trace = None
+        if on_meta:  # shapes are all we need; fall back to real tensors if the model refuses
+            try:
+                trace = record_trace(meta_copy(model), to_meta(example_inputs), is_opaque)
+            except (TraceError, NotImplementedError, RuntimeError):
+                on_meta = False
+        if trace is None:
+            trace = record_trace(model, example_inputs, is_opaque)
         space = LabelSpace()
         dims: list[list[Dim] | None] = [None] * len(trace.values)
         unsupported: list[BlockReason] = []
@@ -147,7 +156,7 @@ class DependencyGraph:
             for d in dims[trace.params[name]] or []:
                 components.blocked[components.of[d.ids]] = True
         groups = _collect_groups(trace, dims, components)
-        return cls(trace, dims, components, groups, unsupported, tags)
+        return cls(trace, dims, components, groups, unsupported, tags, on_meta)
 
     # -- queries ----------------------------------------------------------------
     def group_named(self, name: str) -> Group:

@@ -14,6 +14,7 @@ the real inputs, so every model that runs can be recorded.
 
 from __future__ import annotations
 
+import copy
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -262,6 +263,21 @@ def record_trace(
             m.train(flag)
     trace.outputs = tree_map(recorder.ref, out)
     return trace
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A structural copy of ``model`` whose parameters and buffers live on ``meta``."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def to_meta(inputs: Any) -> Any:
+    return tree_map(lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor)
+                    else t, inputs)
 
 
 def shapes_of(trace: Trace, refs: Sequence[ValueRef]) -> list[tuple[int, ...]]:
