@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 
 from .config import PruneConfig
-from .errors import ConfigError, VerificationError
+from .errors import ConfigError, TraceError, VerificationError
 from .graph.dependency import DependencyGraph, Group
 from .graph.trace import as_args
 from .importance.base import Importance
@@ -63,6 +63,7 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     graph = DependencyGraph.build(model, example_inputs, ignore=config.ignore,
                                   input_features=config.input_features,
                                   on_meta=not criterion.needs_activations)
+    reference = _output_shapes(model, example_inputs)  # also catches dtype/device mismatches
     for pattern in config.overrides:
         graph.matching_groups(pattern)
     groups = [g for g in graph.groups if g.exact or not config.exact_only]
@@ -98,9 +99,13 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     skipped = [g.name for g in groups if g.id in excluded]
     plan.settings["skipped_groups"] = skipped
 
-    reference = [tuple(graph.trace.values[r.index].shape) for r in graph.trace.output_refs()]
     apply_plan(model, plan)
-    _check_outputs(model, slice_inputs(example_inputs, plan), reference)
+    try:
+        shapes = _output_shapes(model, slice_inputs(example_inputs, plan))
+    except TraceError as exc:
+        raise VerificationError(f"the pruned model does not run: {exc}") from exc
+    if shapes != reference:
+        raise VerificationError(f"pruning changed the output shapes from {reference} to {shapes}")
     return PruneResult(model, plan, graph, skipped)
 
 
@@ -126,7 +131,8 @@ def _select(model: nn.Module, graph: DependencyGraph, groups: list[Group],
     return select(groups, scores, config, search_ratio(reduction, float(target)))
 
 
-def _check_outputs(model: nn.Module, example_inputs: Any, reference: list[tuple[int, ...]]) -> None:
+def _output_shapes(model: nn.Module, example_inputs: Any) -> list[tuple[int, ...]]:
+    """Run the model once (eval, no grad) and return its output shapes."""
     args, kwargs = as_args(example_inputs)
     was_training = model.training
     model.eval()
@@ -134,9 +140,8 @@ def _check_outputs(model: nn.Module, example_inputs: Any, reference: list[tuple[
         with torch.no_grad():
             out = model(*args, **kwargs)
     except Exception as exc:
-        raise VerificationError(f"the pruned model does not run: {type(exc).__name__}: {exc}") from exc
+        raise TraceError(f"the model does not run on the example_inputs: {type(exc).__name__}: "
+                         f"{exc}. Pass inputs shaped, typed and placed like one real batch.") from exc
     finally:
         model.train(was_training)
-    shapes = [tuple(t.shape) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-    if shapes != reference:
-        raise VerificationError(f"pruning changed the output shapes from {reference} to {shapes}")
+    return [tuple(t.shape) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]

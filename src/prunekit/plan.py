@@ -7,6 +7,7 @@ can be reviewed, saved, and replayed on a fresh instance of the same architectur
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -35,6 +36,7 @@ class GroupDecision:
 class Plan:
     """Which slices of which tensors are removed, and the module attributes that change."""
 
+    architecture: str = ""  # fingerprint of every tensor name and shape of the unpruned model
     tensors: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     original_shapes: dict[str, list[int]] = field(default_factory=dict)
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -50,6 +52,7 @@ class Plan:
         return {
             "format": FORMAT,
             "version": VERSION,
+            "architecture": self.architecture,
             "settings": self.settings,
             "groups": [g.__dict__ for g in self.groups],
             "input_features": self.input_features,
@@ -68,6 +71,7 @@ class Plan:
                             f"reads version {VERSION}")
         try:
             return cls(
+                architecture=str(data.get("architecture", "")),
                 tensors={name: {int(d): [int(i) for i in idx] for d, idx in dims.items()}
                          for name, dims in data["tensors"].items()},
                 original_shapes={k: [int(s) for s in v] for k, v in data["original_shapes"].items()},
@@ -95,6 +99,13 @@ class Plan:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PlanError(f"plan file {str(target)!r} is not valid JSON: {exc}") from None
         return cls.from_dict(data, source=f"plan file {str(target)!r}")
+
+
+def architecture_fingerprint(model: Any) -> str:
+    """SHA-256 of every parameter and buffer name with its shape: what a plan fits."""
+    entries = [f"{n}:{tuple(t.shape)}" for n, t in model.named_parameters()]
+    entries += [f"{n}:{tuple(t.shape)}" for n, t in model.named_buffers()]
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -18,7 +18,7 @@ import torch.nn as nn
 from .config import PruneConfig
 from .graph.dependency import DependencyGraph, Group
 from .graph.handlers import ModuleShapes, handler_for
-from .plan import GroupDecision, Plan
+from .plan import GroupDecision, Plan, architecture_fingerprint
 
 Selection = dict[int, np.ndarray]  # group id -> removed unit indices
 
@@ -32,9 +32,9 @@ def _kept_count(n: int, ratio: float, config: PruneConfig) -> int:
 
 def group_ratio(group: Group, config: PruneConfig, ratio: float) -> float:
     """The ratio for a group: a matching override, else the global one."""
+    base = group.name.split("#", 1)[0]
     for pattern, value in config.overrides.items():
-        if fnmatch.fnmatchcase(group.name, pattern) or any(
-                fnmatch.fnmatchcase(m, pattern) for m in group.modules):
+        if fnmatch.fnmatchcase(base, pattern):
             return value
     return ratio
 
@@ -142,6 +142,7 @@ def build_plan(model: nn.Module, graph: DependencyGraph, groups: list[Group],
     sizes = graph.predicted_sizes(removed_flags(graph, selection))
     shapes = {name: list(graph.trace.values[i].shape) for name, i in graph.trace.params.items()}
     plan = Plan(
+        architecture=architecture_fingerprint(model),
         tensors={n: {d: sorted(ix) for d, ix in dims.items()} for n, dims in tensors.items()},
         original_shapes={n: shapes[n] for n in tensors},
         groups=decisions, input_features=inputs, settings=config.settings())

@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from .errors import PlanError
 from .graph.handlers import handler_for
-from .plan import Plan
+from .plan import Plan, architecture_fingerprint
 
 
 def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -21,7 +21,12 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
 
 
 def check_plan_fits(model: nn.Module, plan: Plan) -> None:
-    """Raise :class:`PlanError` unless every tensor the plan touches exists with its shape."""
+    """Raise :class:`PlanError` unless the model is the architecture the plan was made for."""
+    if plan.architecture and plan.architecture != architecture_fingerprint(model):
+        raise PlanError(
+            "the plan was made for another architecture (or an already pruned model): its "
+            "fingerprint of parameter and buffer names and shapes does not match this model; "
+            "apply plans to a fresh, unpruned instance of the architecture they were made for")
     tensors = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
     for name, shape in plan.original_shapes.items():

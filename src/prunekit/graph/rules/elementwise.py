@@ -80,8 +80,8 @@ def _factory(ctx: RuleContext) -> list[list[Dim] | None]:
     return ctx.fresh_outputs()
 
 
-def _reduced_dims(ctx: RuleContext, ndim: int) -> list[int]:
-    dims = ctx.arg(1, "dim")
+def _reduced_dims(ctx: RuleContext, ndim: int, dim_arg: int = 1) -> list[int]:
+    dims = ctx.arg(dim_arg, "dim")
     if dims is None or isinstance(dims, (bool,)) or (isinstance(dims, (list, tuple)) and not dims):
         return list(range(ndim))
     if isinstance(dims, int):
@@ -89,12 +89,15 @@ def _reduced_dims(ctx: RuleContext, ndim: int) -> list[int]:
     return sorted(normalize_dim(d, ndim) for d in dims)
 
 
-def _reduction(exact: bool, indices: bool = False):
+def _reduction(exact: bool, indices: bool = False, dim_arg: int = 1):
+    """``dim_arg``: position of the ``dim`` argument (2 for norms, after the order ``p``)."""
+
     def rule(ctx: RuleContext) -> list[list[Dim] | None]:
         x = ctx.node.args[0]
         dims = ctx.dims(x)
-        reduced = _reduced_dims(ctx, len(dims)) if not ctx.node.target.endswith(".default") \
-            or len(ctx.node.args) > 1 else list(range(len(dims)))
+        reduced = _reduced_dims(ctx, len(dims), dim_arg) \
+            if not ctx.node.target.endswith(".default") or len(ctx.node.args) > 1 \
+            else list(range(len(dims)))
         for r in reduced:
             if indices:
                 ctx.block(dims[r])
@@ -119,7 +122,8 @@ def _reduction(exact: bool, indices: bool = False):
 
 op_rule("sum", "nansum")(_reduction(exact=True))
 op_rule("mean", "nanmean", "amax", "amin", "var", "std", "var_mean", "std_mean", "logsumexp",
-        "norm", "linalg_vector_norm", "prod", "all", "any")(_reduction(exact=False))
+        "prod", "all", "any")(_reduction(exact=False))
+op_rule("norm", "linalg_vector_norm")(_reduction(exact=False, dim_arg=2))  # (x, p, dim, keepdim)
 op_rule("max.dim", "min.dim", "argmax", "argmin", "max.default", "min.default",
         "aten.max.dim", "aten.min.dim", "cumsum", "cumprod", "median", "mode", "kthvalue")(
     _reduction(exact=False, indices=True))

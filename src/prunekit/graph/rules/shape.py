@@ -298,3 +298,28 @@ def _index_select(ctx: RuleContext) -> list[list[Dim] | None]:
     ctx.block(dims[at])
     dims[at] = ctx.fresh(ctx.out_shape()[at])
     return [dims]
+
+
+@op_rule("as_strided", "as_strided_", "as_strided_copy")
+def _as_strided(ctx: RuleContext) -> list[list[Dim] | None]:
+    """A re-layout that keeps every element in place: pass the labels through.
+
+    ``adaptive_avg_pool2d(x, 1)`` on a channels-last tensor (ConvNeXt, Swin) ends with
+    ``out.as_strided_(size, stride)``, changing only the strides of its size-1 dims. That is
+    recognised as same size, no storage offset, and contiguous strides on every dim longer
+    than 1; any other ``as_strided`` reinterprets memory: it is reported and treated as an
+    op without a rule.
+    """
+    x = ctx.node.args[0]
+    dims = ctx.dims(x)
+    size = [int(s) for s in ctx.arg(1, "size")]
+    stride = [int(s) for s in ctx.arg(2, "stride")]
+    offset = ctx.arg(3, "storage_offset")
+    contiguous, step = [0] * len(size), 1
+    for i in range(len(size) - 1, -1, -1):
+        contiguous[i] = step
+        step *= max(size[i], 1)
+    if (size == [d.size for d in dims] and not offset
+            and all(s == c for n, s, c in zip(size, stride, contiguous) if n > 1)):
+        return [list(dims)]
+    raise ValueError("as_strided that moves elements")  # reported, then treated as unknown
