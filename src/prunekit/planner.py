@@ -162,9 +162,18 @@ def module_attributes(model: nn.Module, graph: DependencyGraph,
     """Ask each handler for the attributes of modules whose tensors or calls change shape."""
     result: dict[str, dict[str, object]] = {}
     values = graph.trace.values
+    first_name = {}  # tied tensors are known to the trace by their first name only
+    for full, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        first_name.setdefault(id(tensor), full)
     for name, module in model.named_modules():
-        own = {local: graph.trace.params.get(f"{name}.{local}" if name else local)
-               for local, _ in list(module.named_parameters()) + list(module.named_buffers())}
+        own = {local: graph.trace.params.get(first_name.get(id(t), ""))
+               for local, t in list(module.named_parameters(recurse=False))
+               + list(module.named_buffers(recurse=False))}
+        for child, sub in module.named_modules():
+            if child:
+                own.update({f"{child}.{local}": graph.trace.params.get(first_name.get(id(t), ""))
+                            for local, t in list(sub.named_parameters(recurse=False))
+                            + list(sub.named_buffers(recurse=False))})
         params = {local: tuple(sizes[i]) for local, i in own.items() if i is not None}
         calls = [([tuple(sizes[i]) for i in ins], [tuple(sizes[o]) for o in outs])
                  for ins, outs in graph.trace.module_calls.get(name, [])]

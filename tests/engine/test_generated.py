@@ -2,10 +2,12 @@
 
 A tiny DSL describes a model as a list of blocks over an ``(N, C, H, W)`` activation:
 conv+bn+relu, residual blocks, concatenated branches, split/chunk into two branches joined
-by ``cat``, grouped and depthwise convolutions, and a head (flatten → linear, or global
-pooling → linear). Every generated model is pruned
-with ``exact_only=True`` at a random ratio; the outputs with the planned units zeroed must
-equal the outputs of the pruned model. A failure prints the shrunk architecture.
+by ``cat``, grouped and depthwise convolutions, self-attention over the flattened pixels
+(``nn.MultiheadAttention``), and a head (flatten → linear, or global pooling → linear).
+Every generated model is pruned with ``exact_only=True`` at a random ratio; the outputs
+with the planned units zeroed must equal the outputs of the pruned model. A second
+property: where nothing hard-codes a channel count (no ``split``/``chunk`` block), the
+verifier must leave no group out. A failure prints the shrunk architecture.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import torch.nn as nn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prunekit.testing import exactness_gap
+import prunekit
+from prunekit.testing import run_exact_check
 
 TOL = 1e-6
-SIZE = 8  # input is (1, 3, SIZE, SIZE)
+SIZE = 8  # input is (BATCH, 3, SIZE, SIZE)
+BATCH = 2
 MIN_C, MAX_C = 2, 12
 
 
@@ -65,13 +69,20 @@ class Depthwise:
 
 
 @dataclass(frozen=True)
+class Attn:
+    heads: int
+    head_dim: int
+    batch_first: bool
+
+
+@dataclass(frozen=True)
 class Head:
     flatten: bool
     hidden: int
     classes: int
 
 
-Block = Conv | Res | Cat | Split | Grouped | Depthwise
+Block = Conv | Res | Cat | Split | Grouped | Depthwise | Attn
 
 
 class ConvBlock(nn.Module):
@@ -127,6 +138,30 @@ class SplitBlock(nn.Module):
         return torch.cat([torch.relu(self.b(right)), torch.relu(self.a(left))], dim=1)
 
 
+class AttnBlock(nn.Module):
+    """Self-attention over the flattened pixels, projected in and out of the channels,
+    added back to its input."""
+
+    def __init__(self, c: int, spec: Attn) -> None:
+        super().__init__()
+        embed = spec.heads * spec.head_dim
+        self.batch_first = spec.batch_first
+        self.inp = nn.Linear(c, embed)
+        self.attn = nn.MultiheadAttention(embed, spec.heads, batch_first=spec.batch_first)
+        self.out = nn.Linear(embed, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        t = self.inp(x.flatten(2).transpose(1, 2))  # (N, HW, E)
+        if not self.batch_first:
+            t = t.transpose(0, 1)
+        t, _ = self.attn(t, t, t)
+        if not self.batch_first:
+            t = t.transpose(0, 1)
+        t = self.out(torch.relu(t))  # (N, HW, C)
+        return x + t.transpose(1, 2).reshape(n, c, h, w)
+
+
 class Generated(nn.Module):
     def __init__(self, blocks: list[Block], head: Head) -> None:
         super().__init__()
@@ -139,8 +174,10 @@ class Generated(nn.Module):
                 layers.append(ResBlock(c, spec))
             elif isinstance(spec, Cat):
                 layers.append(CatBlock(c, spec))
-            else:
+            elif isinstance(spec, Split):
                 layers.append(SplitBlock(c, spec))
+            else:
+                layers.append(AttnBlock(c, spec))
             c = out_channels(c, spec)
         self.body = nn.Sequential(*layers)
         self.flatten = head.flatten
@@ -161,7 +198,7 @@ def out_channels(c: int, spec: Block) -> int:
         return c * spec.multiplier
     if isinstance(spec, (Cat, Split)):
         return spec.a + spec.b
-    return c  # Res
+    return c  # Res, Attn
 
 
 # -- strategies ---------------------------------------------------------------------------------
@@ -171,9 +208,9 @@ hidden = st.integers(10, MAX_C)  # floor(0.1 * 10) = 1: the head always loses a 
 
 
 @st.composite
-def blocks_for(draw: st.DrawFn, c: int) -> Block:
-    kinds = ["conv", "res", "cat", "grouped"]
-    if c >= 2:
+def blocks_for(draw: st.DrawFn, c: int, allow_split: bool = True) -> Block:
+    kinds = ["conv", "res", "cat", "grouped", "attn"]
+    if c >= 2 and allow_split:
         kinds.append("split")
     if c * 2 <= MAX_C:
         kinds.append("depthwise")
@@ -192,15 +229,17 @@ def blocks_for(draw: st.DrawFn, c: int) -> Block:
         return Grouped(groups * draw(st.integers(max(1, -(-MIN_C // groups)), MAX_C // groups)), groups)
     if kind == "depthwise":
         return Depthwise(draw(st.integers(1, min(2, MAX_C // c))))
+    if kind == "attn":
+        return Attn(draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.booleans()))
     raise AssertionError(kind)
 
 
 @st.composite
-def architectures(draw: st.DrawFn) -> tuple[list[Block], Head]:
+def architectures(draw: st.DrawFn, allow_split: bool = True) -> tuple[list[Block], Head]:
     blocks: list[Block] = []
     c = 3
     for _ in range(draw(st.integers(1, 4))):
-        spec = draw(blocks_for(c))
+        spec = draw(blocks_for(c, allow_split))
         blocks.append(spec)
         c = out_channels(c, spec)
     return blocks, Head(draw(st.booleans()), draw(hidden), draw(st.integers(1, 4)))
@@ -232,7 +271,27 @@ def test_generated_models_prune_exactly(arch: tuple[list[Block], Head], ratio: f
                                         scope: str, seed: int) -> None:
     blocks, head = arch
     model = build(blocks, head, seed)
-    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed),
+    x = torch.randn(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed),
                     dtype=torch.float64)
-    gap = exactness_gap(model, x, ratio=ratio, scope=scope)
-    assert gap <= TOL, f"max |y0 - y1| = {gap} for blocks={blocks} head={head}"
+    result = run_exact_check(model, x, ratio=ratio, scope=scope)
+    where = f"for blocks={blocks} head={head}"
+    assert result.plan.tensors and result.params_after < result.params_before, \
+        f"the plan removes nothing {where}"
+    assert result.max_diff <= TOL, f"max |y0 - y1| = {result.max_diff} {where}"
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(arch=architectures(allow_split=False), ratio=st.floats(0.1, 0.9),
+       scope=st.sampled_from(["local", "global"]), seed=st.integers(0, 3))
+def test_generated_models_lose_no_group_to_the_verifier(arch: tuple[list[Block], Head],
+                                                       ratio: float, scope: str,
+                                                       seed: int) -> None:
+    """Without a hard-coded channel count every planned group must pass verification."""
+    blocks, head = arch
+    model = build(blocks, head, seed)
+    x = torch.randn(BATCH, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed),
+                    dtype=torch.float64)
+    result = prunekit.prune(model, x, ratio=ratio, scope=scope)
+    assert not result.skipped, (f"the verifier left out {result.skipped} for blocks={blocks} "
+                                f"head={head}")

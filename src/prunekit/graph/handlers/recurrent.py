@@ -33,6 +33,12 @@ class RecurrentHandler(Handler):
         directions = 2 if module.bidirectional else 1
         x = ctx.input(0, "input")
         assert x is not None
+        if module.proj_size:  # projections are not supported: keep everything
+            for ref in list(ctx.node.params.values()) + ctx.node.input_refs():
+                for d in ctx._dims[ref.index] or []:
+                    ctx.block(d)
+            return [None if r is None else [ctx.fresh(n) for n in ctx.trace.values[r.index].shape]
+                    for r in ctx.node.outputs]
         units = Dim(ctx.space.fresh(hidden), True)
         suffixes = ["", "_reverse"][:directions]
         for layer in range(module.num_layers):
