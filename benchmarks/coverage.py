@@ -165,6 +165,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per model per tool")
     ap.add_argument("--out", default=None, help="JSON results (written after every model)")
     ap.add_argument("--resume", action="store_true", help="keep rows already in --out")
+    ap.add_argument("--merge", default=None,
+                    help="comma-separated JSON files of earlier runs (e.g. one per tool, run "
+                         "side by side) whose rows are kept like --resume rows")
     ap.add_argument("--markdown", default=None, help="also write the table to this file")
     ap.add_argument("--worker", nargs=3, metavar=("MODEL", "ZOO", "TOOL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -184,6 +187,10 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     if args.resume and args.out and Path(args.out).exists():
         results = json.loads(Path(args.out).read_text()).get("results", {})
+    for path in (args.merge.split(",") if args.merge else []):
+        for name, rows in json.loads(Path(path).read_text()).get("results", {}).items():
+            for tool, r in rows.items():
+                results.setdefault(name, {}).setdefault(tool, r)
 
     env = Environment(args.threads)
     for i, name in enumerate(models, 1):

@@ -8,16 +8,18 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.func import functional_call
 from torch.utils._pytree import tree_flatten
 
 from .config import PruneConfig
 from .errors import ConfigError, TraceError, VerificationError
 from .graph.dependency import DependencyGraph, Group
-from .graph.trace import as_args
+from .graph.trace import as_args, to_meta
 from .importance.base import Importance
 from .plan import Plan
 from .planner import (Selection, build_plan, predicted_macs, predicted_params, removed_flags,
                       search_ratio, select_global, select_local)
+from .runtime import cyclic_gc_paused, eval_mode
 from .scoring import LossFn, make_importance, score_groups
 from .surgery import apply_plan
 from .verify import find_mismatch, slice_inputs
@@ -40,6 +42,7 @@ class PruneResult:
         return self.plan.input_features
 
 
+@cyclic_gc_paused()
 def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
           config: PruneConfig | None = None, importance: str | Importance = "l2",
           calibration: Iterable[Any] | None = None, loss_fn: LossFn | None = None,
@@ -63,7 +66,9 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     graph = DependencyGraph.build(model, example_inputs, ignore=config.ignore,
                                   input_features=config.input_features,
                                   on_meta=not criterion.needs_activations)
-    reference = _output_shapes(model, example_inputs)  # also catches dtype/device mismatches
+    reference = [graph.trace.values[r.index].shape for r in graph.trace.output_refs()]
+    if graph.on_meta and not _inputs_match_model(model, example_inputs):
+        _output_shapes(model, example_inputs)  # shapes alone hide dtype/device mismatches
     for pattern in config.overrides:
         graph.matching_groups(pattern)
     groups = [g for g in graph.groups if g.exact or not config.exact_only]
@@ -100,12 +105,14 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     plan.settings["skipped_groups"] = skipped
 
     apply_plan(model, plan)
-    try:
-        shapes = _output_shapes(model, slice_inputs(example_inputs, plan))
-    except TraceError as exc:
-        raise VerificationError(f"the pruned model does not run: {exc}") from exc
-    if shapes != reference:
-        raise VerificationError(f"pruning changed the output shapes from {reference} to {shapes}")
+    if not config.verify:  # otherwise a pruned copy already ran and matched every shape
+        try:
+            shapes = _output_shapes(model, slice_inputs(example_inputs, plan), on_meta=on_meta)
+        except TraceError as exc:
+            raise VerificationError(f"the pruned model does not run: {exc}") from exc
+        if shapes != reference:
+            raise VerificationError(
+                f"pruning changed the output shapes from {reference} to {shapes}")
     return PruneResult(model, plan, graph, skipped)
 
 
@@ -131,17 +138,48 @@ def _select(model: nn.Module, graph: DependencyGraph, groups: list[Group],
     return select(groups, scores, config, search_ratio(reduction, float(target)))
 
 
-def _output_shapes(model: nn.Module, example_inputs: Any) -> list[tuple[int, ...]]:
-    """Run the model once (eval, no grad) and return its output shapes."""
+def _output_shapes(model: nn.Module, example_inputs: Any, *,
+                   on_meta: bool = False) -> list[tuple[int, ...]]:
+    """Run the model once (eval, no grad) and return its output shapes.
+
+    ``on_meta`` runs it with shape-only copies of its parameters, buffers and inputs (no
+    compute, no activation memory), and on real tensors only if the model refuses meta.
+    """
     args, kwargs = as_args(example_inputs)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            out = model(*args, **kwargs)
+        with eval_mode(model), torch.no_grad():
+            out = None
+            if on_meta:
+                try:
+                    meta_args, meta_kwargs = to_meta((args, kwargs))
+                    out = functional_call(model, _meta_state(model), meta_args, meta_kwargs)
+                except (NotImplementedError, RuntimeError, TypeError, ValueError):
+                    out = None  # e.g. data-dependent control flow: check on real tensors
+            if out is None:
+                out = model(*args, **kwargs)
     except Exception as exc:
         raise TraceError(f"the model does not run on the example_inputs: {type(exc).__name__}: "
                          f"{exc}. Pass inputs shaped, typed and placed like one real batch.") from exc
-    finally:
-        model.train(was_training)
     return [tuple(t.shape) for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+
+
+def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    state = {n: torch.empty_like(p, device="meta") for n, p in model.named_parameters()}
+    state.update({n: torch.empty_like(b, device="meta") for n, b in model.named_buffers()})
+    return state
+
+
+def _inputs_match_model(model: nn.Module, example_inputs: Any) -> bool:
+    """Whether every input tensor sits on the model's device and floating inputs share its
+    floating dtype (what a shape-only trace cannot see). ``True`` for mixed models."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    devices = {t.device for t in tensors}
+    dtypes = {t.dtype for t in tensors if t.is_floating_point()}
+    for t in tree_flatten(as_args(example_inputs))[0]:
+        if not isinstance(t, torch.Tensor):
+            continue
+        if len(devices) == 1 and t.device not in devices:
+            return False
+        if len(dtypes) == 1 and t.is_floating_point() and t.dtype not in dtypes:
+            return False
+    return True

@@ -7,6 +7,7 @@ target is met by searching the ratio, with costs predicted from the trace (no su
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import math
 from typing import Callable
@@ -162,18 +163,18 @@ def module_attributes(model: nn.Module, graph: DependencyGraph,
     """Ask each handler for the attributes of modules whose tensors or calls change shape."""
     result: dict[str, dict[str, object]] = {}
     values = graph.trace.values
-    first_name = {}  # tied tensors are known to the trace by their first name only
-    for full, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+    first_name: dict[int, str] = {}  # tied tensors are known to the trace by their first name only
+    tensors = list(model.named_parameters(remove_duplicate=False)) + list(
+        model.named_buffers(remove_duplicate=False))
+    for full, tensor in tensors:
         first_name.setdefault(id(tensor), full)
+    index_of = {full: graph.trace.params.get(first_name[id(t)]) for full, t in tensors}
+    names = sorted(index_of)  # a module's tensors (its own and its children's) are one range
     for name, module in model.named_modules():
-        own = {local: graph.trace.params.get(first_name.get(id(t), ""))
-               for local, t in list(module.named_parameters(recurse=False))
-               + list(module.named_buffers(recurse=False))}
-        for child, sub in module.named_modules():
-            if child:
-                own.update({f"{child}.{local}": graph.trace.params.get(first_name.get(id(t), ""))
-                            for local, t in list(sub.named_parameters(recurse=False))
-                            + list(sub.named_buffers(recurse=False))})
+        prefix = f"{name}." if name else ""
+        lo = bisect.bisect_left(names, prefix)
+        hi = bisect.bisect_left(names, f"{name}/") if name else len(names)  # '/' follows '.'
+        own = {full[len(prefix):]: index_of[full] for full in names[lo:hi]}
         params = {local: tuple(sizes[i]) for local, i in own.items() if i is not None}
         calls = [([tuple(sizes[i]) for i in ins], [tuple(sizes[o]) for o in outs])
                  for ins, outs in graph.trace.module_calls.get(name, [])]

@@ -20,6 +20,7 @@ from torch.utils._pytree import tree_flatten
 from .errors import ConfigError
 from .graph.dependency import DependencyGraph, Group
 from .graph.trace import as_args
+from .runtime import eval_mode
 from .importance import get_importance
 from .importance.base import ActivationStats, GroupSlices, Importance, MemberSlice
 
@@ -124,18 +125,12 @@ def activation_stats(model: nn.Module, graph: DependencyGraph, batches: Iterable
             zeros[gid] = zeros.get(gid, 0) + (moved == 0).sum(1).float()
             counts[gid] = counts.get(gid, 0) + moved.shape[1]
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
-                args, kwargs = as_args(inputs)
-                tap = _ValueTap(graph, wanted, sink)
-                with tap:
-                    model(*args, **kwargs)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for batch in batches:
+            inputs = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
+            args, kwargs = as_args(inputs)
+            with _ValueTap(graph, wanted, sink):
+                model(*args, **kwargs)
     stats: dict[int, ActivationStats] = {}
     for g in groups:
         site = sites[g.id]

@@ -254,3 +254,52 @@ def test_saved_weights_of_another_model_do_not_fit(tmp_path: Path):
     other.save(target / "plan.json")  # an empty plan: the saved weights are too small
     with pytest.raises(prunekit.PlanError, match="do not fit"):
         prunekit.load_pruned(Tiny(), target)
+
+
+# -- where the model runs ------------------------------------------------------------------
+
+class Log:
+    """Shared by the model and every structural copy the engine makes of it."""
+
+    def __init__(self) -> None:
+        self.devices: list[str] = []
+
+
+class DeviceLog(nn.Module):
+    """Records the device of every input it sees, in a log its copies share."""
+
+    def __init__(self, branch_on_data: bool = False) -> None:
+        super().__init__()
+        self.body = Tiny()
+        self.branch_on_data = branch_on_data
+        self.log = Log()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.log.devices.append(x.device.type)
+        if self.branch_on_data and bool(x.sum() > 1e9):  # needs real values
+            return torch.zeros(x.shape[0], 3)
+        return self.body(x)
+
+
+def test_prune_runs_the_model_on_meta_tensors_only():
+    """Shapes are all the engine needs: no real forward, no activation memory."""
+    model = DeviceLog().eval()
+    result = prunekit.prune(model, torch.randn(2, 10), ratio=0.5)
+    assert result.model.body.hidden.out_features == 16
+    assert model.log.devices and set(model.log.devices) == {"meta"}
+
+
+def test_a_model_that_refuses_meta_tensors_is_traced_on_real_ones():
+    model = DeviceLog(branch_on_data=True).eval()
+    x = torch.randn(2, 10)
+    result = prunekit.prune(model, x, ratio=0.5)
+    assert "cpu" in model.log.devices
+    assert result.model.body.hidden.out_features == 16
+    assert result.model(x).shape == (2, 3)
+
+
+def test_without_verification_the_pruned_model_is_still_checked():
+    model = DeviceLog().eval()
+    result = prunekit.prune(model, torch.randn(2, 10), ratio=0.5, verify=False)
+    assert result.model.body.hidden.out_features == 16
+    assert model.log.devices.count("meta") >= 2  # the trace, then the pruned model

@@ -374,6 +374,26 @@ def test_flatten_then_linear():
     assert r.model[0].out_channels == 3 and r.model[3].in_features == 27
 
 
+class UnfoldLinear(nn.Module):
+    """``nn.Unfold`` turns conv channels into blocks of ``kh*kw`` features per position."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.unfold = nn.Unfold(kernel_size=2, stride=2)
+        self.fc = nn.Linear(6 * 4, 5)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patches = self.unfold(torch.relu(self.conv(x))).transpose(1, 2)  # (B, L, 6*4)
+        return self.out(torch.relu(self.fc(patches))).mean(1)
+
+
+def test_unfold_then_linear():
+    r = assert_exact(UnfoldLinear(), rand(2, 3, 6, 6))
+    assert r.model.conv.out_channels == 3 and r.model.fc.in_features == 12
+
+
 class PermuteTranspose(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -74,6 +74,7 @@ class DependencyGraph:
     unsupported: list[BlockReason] = field(default_factory=list)
     tags: dict[str, set[str]] = field(default_factory=dict)
     on_meta: bool = False  # traced on a shape-only copy (no compute, no activation memory)
+    _dim_layout: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     # -- construction -----------------------------------------------------------
     @classmethod
@@ -196,13 +197,22 @@ class DependencyGraph:
 
     def predicted_sizes(self, removed: np.ndarray) -> list[tuple[int, ...]]:
         """Shape of every recorded value once the components flagged in ``removed`` go."""
-        sizes = []
+        if self._dim_layout is None:
+            ids = [d.ids for vdims in self.dims if vdims is not None for d in vdims]
+            ends = np.cumsum([i.size for i in ids], dtype=np.int64)
+            all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+            self._dim_layout = (self.components.of[all_ids], ends)
+        comp_of_label, ends = self._dim_layout
+        kept = np.r_[0, np.cumsum(~removed[comp_of_label])]
+        counts = (kept[ends] - kept[np.r_[0, ends[:-1]]]).tolist() if ends.size else []
+        sizes: list[tuple[int, ...]] = []
+        at = 0
         for value, vdims in zip(self.trace.values, self.dims):
             if vdims is None:
                 sizes.append(value.shape)
                 continue
-            sizes.append(tuple(int(np.count_nonzero(~removed[self.components.of[d.ids]]))
-                               for d in vdims))
+            sizes.append(tuple(counts[at:at + len(vdims)]))
+            at += len(vdims)
         return sizes
 
 
@@ -249,16 +259,19 @@ def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Component
     pair_len = np.diff(np.r_[pair_start, c.size])
     pair_comp = np.searchsorted(uniq, c[pair_start])
     pair_key = m[pair_start] * (1 << 31) + pair_len
-    slot = np.arange(pair_start.size) - np.searchsorted(pair_comp, pair_comp)
-    table = np.full((uniq.size, int(slot.max()) + 1), -1, dtype=np.int64)
-    table[pair_comp, slot] = pair_key
-    rows_sig, sig_of = _unique_rows(table)
+    pair_count = np.bincount(pair_comp, minlength=uniq.size)
+    first_pair = np.r_[0, np.cumsum(pair_count)[:-1]]
+    slot = np.arange(pair_start.size) - first_pair[pair_comp]
+    sig_of, representative = _same_signatures(pair_key, pair_comp, slot, pair_count, first_pair)
     is_input = np.array([k[2] == "input" for k in keys])
+    by_sig = np.argsort(sig_of, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, sig_of[by_sig][1:] != sig_of[by_sig][:-1], True])
     groups: list[Group] = []
-    for s_id, row in enumerate(rows_sig):
-        row = row[row >= 0]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        ks_arr = by_sig[lo:hi]
+        rep = representative[ks_arr[0]]
+        row = pair_key[first_pair[rep]:first_pair[rep] + pair_count[rep]]
         sig = [(int(key >> 31), int(key & ((1 << 31) - 1))) for key in row]
-        ks_arr = np.flatnonzero(sig_of.reshape(-1) == s_id)
         if all(is_input[mm] for mm, _ in sig) or ks_arr.size < 2:
             continue  # nothing to prune: no tensor, or a single unit that must stay
         width = sum(n for _, n in sig)
@@ -285,18 +298,32 @@ def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Component
     return groups
 
 
-def _unique_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(table, axis=0, return_inverse=True)``, fast for wide tables: rows are
-    hashed with random 64-bit weights, and the hash classes are checked for equality."""
-    weights = np.random.default_rng(0).integers(1, 2**62, size=table.shape[1], dtype=np.int64)
+def _same_signatures(pair_key: np.ndarray, pair_comp: np.ndarray, slot: np.ndarray,
+                     pair_count: np.ndarray, first_pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Classes of components with equal signatures (sequences of pair keys).
+
+    Component ``c`` owns pairs ``first_pair[c] .. first_pair[c] + pair_count[c] - 1`` (sorted
+    by component). Sequences are hashed with random 64-bit weights per slot, then every
+    component is checked against its class's representative, so the result is exact.
+    Returns each component's class id and each component's representative component.
+    """
+    weights = np.random.default_rng(0).integers(1, 2**62, size=int(slot.max()) + 2, dtype=np.int64)
     with np.errstate(over="ignore"):
-        hashes = (table * weights).sum(axis=1)
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if not np.array_equal(table, table[first][inverse]):  # a collision: do it exactly
-        rows, inverse = np.unique(table, axis=0, return_inverse=True)
-        return rows, inverse.reshape(-1)
-    return table[first], inverse
+        hashes = np.add.reduceat(pair_key * weights[slot], first_pair) + pair_count * weights[-1]
+    _, first, sig_of = np.unique(hashes, return_index=True, return_inverse=True)
+    sig_of = sig_of.reshape(-1)
+    representative = first[sig_of]
+    same = bool(np.array_equal(pair_count[representative], pair_count))
+    if same:
+        rep_pair = first_pair[representative[pair_comp]] + slot
+        same = bool(np.array_equal(pair_key[rep_pair], pair_key))
+    if not same:  # a hash collision: compare whole rows instead
+        table = np.full((pair_count.size, int(slot.max()) + 1), -1, dtype=np.int64)
+        table[pair_comp, slot] = pair_key
+        _, first, sig_of = np.unique(table, axis=0, return_index=True, return_inverse=True)
+        sig_of = sig_of.reshape(-1)
+        representative = first[sig_of]
+    return sig_of, representative
 
 
 def _group_name(members: list[Member]) -> str:

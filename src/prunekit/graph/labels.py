@@ -15,6 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 
+LABEL_DTYPE = np.int32  # half the memory of int64; graphs stay far below the limit
+LABEL_LIMIT = int(np.iinfo(LABEL_DTYPE).max)
+
+
 @dataclass(frozen=True)
 class Dim:
     """Labels of one tensor dimension, and whether it carries parameter-derived channels."""
@@ -47,7 +51,9 @@ class LabelSpace:
         self._inexact: list[np.ndarray] = []
 
     def fresh(self, n: int) -> np.ndarray:
-        ids = np.arange(self.count, self.count + n, dtype=np.int64)
+        if self.count + n > LABEL_LIMIT:
+            raise ValueError(f"more than {LABEL_LIMIT} labels: the traced graph is too large")
+        ids = np.arange(self.count, self.count + n, dtype=LABEL_DTYPE)
         self.count += n
         return ids
 
@@ -81,17 +87,13 @@ class LabelSpace:
 
     def solve(self) -> "Components":
         """Connected components of the union graph."""
-        from scipy.sparse import coo_matrix  # imported here to keep `import prunekit` light
-        from scipy.sparse.csgraph import connected_components
-
         n = self.count
         if self._edges_a:
             a = np.concatenate(self._edges_a)
             b = np.concatenate(self._edges_b)
         else:
-            a = b = np.zeros(0, dtype=np.int64)
-        graph = coo_matrix((np.ones(a.shape[0], dtype=np.int8), (a, b)), shape=(n, n))
-        n_comp, comp = connected_components(graph, directed=False)
+            a = b = np.zeros(0, dtype=LABEL_DTYPE)
+        n_comp, comp = connected_components(n, a, b)
         blocked = np.zeros(n_comp, dtype=bool)
         reasons: dict[int, BlockReason] = {}
         for ids, reason in zip(self._blocked, self._block_reasons):
@@ -103,7 +105,7 @@ class LabelSpace:
         inexact = np.zeros(n_comp, dtype=bool)
         for ids in self._inexact:
             inexact[comp[ids]] = True
-        return Components(comp.astype(np.int64), blocked, inexact, reasons)
+        return Components(comp, blocked, inexact, reasons)
 
 
 @dataclass
@@ -114,3 +116,35 @@ class Components:
     blocked: np.ndarray  # component id -> bool
     inexact: np.ndarray  # component id -> bool
     reasons: dict[int, BlockReason]
+
+
+def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
+    """Components of the undirected graph on ``n`` nodes with edges ``a[i] -- b[i]``.
+
+    Returns the number of components and each node's component id (``0 .. count - 1``). Vectorised hook-and-compress: every round
+    hooks each root onto a smaller root it shares an edge with, then compresses paths
+    until every node points at its root; parents only ever decrease, so it terminates.
+    """
+    parent = np.arange(n, dtype=LABEL_DTYPE)
+    a = np.asarray(a, dtype=LABEL_DTYPE)
+    b = np.asarray(b, dtype=LABEL_DTYPE)
+    keep = a != b
+    a, b = a[keep], b[keep]
+    while a.size:
+        ra, rb = parent[a], parent[b]
+        differ = ra != rb
+        if not differ.any():
+            break
+        a, b, ra, rb = a[differ], b[differ], ra[differ], rb[differ]
+        low, high = np.minimum(ra, rb), np.maximum(ra, rb)
+        parent[high] = low  # any smaller root will do; the others hook in later rounds
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    is_root = parent == np.arange(n, dtype=LABEL_DTYPE)
+    del a, b
+    root_id = (np.cumsum(is_root, dtype=LABEL_DTYPE) - 1)
+    return int(is_root.sum()), root_id[parent]
+

@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import SUPPORTED_NODES, tree_flatten, tree_map
 
 from ..errors import TraceError
+from ..runtime import eval_mode
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,7 @@ class Node:
         return self.target.rsplit(".", 1)[0] if self.target.count(".") >= 2 else self.target
 
     def input_refs(self) -> list[ValueRef]:
-        leaves, _ = tree_flatten((self.args, self.kwargs))
-        return [leaf for leaf in leaves if isinstance(leaf, ValueRef)]
+        return [leaf for leaf in leaves((self.args, self.kwargs)) if isinstance(leaf, ValueRef)]
 
 
 @dataclass
@@ -85,8 +85,39 @@ class Trace:
         return self.values[ref.index]
 
     def output_refs(self) -> list[ValueRef]:
-        leaves, _ = tree_flatten(self.outputs)
-        return [leaf for leaf in leaves if isinstance(leaf, ValueRef)]
+        return [leaf for leaf in leaves(self.outputs) if isinstance(leaf, ValueRef)]
+
+
+def leaves(obj: Any) -> list[Any]:
+    """Leaves of a nested structure, in pytree order: plain tuples, lists and dicts (what
+    ATen ops take) are walked directly, anything else goes through torch's pytree."""
+    out: list[Any] = []
+    _collect_leaves(obj, out)
+    return out
+
+
+def _collect_leaves(obj: Any, out: list[Any]) -> None:
+    kind = type(obj)
+    if kind is tuple or kind is list:
+        for item in obj:
+            _collect_leaves(item, out)
+    elif kind is dict:
+        for item in obj.values():
+            _collect_leaves(item, out)
+    elif isinstance(obj, (tuple, list, dict)) or kind in SUPPORTED_NODES:
+        out.extend(tree_flatten(obj)[0])  # named tuples, ordered dicts, registered types
+    else:
+        out.append(obj)
+
+
+def map_plain(fn: Callable[[Any], Any], obj: Any) -> Any:
+    """Apply ``fn`` to the leaves of plain tuples, lists and dicts (ATen op arguments)."""
+    kind = type(obj)
+    if kind is tuple or kind is list:
+        return kind(map_plain(fn, item) for item in obj)
+    if kind is dict:
+        return {key: map_plain(fn, item) for key, item in obj.items()}
+    return fn(obj)
 
 
 def _op_name(func: Any) -> str:
@@ -146,8 +177,8 @@ class _Recorder(TorchDispatchMode):
         kwargs = kwargs or {}
         if self.opaque_depth:
             return func(*args, **kwargs)
-        arg_refs = tree_map(self.ref, args)
-        kwarg_refs = tree_map(self.ref, kwargs)
+        arg_refs = map_plain(self.ref, args)
+        kwarg_refs = map_plain(self.ref, kwargs)
         try:
             shortcut = _META_SHORTCUTS.get(func._overloadpacket.__name__)
             if shortcut is not None and args and getattr(args[0], "is_meta", False):
@@ -161,7 +192,7 @@ class _Recorder(TorchDispatchMode):
         return out
 
     def record(self, target: str, op: Any, args: Any, kwargs: Any, out: Any) -> None:
-        flat_out, _ = tree_flatten(out)
+        flat_out = leaves(out)
         out_refs = tuple(
             self.new_value(t, "op") if isinstance(t, torch.Tensor) else None for t in flat_out
         )
@@ -186,9 +217,8 @@ class _Recorder(TorchDispatchMode):
                 node = self.trace.nodes[-1]
                 for local, tensor in list(module.named_parameters()) + list(module.named_buffers()):
                     node.params[local] = self.ref(tensor)
-        in_ids = [r.index for r in tree_flatten(tree_map(self.ref, (args, kwargs)))[0]
-                  if isinstance(r, ValueRef)]
-        out_ids = [self.current[id(t)] for t in tree_flatten(out)[0]
+        in_ids = [self.ref(t).index for t in leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        out_ids = [self.current[id(t)] for t in leaves(out)
                    if isinstance(t, torch.Tensor) and id(t) in self.current]
         self.trace.module_calls.setdefault(name, []).append((in_ids, out_ids))
 
@@ -240,11 +270,9 @@ def record_trace(
         handles.append(module.register_forward_hook(
             lambda m, a, k, o, _n=name, _o=opaque: recorder.leave(_n, _o, m, a, k, o),
             with_kwargs=True))
-    was_training = {m: m.training for m in model.modules()}
-    model.eval()
     call = forward or model
     try:
-        with torch.no_grad(), recorder:
+        with eval_mode(model), torch.no_grad(), recorder:
             out = call(*args, **kwargs)
     except Exception as exc:  # the user's model failed: say where
         where = recorder.module_stack[-1] or "the model's top-level forward"
@@ -259,20 +287,46 @@ def record_trace(
     finally:
         for h in handles:
             h.remove()
-        for m, flag in was_training.items():
-            m.train(flag)
     trace.outputs = tree_map(recorder.ref, out)
     return trace
 
 
 def meta_copy(model: nn.Module) -> nn.Module:
-    """A structural copy of ``model`` whose parameters and buffers live on ``meta``."""
-    memo: dict[int, Any] = {}
-    for p in model.parameters():
-        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
-    for b in model.buffers():
-        memo[id(b)] = torch.empty_like(b, device="meta")
-    return copy.deepcopy(model, memo)
+    """A structural copy of ``model`` whose parameters and buffers live on ``meta``.
+
+    Every module is copied (its attribute dict and the dicts, lists and sets in it, so hooks
+    registered on the copy and attributes the surgery rebinds stay off the original);
+    parameters and buffers become shape-only meta tensors, shared ones stay shared. Other
+    attribute values are shared with the original, not duplicated, so the copy costs no
+    tensor memory.
+    """
+    tensors: dict[int, torch.Tensor] = {}
+    modules: dict[int, nn.Module] = {}
+
+    def meta(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        if id(t) not in tensors:
+            empty = torch.empty_like(t, device="meta")
+            tensors[id(t)] = (nn.Parameter(empty, requires_grad=t.requires_grad)
+                              if isinstance(t, nn.Parameter) else empty)
+        return tensors[id(t)]
+
+    def copy_module(module: nn.Module) -> nn.Module:
+        if id(module) in modules:
+            return modules[id(module)]
+        clone = object.__new__(type(module))
+        state = {k: copy.copy(v) if isinstance(v, (dict, list, set)) else v
+                 for k, v in module.__dict__.items()}
+        state["_parameters"] = {k: meta(v) for k, v in module._parameters.items()}
+        state["_buffers"] = {k: meta(v) for k, v in module._buffers.items()}
+        clone.__dict__.update(state)
+        modules[id(module)] = clone
+        clone.__dict__["_modules"] = {k: None if c is None else copy_module(c)
+                                      for k, c in module._modules.items()}
+        return clone
+
+    return copy_module(model)
 
 
 def to_meta(inputs: Any) -> Any:

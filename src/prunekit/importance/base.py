@@ -47,6 +47,21 @@ class MemberSlice:
         picked = moved[self.index.reshape(-1)]
         return picked.reshape(self.n_units, -1)
 
+    def unit_norms(self, ord: float, source: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``ord``-norm of each unit's values, shape ``[n_units]`` (float32 or float64).
+
+        Same as ``vector_norm(unit_values(source), ord, dim=1)`` but without gathering a copy
+        of the tensor: norms are taken per position along ``dim`` first, then combined.
+        """
+        src = (self.tensor if source is None else source).detach()
+        dtype = src.dtype if src.dtype in (torch.float32, torch.float64) else torch.float32
+        other = [d for d in range(src.dim()) if d != self.dim]
+        if other:
+            per_position = torch.linalg.vector_norm(src, ord=ord, dim=other, dtype=dtype)
+        else:
+            per_position = src.to(dtype).abs()
+        return torch.linalg.vector_norm(per_position[self.index], ord=ord, dim=1)
+
 
 @dataclass(frozen=True)
 class ActivationStats:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import GroupSlices, MemberSlice, register_importance
-from .reduce import MemberImportance, as_float
+from .reduce import MemberImportance
 
 
 @register_importance("l1")
@@ -17,7 +17,7 @@ class L1Importance(MemberImportance):
     """
 
     def score_member(self, member: MemberSlice, group: GroupSlices) -> torch.Tensor:
-        return as_float(member.unit_values()).abs().sum(dim=1)
+        return member.unit_norms(1)
 
 
 @register_importance("l2")
@@ -29,4 +29,4 @@ class L2Importance(MemberImportance):
     """
 
     def score_member(self, member: MemberSlice, group: GroupSlices) -> torch.Tensor:
-        return torch.linalg.vector_norm(as_float(member.unit_values()), ord=2, dim=1)
+        return member.unit_norms(2)

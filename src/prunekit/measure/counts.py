@@ -7,8 +7,7 @@ activations, bias adds, normalisation) are not counted here either.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -16,6 +15,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from prunekit.errors import ConfigError
+from prunekit.runtime import eval_mode
 
 __all__ = [
     "ExampleInputs",
@@ -59,18 +59,6 @@ def run_model(model: nn.Module, example_inputs: ExampleInputs) -> Any:
         f"example_inputs must be a tensor, a tuple of tensors or a dict of keyword arguments, "
         f"got {type(example_inputs).__name__}; wrap a single input as a tensor or a tuple"
     )
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule in eval mode and restore each one's own ``training`` flag after."""
-    flags = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
 
 
 def count_flops(model: nn.Module, example_inputs: ExampleInputs) -> int:

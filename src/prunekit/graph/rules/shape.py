@@ -323,3 +323,16 @@ def _as_strided(ctx: RuleContext) -> list[list[Dim] | None]:
             and all(s == c for n, s, c in zip(size, stride, contiguous) if n > 1)):
         return [list(dims)]
     raise ValueError("as_strided that moves elements")  # reported, then treated as unknown
+
+
+@op_rule("im2col")
+def _im2col(ctx: RuleContext) -> list[list[Dim] | None]:
+    """``nn.Unfold``: ``(N, C, H, W) -> (N, C*kh*kw, L)``; channel c owns features
+    ``c*kh*kw ... (c+1)*kh*kw - 1`` (a flatten of ``(C, kh*kw)``), positions are structural."""
+    dims = list(ctx.dims(ctx.node.args[0]))
+    out_shape = ctx.out_shape()
+    for d in dims[-2:]:
+        ctx.block(d)
+    block = out_shape[-2] // dims[-3].size
+    merged = reshape_labels(ctx, [dims[-3], ctx.fresh(block)], [out_shape[-2]])
+    return [dims[:-3] + merged + [ctx.fresh(out_shape[-1])]]
