@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import PlanError
+from .files import atomic_write_text
 
 FORMAT = "prunekit.plan"
 VERSION = 1
@@ -106,16 +106,3 @@ def architecture_fingerprint(model: Any) -> str:
     entries = [f"{n}:{tuple(t.shape)}" for n, t in model.named_parameters()]
     entries += [f"{n}:{tuple(t.shape)}" for n, t in model.named_buffers()]
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

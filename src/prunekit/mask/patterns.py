@@ -1,0 +1,168 @@
+"""Sparsity patterns: which weights may be zeroed together, as frozen, validated configs.
+
+A pattern turns score tensors (one per weight, same shape, higher = more important) into
+boolean keep-masks at a requested sparsity:
+
+- :class:`Unstructured`: any element, ranked within each layer (``scope="local"``) or
+  across all layers together (``scope="global"``);
+- :class:`NM`: at most ``m - n`` zeros in every run of ``m`` consecutive weights along the
+  input dimension (dim 1, so for a conv the run is over input channels at one kernel
+  position); at sparsity ``(m - n) / m`` it is exact N:M, below that only the lowest
+  N:M candidates are pruned, which lets gradual schedules grow into the pattern;
+- :class:`Block`: ``(rows, cols)`` tiles of the weight seen as 2-D ``[out, rest]``,
+  ranked by their mean score (edge tiles are partial).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ..errors import ConfigError
+from .compute import (
+    block_scores,
+    expand_blocks,
+    nm_mask,
+    prune_lowest,
+    prune_lowest_global,
+)
+
+Scope = Literal["local", "global"]
+
+
+def check_sparsity(value: float, where: str) -> float:
+    """Return ``value`` as a float if it lies in ``[0, 1)``, else raise :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ConfigError(
+            f"{where}: sparsity must be a number in [0, 1), got {value!r}; "
+            "0.9 means 90% of the weights are zero"
+        )
+    return float(value)
+
+
+def _check_scope(scope: str, what: str) -> None:
+    if scope not in ("local", "global"):
+        raise ConfigError(f"{what}: scope must be 'local' or 'global', got {scope!r}")
+
+
+class Pattern(ABC):
+    """Base of the sparsity patterns."""
+
+    @property
+    def max_sparsity(self) -> float:
+        """The highest sparsity this pattern can express (below 1)."""
+        return 1.0
+
+    def check_shape(self, name: str, shape: torch.Size) -> None:
+        """Raise :class:`ConfigError` if a weight of ``shape`` cannot take this pattern."""
+
+    @abstractmethod
+    def masks(self, scores: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+        """Boolean keep-masks (True = kept), one per score tensor, at ``sparsity``."""
+
+    def _check_target(self, sparsity: float) -> float:
+        sparsity = check_sparsity(sparsity, type(self).__name__)
+        if sparsity > self.max_sparsity + 1e-9:
+            raise ConfigError(
+                f"{self!r} cannot reach sparsity {sparsity}: its maximum is "
+                f"{self.max_sparsity:g}; lower the target or choose another pattern"
+            )
+        return sparsity
+
+
+@dataclass(frozen=True)
+class Unstructured(Pattern):
+    """Individual weights, ranked per layer or globally."""
+
+    scope: Scope = "local"
+
+    def __post_init__(self) -> None:
+        _check_scope(self.scope, "Unstructured")
+
+    def masks(self, scores: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+        sparsity = self._check_target(sparsity)
+        if self.scope == "global":
+            return prune_lowest_global(scores, sparsity)
+        return {name: prune_lowest(s, sparsity) for name, s in scores.items()}
+
+
+@dataclass(frozen=True)
+class NM(Pattern):
+    """N:M semi-structured sparsity: ``n`` of every ``m`` weights along the input dim kept."""
+
+    n: int = 2
+    m: int = 4
+
+    def __post_init__(self) -> None:
+        for field_name, value in (("n", self.n), ("m", self.m)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"NM: {field_name} must be a positive integer, got {value!r}")
+        if self.n >= self.m:
+            raise ConfigError(
+                f"NM: n ({self.n}) must be smaller than m ({self.m}); n weights of every m "
+                "are kept, e.g. NM(2, 4)"
+            )
+
+    @property
+    def max_sparsity(self) -> float:
+        return (self.m - self.n) / self.m
+
+    def check_shape(self, name: str, shape: torch.Size) -> None:
+        if len(shape) < 2:
+            raise ConfigError(
+                f"{self.n}:{self.m} sparsity needs a weight with an input dimension, but "
+                f"{name!r} has shape {tuple(shape)}; ignore this layer"
+            )
+        if shape[1] % self.m:
+            raise ConfigError(
+                f"{self.n}:{self.m} sparsity runs along the input dimension (dim 1), but "
+                f"{name!r} has shape {tuple(shape)} and {shape[1]} is not divisible by "
+                f"{self.m}; ignore this layer (MaskConfig(ignore=...)) or pick m dividing "
+                f"{shape[1]}"
+            )
+
+    def masks(self, scores: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+        sparsity = self._check_target(sparsity)
+        out = {}
+        for name, s in scores.items():
+            self.check_shape(name, s.shape)
+            out[name] = nm_mask(s, self.n, self.m, sparsity)
+        return out
+
+
+@dataclass(frozen=True)
+class Block(Pattern):
+    """Tiles of ``shape = (rows, cols)`` of the weight seen as 2-D ``[out, in * kernel]``."""
+
+    shape: tuple[int, int] = (4, 4)
+    scope: Scope = "local"
+
+    def __post_init__(self) -> None:
+        _check_scope(self.scope, "Block")
+        if (not isinstance(self.shape, tuple) or len(self.shape) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                       for v in self.shape)):
+            raise ConfigError(f"Block: shape must be a pair of positive integers, got "
+                              f"{self.shape!r}, e.g. (4, 4)")
+
+    def check_shape(self, name: str, shape: torch.Size) -> None:
+        if len(shape) < 2:
+            raise ConfigError(f"block sparsity needs a weight of at least 2 dimensions, "
+                              f"but {name!r} has shape {tuple(shape)}; ignore this layer")
+
+    def masks(self, scores: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+        sparsity = self._check_target(sparsity)
+        tiles = {}
+        for name, s in scores.items():
+            self.check_shape(name, s.shape)
+            tiles[name] = block_scores(s, self.shape)
+        if self.scope == "global":
+            kept = prune_lowest_global(tiles, sparsity)
+        else:
+            kept = {name: prune_lowest(t, sparsity) for name, t in tiles.items()}
+        return {name: expand_blocks(kept[name], self.shape, s.shape)
+                for name, s in scores.items()}

@@ -1,0 +1,24 @@
+"""Sparsity schedules (an open registry keyed by name) and the in-loop gradual pruner.
+
+Built in: ``"one_shot"``, ``"cubic"`` (Zhu & Gupta), ``"linear"``, ``"exponential"`` and
+``"steps"``. All steps are counted in optimizer steps.
+"""
+
+from __future__ import annotations
+
+from .base import (
+    Schedule,
+    available_schedules,
+    get_schedule,
+    register_schedule,
+    schedule_from_dict,
+)
+from .discrete import OneShotSchedule, StepSchedule
+from .gradual import CubicSchedule, ExponentialSchedule, GradualSchedule, LinearSchedule
+from .pruner import GradualPruner
+
+__all__ = [
+    "CubicSchedule", "ExponentialSchedule", "GradualPruner", "GradualSchedule",
+    "LinearSchedule", "OneShotSchedule", "Schedule", "StepSchedule", "available_schedules",
+    "get_schedule", "register_schedule", "schedule_from_dict",
+]

@@ -1,0 +1,105 @@
+"""What a sparsity schedule is, and the open registry schedules live in.
+
+A schedule answers two questions about optimizer step ``t`` (the number of
+``optimizer.step()`` calls so far): is ``t`` a step at which masks are recomputed, and
+what sparsity should the model have then. Before the first update step the sparsity is 0.
+Schedules are frozen dataclasses validated in ``__post_init__``; register your own with
+:func:`register_schedule` and build any from its name with :func:`get_schedule`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+from ..errors import ConfigError
+
+S = TypeVar("S", bound="Schedule")
+
+
+class Schedule(ABC):
+    """Base class of sparsity schedules (implementations are frozen dataclasses)."""
+
+    name: ClassVar[str] = ""
+    # Every schedule exposes (as fields or properties):
+    start: int  # the first update step
+    end: int  # the last update step; afterwards the sparsity stays at final_sparsity
+    final_sparsity: float  # the sparsity reached at end
+
+    @abstractmethod
+    def is_update_step(self, step: int) -> bool:
+        """Whether masks are recomputed after ``step`` optimizer steps."""
+
+    @abstractmethod
+    def sparsity_at(self, step: int) -> float:
+        """The target sparsity after ``step`` optimizer steps (0 before :attr:`start`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., **fields}``: plain data for checkpoints and recipes."""
+        if not dataclasses.is_dataclass(self):
+            raise ConfigError(f"{type(self).__name__} must be a dataclass to be serialised")
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+
+_REGISTRY: dict[str, type[Schedule]] = {}
+
+
+def register_schedule(name: str) -> Callable[[type[S]], type[S]]:
+    """Class decorator: make a schedule available by ``name``."""
+
+    def decorate(cls: type[S]) -> type[S]:
+        if name in _REGISTRY:
+            raise ConfigError(f"schedule {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_schedules() -> list[str]:
+    """Names of the registered schedules, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_schedule(name: str, **options: Any) -> Schedule:
+    """Build the schedule registered as ``name`` from its fields."""
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown schedule {name!r}; choose one of {available_schedules()} "
+                          "or register your own with prunekit.schedule.register_schedule"
+                          ) from None
+    known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    unknown = sorted(set(options) - known) if known else []
+    if unknown:
+        raise ConfigError(f"schedule {name!r} has no option(s) {unknown}; "
+                          f"its options are {sorted(known)}")
+    return cls(**options)
+
+
+def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
+    """Inverse of :meth:`Schedule.to_dict`."""
+    options = dict(data)
+    name = options.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"a schedule needs a 'name' naming one of {available_schedules()}")
+    return get_schedule(name, **options)
+
+
+def check_step(value: object, what: str, where: str, minimum: int = 0) -> int:
+    """Return ``value`` if it is an integer ``>= minimum``, else raise :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"schedule {where!r}: {what} must be an integer >= {minimum} "
+                          f"(counted in optimizer steps), got {value!r}")
+    return value
+
+
+def check_fraction(value: object, what: str, where: str) -> float:
+    """Return ``value`` as a float if it lies in ``[0, 1)``, else raise :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"schedule {where!r}: {what} must be a number in [0, 1), got "
+                          f"{value!r}; 0.9 means 90% of the weights are zero")
+    return float(value)
