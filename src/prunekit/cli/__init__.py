@@ -1,0 +1,1 @@
+"""The ``prunekit`` command line (click): one module per subcommand, wired in :mod:`.main`."""

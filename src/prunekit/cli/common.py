@@ -1,0 +1,86 @@
+"""Helpers shared by the subcommands: common options, messages, tables, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+__all__ = [
+    "Printer",
+    "emit_json",
+    "format_table",
+    "json_option",
+    "out_option",
+    "parse_shape",
+    "quiet_option",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(fn: F) -> F:
+    """``--json``: print machine-readable results on stdout."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print machine-readable JSON on stdout.")(fn)
+
+
+def quiet_option(fn: F) -> F:
+    """``--quiet``: no progress messages on stderr."""
+    return click.option("--quiet", "-q", is_flag=True, help="No progress messages.")(fn)
+
+
+def out_option(default: str | None, help_text: str) -> Callable[[F], F]:
+    """``--out DIR``: where files are written."""
+    return click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+                        default=default, show_default=default is not None, help=help_text)
+
+
+@dataclass(frozen=True)
+class Printer:
+    """Progress goes to stderr (unless quiet); results go to stdout."""
+
+    quiet: bool = False
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def result(self, text: str) -> None:
+        click.echo(text)
+
+
+def emit_json(data: Any) -> None:
+    """Write ``data`` as indented JSON to stdout."""
+    sys.stdout.write(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    table = [list(headers), *[list(r) for r in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(table):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,3,224,224"`` or ``"1x3x224x224"`` → ``(1, 3, 224, 224)``; raise BadParameter."""
+    parts = text.replace("x", ",").replace(" ", "").split(",")
+    try:
+        shape = tuple(int(p) for p in parts if p)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a shape like 1,3,224,224") from None
+    if not shape or min(shape) < 1:
+        raise click.BadParameter(f"{text!r} is not a shape of positive sizes like 1,3,224,224")
+    return shape

@@ -1,0 +1,99 @@
+"""``prunekit measure SPEC``: parameters, MACs, size and latency of any model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import (
+    Printer,
+    emit_json,
+    format_table,
+    json_option,
+    out_option,
+    parse_shape,
+    quiet_option,
+)
+
+__all__ = ["measure"]
+
+SCHEMA = "prunekit.measure"
+VERSION = 1
+
+
+@click.command("measure")
+@click.argument("spec")
+@click.option("--input-shape", default=None,
+              help="Example input shape, e.g. 1,3,224,224 [default: from the spec].")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Weights to load (.safetensors, or a .pt state dict read weights-only).")
+@click.option("--pruned", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder written by save_pruned (plan.json + model.safetensors): apply the "
+                   "plan to SPEC's architecture and load the pruned weights.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for latency [default: torch's setting].")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
+@out_option(None, "Also write measure.json into this folder.")
+@json_option
+@quiet_option
+def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Path | None,
+            threads: int | None, warmup: int, repeats: int, out: Path | None, as_json: bool,
+            quiet: bool) -> None:
+    """Measure SPEC: torchvision:NAME (weights=None), prunekit:digits_cnn, or
+    path/to/file.py:factory."""
+    import torch
+
+    from ..errors import ConfigError, PrunekitError
+    from ..models.spec import load_model_spec, parse_model_spec
+    from ..models.weights import load_weights
+    from ..files import atomic_write_text
+    from ..report.stats import collect_stats
+
+    if weights is not None and pruned is not None:
+        raise click.UsageError("give --weights or --pruned, not both")
+    try:
+        parsed = parse_model_spec(spec)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="SPEC") from None
+    shape = parse_shape(input_shape) if input_shape else parsed.default_input_shape
+    printer = Printer(quiet=quiet or as_json)
+    printer.info(f"building {spec}")
+    model = load_model_spec(parsed)
+    if shape is None:
+        raise ConfigError(f"{spec!r} implies no input shape: pass --input-shape, e.g. 1,3,224,224")
+    if weights is not None:
+        load_weights(model, weights)
+    if pruned is not None:
+        from ..serialization import load_pruned
+        model = load_pruned(model, pruned).eval()
+    example = torch.randn(*shape)
+    printer.info(f"measuring on input {tuple(shape)}")
+    try:
+        stats = collect_stats(model, example, threads=threads, warmup=warmup, repeats=repeats)
+    except PrunekitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise PrunekitError(f"{spec} does not run on an input of shape {tuple(shape)} "
+                            f"({type(exc).__name__}: {first}); pass --input-shape") from None
+    result: dict[str, Any] = {"schema": SCHEMA, "version": VERSION, "model": spec,
+                              "input_shape": list(shape), **stats.to_dict()}
+    del result["metric"], result["file_bytes"]
+    if out is not None:
+        atomic_write_text(out / "measure.json", json.dumps(result, indent=1) + "\n")
+    if as_json:
+        emit_json(result)
+        return
+    lat = result["latency_ms"]
+    rows = [["parameters", f"{stats.params:,}"], ["MACs", f"{stats.macs:,}"],
+            ["FLOPs", f"{stats.flops:,}"], ["size (bytes)", f"{stats.size_bytes:,}"],
+            ["latency median (ms)", f"{lat['median']:.3f}"],
+            ["latency p10-p90 (ms)", f"{lat['p10']:.3f}-{lat['p90']:.3f}"]]
+    printer.result(format_table([spec, ""], rows))
+    printer.result(f"latency: {lat['device']}, batch {lat['batch_size']}, {lat['dtype']}, "
+                   f"{lat['threads']} thread(s), median of {lat['repeats']} runs after "
+                   f"{lat['warmup']} warm-up")

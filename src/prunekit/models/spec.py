@@ -1,0 +1,116 @@
+"""Build a model from a spec string: ``torchvision:NAME``, ``prunekit:digits_cnn`` or
+``path/to/file.py:factory``.
+
+torchvision models are built with ``weights=None`` (architecture only; nothing is
+downloaded). A Python file is executed as a module and its ``factory`` is called with no
+arguments: only pass files you trust, as with any Python code you run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import ConfigError, PrunekitError
+
+__all__ = ["ModelSpec", "load_model_spec", "parse_model_spec"]
+
+_BUILTIN = {"digits_cnn": (1, 1, 8, 8)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec: its ``kind`` (torchvision, prunekit, file), target and name."""
+
+    kind: str
+    target: str
+    name: str
+
+    @property
+    def default_input_shape(self) -> tuple[int, ...] | None:
+        """A sensible example-input shape, when the spec implies one."""
+        if self.kind == "torchvision":
+            return (1, 3, 299, 299) if self.name == "inception_v3" else (1, 3, 224, 224)
+        if self.kind == "prunekit":
+            return _BUILTIN[self.name]
+        return None
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """Split ``spec`` into kind, target and name; raise :class:`ConfigError` if malformed."""
+    text = spec.strip()
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in ("torchvision", "prunekit"):
+        if not rest:
+            raise ConfigError(f"model spec {spec!r} names no model; e.g. torchvision:resnet18")
+        if prefix == "prunekit" and rest not in _BUILTIN:
+            raise ConfigError(f"unknown built-in model {rest!r}; choose one of {sorted(_BUILTIN)}")
+        return ModelSpec(prefix, rest, rest)
+    path, sep, factory = text.rpartition(":")
+    if sep and path.endswith(".py") and factory.isidentifier():
+        return ModelSpec("file", path, factory)
+    raise ConfigError(f"unknown model spec {spec!r}: use torchvision:NAME, prunekit:digits_cnn "
+                      "or path/to/file.py:factory")
+
+
+def _torchvision_model(name: str) -> nn.Module:
+    try:
+        import torchvision
+    except ImportError:
+        raise ConfigError("torchvision is not installed: pip install 'prunekit[vision]'") from None
+    available = torchvision.models.list_models()
+    if name not in available:
+        close = [m for m in available if name.lower() in m][:5]
+        hint = (f"; did you mean one of {close}?" if close
+                else "; see torchvision.models.list_models()")
+        raise ConfigError(f"torchvision has no model {name!r}{hint}")
+    return torchvision.models.get_model(name, weights=None)
+
+
+def _file_model(path_text: str, factory: str) -> nn.Module:
+    path = Path(path_text)
+    if not path.is_file():
+        raise ConfigError(f"model file {path_text!r} does not exist")
+    module_name = f"prunekit_user_model_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import {path_text!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up here
+    try:
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            raise PrunekitError(f"importing {path_text!r} failed: {type(exc).__name__}: "
+                                f"{exc}") from None
+        fn = getattr(module, factory, None)
+        if not callable(fn):
+            raise ConfigError(f"{path_text!r} defines no callable {factory!r}")
+        try:
+            model = fn()
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            raise PrunekitError(f"{path_text}:{factory}() failed: {type(exc).__name__}: "
+                                f"{exc}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{path_text}:{factory}() returned {type(model).__name__}, "
+                          "not a torch.nn.Module")
+    return model
+
+
+def load_model_spec(spec: str | ModelSpec) -> nn.Module:
+    """Build the model a spec names (random or factory-defined weights), in eval mode."""
+    parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
+    if parsed.kind == "torchvision":
+        model = _torchvision_model(parsed.name)
+    elif parsed.kind == "prunekit":
+        from .digits_cnn import DigitsCNN
+        model = DigitsCNN()
+    else:
+        model = _file_model(parsed.target, parsed.name)
+    return model.eval()

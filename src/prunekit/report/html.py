@@ -1,0 +1,128 @@
+"""Render a report document as one self-contained HTML page (plots inlined as base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from typing import Any
+
+from .plots import kept_units_png, metric_vs_macs_png
+
+__all__ = ["render_html"]
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;
+color:#1d2330;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde}
+table{border-collapse:collapse;margin:.5rem 0}
+td,th{padding:.3rem .8rem;border-bottom:1px solid #eee}
+th{text-align:left;background:#f4f6fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%}pre{background:#f4f6fa;padding:.8rem;overflow-x:auto;font-size:.8rem}
+.note{color:#5a6270;font-size:.9rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+
+
+def _pct(value: Any) -> str:
+    return "&ndash;" if value is None else f"{100 * value:.2f}%"
+
+
+def _ratio(before: Any, after: Any) -> str:
+    if not before or not after:
+        return "&ndash;"
+    return f"{before / after:.2f}&times;"
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if png is None:
+        return f'<p class="note">({_e(alt)}: nothing to plot)</p>'
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _summary_table(report: dict[str, Any]) -> str:
+    b, a = report["before"], report["after"]
+    lb, la = b["latency_ms"], a["latency_ms"]
+    metric = report["task"].get("metric", "metric")
+    rows = [
+        ("parameters", _num(b["params"]), _num(a["params"]), _ratio(b["params"], a["params"])),
+        ("MACs", _num(b["macs"]), _num(a["macs"]), _ratio(b["macs"], a["macs"])),
+        ("size (bytes, parameters + buffers)", _num(b["size_bytes"]), _num(a["size_bytes"]),
+         _ratio(b["size_bytes"], a["size_bytes"])),
+        ("file on disk (bytes, safetensors)", _num(b["file_bytes"]), _num(a["file_bytes"]),
+         _ratio(b["file_bytes"], a["file_bytes"])),
+        ("latency median (ms)", _num(lb["median"], 3), _num(la["median"], 3),
+         _ratio(lb["median"], la["median"])),
+        ("latency p10&ndash;p90 (ms)", f"{lb['p10']:.3f}&ndash;{lb['p90']:.3f}",
+         f"{la['p10']:.3f}&ndash;{la['p90']:.3f}", ""),
+        (_e(metric), _pct(b["metric"]), _pct(a["metric"]), ""),
+    ]
+    body = "".join(f"<tr><td>{name}</td><td class=num>{x}</td><td class=num>{y}</td>"
+                   f"<td class=num>{r}</td></tr>" for name, x, y, r in rows)
+    return ("<table><tr><th></th><th>before</th><th>after</th><th>before / after</th></tr>"
+            f"{body}</table>"
+            f'<p class="note">Latency: {_e(la["device"])}, batch {_e(la["batch_size"])}, '
+            f'{_e(la["dtype"])}, {_e(la["threads"])} thread(s), median of {_e(la["repeats"])} '
+            f'runs after {_e(la["warmup"])} warm-up runs. MACs counted by PyTorch\'s '
+            "FlopCounterMode (FLOPs / 2).</p>")
+
+
+def _layers_table(layers: list[dict[str, Any]]) -> str:
+    if not layers:
+        return '<p class="note">No pruned groups.</p>'
+    body = "".join(
+        f"<tr><td>{_e(r['group'])}</td><td>{_e(', '.join(r['modules']))}</td>"
+        f"<td class=num>{r['units_before']}</td><td class=num>{r['units_after']}</td></tr>"
+        for r in layers)
+    return ("<table><tr><th>group</th><th>modules</th><th>units before</th><th>kept</th></tr>"
+            f"{body}</table>")
+
+
+def _points_table(points: list[dict[str, Any]]) -> str:
+    body = "".join(f"<tr><td>{_e(p['label'])}</td><td>{_e(p['stage'])}</td>"
+                   f"<td class=num>{_num(p['macs'])}</td>"
+                   f"<td class=num>{_num(p['params'])}</td><td class=num>{_pct(p['metric'])}"
+                   "</td></tr>" for p in points)
+    return ("<table><tr><th>variant</th><th>stage</th><th>MACs</th><th>parameters</th>"
+            "<th>metric</th></tr>"
+            f"{body}</table>")
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as an HTML page with no external resources (ASCII-only text)."""
+    metric = str(report["task"].get("metric", "metric"))
+    title = f"prunekit report: {report['model'].get('name', 'model')}"
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        (f'<p class="note">Created {_e(report["created"])} &middot; data: '
+         f'{_e(report["task"].get("dataset", "?"))} ({_e(report["task"].get("split", ""))}) '
+         f"&middot; prunekit {_e(report['versions'].get('prunekit'))}, torch "
+         f"{_e(report['versions'].get('torch'))}</p>"),
+        "<h2>Before and after</h2>", _summary_table(report),
+        "<h2>Kept units per layer</h2>", _img(kept_units_png(report["layers"]),
+                                             "kept units per group"),
+        _layers_table(report["layers"]),
+        f"<h2>{_e(metric)} vs MACs</h2>", _img(metric_vs_macs_png(report["points"], metric),
+                                               f"{metric} vs MACs"),
+        _points_table(report["points"]),
+        "<h2>Settings</h2>",
+        f"<pre>{_e(json.dumps(report['settings'], indent=1))}</pre>",
+        "<h2>Versions</h2>",
+        f"<pre>{_e(json.dumps(report['versions'], indent=1))}</pre>",
+        "</body></html>\n",
+    ]
+    return "".join(parts).encode("ascii", "xmlcharrefreplace").decode("ascii")

@@ -1,0 +1,68 @@
+"""The ``report.json`` schema: its name, version, and a structural check (docs/report.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import PrunekitError
+
+__all__ = ["SCHEMA", "VERSION", "ReportError", "validate_report"]
+
+SCHEMA = "prunekit.report"
+VERSION = 1
+
+_TOP = ("schema", "version", "created", "model", "task", "before", "after", "ratios",
+        "layers", "points", "settings", "versions")
+_STATS = ("params", "macs", "flops", "size_bytes", "file_bytes", "latency_ms", "metric")
+_LATENCY = ("median", "p10", "p90", "repeats", "warmup", "threads", "batch_size", "device",
+            "dtype")
+_LAYER = ("group", "modules", "units_before", "units_after")
+_POINT = ("label", "stage", "macs", "params", "metric")
+
+
+class ReportError(PrunekitError):
+    """A report file is missing, unreadable, or does not follow the schema."""
+
+
+def _require(obj: Any, keys: tuple[str, ...], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ReportError(f"{where} must be an object, got {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise ReportError(f"{where} lacks {missing}")
+
+
+def _number(value: Any, where: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ReportError(f"{where} must be a finite number, got {value!r}")
+
+
+def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
+    """Check ``data`` against schema version 1 and return it; raise :class:`ReportError`."""
+    _require(data, ("schema", "version"), source)
+    if data["schema"] != SCHEMA:
+        raise ReportError(f"{source} is not a prunekit report (schema {data['schema']!r})")
+    if data["version"] != VERSION:
+        raise ReportError(f"{source} has report version {data['version']!r}; this prunekit "
+                          f"reads version {VERSION}")
+    _require(data, _TOP, source)
+    for side in ("before", "after"):
+        stats = data[side]
+        _require(stats, _STATS, f"{source}: {side}")
+        for key in ("params", "macs", "flops", "size_bytes"):
+            _number(stats[key], f"{source}: {side}.{key}")
+        _number(stats["file_bytes"], f"{source}: {side}.file_bytes", optional=True)
+        _number(stats["metric"], f"{source}: {side}.metric", optional=True)
+        _require(stats["latency_ms"], _LATENCY, f"{source}: {side}.latency_ms")
+        for key in ("median", "p10", "p90", "threads"):
+            _number(stats["latency_ms"][key], f"{source}: {side}.latency_ms.{key}")
+    if not isinstance(data["layers"], list) or not isinstance(data["points"], list):
+        raise ReportError(f"{source}: layers and points must be lists")
+    for i, row in enumerate(data["layers"]):
+        _require(row, _LAYER, f"{source}: layers[{i}]")
+    for i, point in enumerate(data["points"]):
+        _require(point, _POINT, f"{source}: points[{i}]")
+    return data

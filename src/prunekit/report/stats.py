@@ -1,0 +1,63 @@
+"""Before/after figures of one model: parameters, MACs, FLOPs, size, latency, metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from torch import nn
+
+from ..measure import count_flops, count_parameters, measure_latency, model_size_bytes
+from ..measure.counts import ExampleInputs
+from ..measure.latency import LatencyResult
+
+__all__ = ["ModelStats", "collect_stats", "latency_dict"]
+
+
+def latency_dict(latency: LatencyResult, warmup: int) -> dict[str, Any]:
+    """A latency result as the report's ``latency_ms`` object (conditions included)."""
+    return {"median": latency.median_ms, "p10": latency.p10_ms, "p90": latency.p90_ms,
+            "repeats": latency.repeats, "warmup": warmup, "threads": latency.threads,
+            "batch_size": latency.batch_size, "device": latency.device, "dtype": latency.dtype}
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Measured figures of a model; ``metric`` and ``file_bytes`` are optional."""
+
+    params: int
+    flops: int
+    size_bytes: int
+    latency: LatencyResult
+    warmup: int
+    metric: float | None = None
+    file_bytes: int | None = None
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates (FLOPs as PyTorch counts them, halved)."""
+        return self.flops // 2
+
+    def with_metric(self, metric: float | None) -> ModelStats:
+        return replace(self, metric=metric)
+
+    def with_file_bytes(self, file_bytes: int | None) -> ModelStats:
+        return replace(self, file_bytes=file_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's ``before`` / ``after`` object."""
+        return {"params": self.params, "macs": self.macs, "flops": self.flops,
+                "size_bytes": self.size_bytes, "file_bytes": self.file_bytes,
+                "latency_ms": latency_dict(self.latency, self.warmup), "metric": self.metric}
+
+
+def collect_stats(model: nn.Module, example_inputs: ExampleInputs, *, threads: int | None = None,
+                  warmup: int = 10, repeats: int = 50, metric: float | None = None,
+                  latency_inputs: ExampleInputs | None = None) -> ModelStats:
+    """Count ``model`` on ``example_inputs`` and time it on ``latency_inputs`` (default: the
+    same), on the model's device. Counts scale with the batch size of ``example_inputs``."""
+    timed = example_inputs if latency_inputs is None else latency_inputs
+    latency = measure_latency(model, timed, warmup=warmup, repeats=repeats, threads=threads)
+    return ModelStats(params=count_parameters(model), flops=count_flops(model, example_inputs),
+                      size_bytes=model_size_bytes(model), latency=latency, warmup=warmup,
+                      metric=metric)

@@ -1,0 +1,63 @@
+"""Knowledge distillation from the unpruned teacher: KL divergence between softened logits.
+
+``loss = alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))
+       + (1 - alpha) * task_loss``
+
+The ``T**2`` factor keeps the gradient scale of the soft term independent of ``T``
+(Hinton et al., 2015). The soft term is exactly zero when student and teacher logits agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+__all__ = ["DistillConfig", "distillation_loss", "distilled_loss"]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation settings: ``temperature`` T > 0 and soft-loss weight ``alpha`` in [0, 1]."""
+
+    temperature: float = 4.0
+    alpha: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
+            raise ConfigError(f"distillation temperature must be > 0, got {self.temperature!r}")
+        if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"distillation alpha must be in [0, 1], got {self.alpha!r}")
+
+    def settings(self) -> dict[str, Any]:
+        """Plain-data view for reports."""
+        return asdict(self)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      temperature: float = 4.0) -> torch.Tensor:
+    """``T**2 * KL(teacher || student)`` on temperature-softened logits, mean over the batch.
+
+    Logits may have any leading shape; the last dimension holds the classes.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ConfigError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                          f"{tuple(teacher_logits.shape)} differ in shape; distill a model "
+                          "into one with the same outputs")
+    classes = student_logits.shape[-1]
+    student = F.log_softmax(student_logits.float().reshape(-1, classes) / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits.detach().float().reshape(-1, classes) / temperature,
+                            dim=-1)
+    kl = F.kl_div(student, teacher, reduction="batchmean", log_target=True)
+    return kl * (temperature ** 2)
+
+
+def distilled_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                   task_loss: torch.Tensor, config: DistillConfig) -> torch.Tensor:
+    """Blend of the soft distillation term and the task loss, weighted by ``config.alpha``."""
+    soft = distillation_loss(student_logits, teacher_logits, config.temperature)
+    return config.alpha * soft + (1.0 - config.alpha) * task_loss

@@ -1,0 +1,78 @@
+"""``prunekit demo`` end to end on a reduced budget, then ``measure --pruned`` on its output."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from prunekit.cli.main import run
+from prunekit.report import load_report
+
+SMALL = ["--train-epochs", "3", "--epochs", "2", "--sweep", "0.75", "--repeats", "3",
+         "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    code = run(["demo", "--out", str(root / "out"), "--cache-dir", str(root / "cache"),
+                "--quiet", *SMALL])
+    assert code == 0
+    return root
+
+
+def test_demo_writes_report_and_model(demo_out: Path) -> None:
+    out = demo_out / "out"
+    assert {p.name for p in out.iterdir()} == {"report.json", "report.html", "pruned"}
+    assert {p.name for p in (out / "pruned").iterdir()} == {"model.safetensors", "plan.json"}
+    assert len(list((demo_out / "cache").glob("digits_cnn-*.safetensors"))) == 1
+    report = load_report(out / "report.json")  # validates the schema
+    assert report["schema"] == "prunekit.report" and report["version"] == 1
+    before, after = report["before"], report["after"]
+    assert after["macs"] < before["macs"] and after["params"] < before["params"]
+    for side in (before, after):
+        assert math.isfinite(side["metric"]) and 0.5 < side["metric"] <= 1.0
+        assert side["latency_ms"]["threads"] == 1 and side["latency_ms"]["batch_size"] == 1
+        assert side["latency_ms"]["median"] > 0
+    assert report["layers"] and all(r["units_after"] < r["units_before"]
+                                    for r in report["layers"])
+    stages = [p["stage"] for p in report["points"]]
+    assert stages == ["dense", "pruned", "fine-tuned", "pruned", "fine-tuned"]
+    assert report["settings"]["demo"]["ratio"] == 0.5
+    assert report["settings"]["dense_from_cache"] is False
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_demo_reuses_cache_and_prints_json(demo_out: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    code = run(["demo", "--out", str(demo_out / "again"), "--cache-dir",
+                str(demo_out / "cache"), "--json", *SMALL, "--sweep", ""])
+    captured = capsys.readouterr()
+    assert code == 0
+    report = json.loads(captured.out)
+    assert report["settings"]["dense_from_cache"] is True
+    assert report["after"]["macs"] < report["before"]["macs"]
+    assert captured.err == ""  # --json silences progress
+
+
+def test_measure_the_pruned_output(demo_out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    code = run(["measure", "prunekit:digits_cnn", "--pruned", str(demo_out / "out" / "pruned"),
+                "--json", "--repeats", "1", "--warmup", "0", "--threads", "1"])
+    assert code == 0
+    measured = json.loads(capsys.readouterr().out)
+    report = load_report(demo_out / "out")
+    assert measured["params"] == report["after"]["params"]
+    assert measured["macs"] == report["after"]["macs"]
+
+
+def test_demo_bad_ratio_is_a_usage_or_config_error(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["demo", "--out", str(tmp_path), "--ratio", "1.5", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "ratio must be in (0, 1)" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
