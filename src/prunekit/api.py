@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -135,7 +136,16 @@ def _select(model: nn.Module, graph: DependencyGraph, groups: list[Group],
         sizes = graph.predicted_sizes(removed_flags(graph, select(groups, scores, config, ratio)))
         return base / max(cost(sizes), 1.0)
 
-    return select(groups, scores, config, search_ratio(reduction, float(target)))
+    ratio = search_ratio(reduction, float(target))
+    reached = reduction(ratio)
+    if reached < float(target) * 0.999:
+        what = "flops_reduction" if config.flops_reduction is not None else "params_reduction"
+        warnings.warn(
+            f"{what}={target} is out of reach: the most prunekit can remove here gives "
+            f"{reached:.2f}x (ratio {ratio:.2f}; inputs, outputs, ignored modules and ops "
+            "without rules keep their size). The model was pruned that far.",
+            UserWarning, stacklevel=3)
+    return select(groups, scores, config, ratio)
 
 
 def _output_shapes(model: nn.Module, example_inputs: Any, *,

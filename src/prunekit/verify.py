@@ -72,9 +72,19 @@ def find_mismatch(model: nn.Module, example_inputs: Any, graph: DependencyGraph,
         new = exc.partial  # type: ignore[assignment]
     used = {r.index for n in nodes for r in n.input_refs()}
     used.update(r.index for r in graph.trace.output_refs())
-    for node, other in zip(nodes, new.nodes):
+    i = j = 0
+    while i < len(nodes) and j < len(new.nodes):
+        node, other = nodes[i], new.nodes[j]
         if node.target != other.target:
-            return _mismatch(graph, max(node.index - 1, 0), removed)
+            if not node.module or node.module != other.module:
+                return _mismatch(graph, max(i - 1, 0), removed)
+            # The same module call decomposes into other ops at the new sizes (e.g. a
+            # linear layer whose input became contiguous): skip its ops in both traces
+            # and compare what the call produced.
+            i, j = _run_end(nodes, i), _run_end(new.nodes, j)
+            node, other = nodes[i - 1], new.nodes[j - 1]
+        else:
+            i, j = i + 1, j + 1
         for ref, new_ref in zip(node.outputs, other.outputs):
             if ref is None or new_ref is None or ref.index not in used:
                 continue
@@ -82,9 +92,18 @@ def find_mismatch(model: nn.Module, example_inputs: Any, graph: DependencyGraph,
                 return _mismatch(graph, node.index, removed)
     if failed_at is not None:
         return _mismatch(graph, failed_at, removed)
-    if len(new.nodes) != len(nodes):
-        return _mismatch(graph, min(len(new.nodes), len(nodes)) - 1, removed)
+    if i != len(nodes) or j != len(new.nodes):
+        return _mismatch(graph, min(i, len(nodes) - 1), removed)
     return None
+
+
+def _run_end(nodes: list[Any], start: int) -> int:
+    """Index after the run of consecutive nodes recorded in the same module as ``start``."""
+    module = nodes[start].module
+    end = start
+    while end < len(nodes) and nodes[end].module == module:
+        end += 1
+    return end
 
 
 def _mismatch(graph: DependencyGraph, index: int, removed: np.ndarray) -> Mismatch:

@@ -153,6 +153,14 @@ def test_flops_reduction_target():
     assert before / after < 3.0  # the smallest ratio that reaches the target, not far beyond
 
 
+def test_unreachable_flops_target_warns_and_prunes_as_far_as_it_can():
+    model = Tiny()  # the input and output widths stay: at most the hidden layers shrink
+    before = count_flops(model, torch.randn(1, 10))
+    with pytest.warns(UserWarning, match="flops_reduction=100.0 is out of reach"):
+        prunekit.prune(model, torch.randn(1, 10), flops_reduction=100.0)
+    assert 1.5 < before / count_flops(model, torch.randn(1, 10)) < 100
+
+
 def test_params_reduction_target():
     model = Convs()
     before = count_parameters(model)

@@ -163,6 +163,14 @@ def test_groupnorm_removes_the_same_index_in_every_group():
     assert gn.index.tolist() == [[0, 4], [1, 5], [2, 6], [3, 7]]
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_groupnorm_with_one_channel_per_group_prunes_channels_exactly(affine: bool):
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(8, 8, affine=affine), nn.ReLU(),
+                          nn.Conv2d(8, 2, 1))
+    r = assert_exact(model, rand(2, 3, 6, 6))  # exact_only=True: only exact groups go
+    assert r.model[1].num_groups == r.model[1].num_channels == 4
+
+
 def test_instancenorm2d_affine():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.InstanceNorm2d(8, affine=True), nn.ReLU(),
                           nn.Conv2d(8, 2, 1))
@@ -429,7 +437,6 @@ class ChannelsLastLinear(nn.Module):
         return self.head(t.mean(1))
 
 
-@pytest.mark.xfail(strict=True, reason="known: verification compares op names, and linear decomposes differently once one channel is left")
 def test_pruning_to_one_channel_before_a_channels_last_linear():
     """With one channel left the transposed input becomes contiguous and ``linear``
     decomposes into other ATen ops; the plan is still right and must not be refused."""

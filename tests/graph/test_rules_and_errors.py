@@ -114,3 +114,45 @@ def test_chunk_with_unequal_pruning_is_caught_by_verification():
     result = prunekit.prune(model, x, ratio=0.5, scope="global", normalize="none")
     assert result.model(x).shape == (1, 4, 4, 4)
     assert {"a", "a#2"} & set(result.skipped)
+
+
+class Gate(nn.Module):
+    """A custom opaque module whose (deliberately broken) handler cannot couple it."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale[:, None, None]
+
+
+@prunekit.register_handler(Gate)
+class BrokenGateHandler(prunekit.graph.handlers.base.Handler):
+    opaque = True
+
+    def couple(self, ctx):  # type: ignore[no-untyped-def]
+        raise ValueError("cannot read this call")
+
+
+class GatedNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.gate = Gate(8)
+        self.mid = nn.Conv2d(8, 8, 1)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.mid(self.gate(self.conv(x)))))
+
+
+def test_a_failing_handler_blocks_its_module_like_an_unknown_op():
+    x = torch.randn(1, 3, 8, 8)
+    graph = DependencyGraph.build(GatedNet(), x)
+    assert any("handler failed" in r.what and r.module == "gate" for r in graph.unsupported)
+    assert [g.name for g in graph.groups] == ["mid"]  # conv feeds the gate: kept whole
+    result = prunekit.prune(GatedNet(), x, ratio=0.5)
+    assert result.model.conv.out_channels == 8 and result.model.mid.out_channels == 4
+    with pytest.raises(prunekit.UnsupportedOpError, match="handler failed.*ignore="):
+        prunekit.prune(GatedNet(), x, overrides={"conv": 0.5})

@@ -129,7 +129,19 @@ class DependencyGraph:
             for ref in node.input_refs() + list(node.params.values()):
                 init(ref.index)
             if node.target.startswith("module:"):
-                outs = handler_for(node.op).couple(OpaqueContext(trace, space, dims, node))
+                try:
+                    outs = handler_for(node.op).couple(OpaqueContext(trace, space, dims, node))
+                    _check_outputs(trace, node.outputs, outs)
+                except (ValueError, IndexError, TypeError, AssertionError, KeyError,
+                        NotImplementedError) as exc:  # a handler that cannot read this call
+                    ctx = RuleContext(trace, space, dims, node, tags)
+                    ctx.reason = BlockReason(
+                        f"module {type(node.op).__name__} (its handler failed: {exc})",
+                        node.target[len("module:"):])
+                    unsupported.append(ctx.reason)
+                    for ref in node.params.values():
+                        ctx.block_value(ref)
+                    outs = unknown_op(ctx)
             else:
                 ctx = RuleContext(trace, space, dims, node, tags)
                 rule = lookup_rule(node)
@@ -183,12 +195,13 @@ class DependencyGraph:
             for d in self.dims[self.trace.params[name]] or []:
                 for comp in np.unique(self.components.of[d.ids])[:50].tolist():
                     reason = self.components.reasons.get(comp)
-                    if reason is not None and reason.what.startswith("op "):
+                    if reason is not None and reason.what.startswith(("op ", "module ")):
                         reasons.append(reason)
         if reasons:
             r = reasons[0]
+            what = r.what[3:] if r.what.startswith("op ") else r.what
             raise UnsupportedOpError(
-                f"cannot prune {pattern!r}: its channels flow through {r.what[3:]} in module "
+                f"cannot prune {pattern!r}: its channels flow through {what} in module "
                 f"{r.module or '<top level>'!r}, which prunekit has no rule for. Leave it out "
                 f"(ignore=[{pattern!r}]) or register a handler for that module.")
         raise ConfigError(

@@ -69,7 +69,13 @@ class BatchNormHandler(Handler):
 class GroupNormHandler(Handler):
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
         n = _channels(shapes, "weight")
-        return {} if n is None else {"num_channels": n}
+        if n is None:
+            shape = shapes.input_shape()
+            n = None if shape is None or len(shape) < 2 else shape[1]
+        if n is None:
+            return {}
+        per_channel = module.num_groups == module.num_channels  # type: ignore[union-attr]
+        return {"num_channels": n, "num_groups": n} if per_channel else {"num_channels": n}
 
 
 @register_handler(nn.LayerNorm, nn.RMSNorm)

@@ -51,15 +51,18 @@ def _layer_norm(ctx: RuleContext) -> list[list[Dim] | None]:
 
 @op_rule("native_group_norm", "group_norm")
 def _group_norm(ctx: RuleContext) -> list[list[Dim] | None]:
-    """Groups keep their count: the same in-group index goes from every group."""
+    """Groups keep their count: the same in-group index goes from every group. With one
+    channel per group each channel is normalised alone: channels go freely (and exactly),
+    and the group count follows."""
     x, w, b = ctx.node.args[:3]
     groups = int(ctx.arg(6, "group", 1)) if ctx.node.packet == "aten.native_group_norm" \
         else int(ctx.arg(1, "num_groups", 1))
     dims = ctx.dims(x)
     channel = dims[1]
-    ctx.inexact(channel)
-    if groups > 1:
-        ctx.space.union_rows(channel.ids.reshape(groups, -1))
+    if groups != channel.size or groups == 1:
+        ctx.inexact(channel)
+        if groups > 1:
+            ctx.space.union_rows(channel.ids.reshape(groups, -1))
     for ref in (w, b):
         if isinstance(ref, ValueRef):
             ctx.union(ctx.dims(ref)[0], channel)
