@@ -1,0 +1,86 @@
+"""Settings of a one-shot, layer-by-layer pruning run, as a frozen, validated dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
+
+
+def parse_pattern(pattern: str) -> tuple[int, int] | None:
+    """``"unstructured"`` -> ``None``; ``"2:4"`` -> ``(2, 4)``; anything else -> ConfigError."""
+    if pattern == "unstructured":
+        return None
+    parts = pattern.split(":") if isinstance(pattern, str) else []
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        n, m = int(parts[0]), int(parts[1])
+        if 1 <= n < m:
+            return n, m
+    raise ConfigError(
+        f"OneShotConfig: pattern must be 'unstructured' or 'N:M' with 1 <= N < M "
+        f"(e.g. '2:4', '4:8'), got {pattern!r}"
+    )
+
+
+@dataclass(frozen=True)
+class OneShotConfig:
+    """How to prune the linear layers of each block.
+
+    ``sparsity`` is the fraction of weights zeroed in every output row (unstructured) and
+    must equal ``(M - N) / M`` for an N:M pattern. ``blocksize`` and ``damp`` (fraction of
+    the mean Hessian diagonal added to it) only matter for SparseGPT. ``ignore`` lists
+    substrings of linear-layer names inside a block (e.g. ``"mlp.down_proj"``) to leave
+    dense. ``device`` is where each block is pruned (default: where it already is).
+    """
+
+    method: str = "wanda"
+    sparsity: float = 0.5
+    pattern: str = "unstructured"
+    blocksize: int = 128
+    damp: float = 0.01
+    batch_size: int = 8
+    device: str | None = None
+    ignore: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"OneShotConfig: unknown method {self.method!r}; choose one of {list(METHODS)}"
+            )
+        s = self.sparsity
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s < 1.0:
+            raise ConfigError(
+                f"OneShotConfig: sparsity must be a number in [0, 1), got {s!r}; "
+                "0.5 means half the weights of every layer are zeroed"
+            )
+        nm = parse_pattern(self.pattern)
+        if nm is not None and abs(s - (nm[1] - nm[0]) / nm[1]) > 1e-9:
+            raise ConfigError(
+                f"OneShotConfig: pattern {self.pattern!r} keeps {nm[0]} of every {nm[1]} "
+                f"weights, so sparsity must be {(nm[1] - nm[0]) / nm[1]:g}, got {s!r}"
+            )
+        for name in ("blocksize", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"OneShotConfig: {name} must be a positive integer, got {v!r}")
+        if nm is not None and self.blocksize % nm[1]:
+            raise ConfigError(
+                f"OneShotConfig: blocksize ({self.blocksize}) must be a multiple of M "
+                f"({nm[1]}) so N:M groups do not straddle SparseGPT blocks"
+            )
+        if isinstance(self.damp, bool) or not isinstance(self.damp, (int, float)) \
+                or not 0.0 < self.damp < 1.0:
+            raise ConfigError(
+                f"OneShotConfig: damp must be in (0, 1), got {self.damp!r}; 0.01 is typical"
+            )
+        if not isinstance(self.ignore, tuple) or not all(isinstance(i, str) for i in self.ignore):
+            raise ConfigError(
+                f"OneShotConfig: ignore must be a tuple of strings, got {self.ignore!r}"
+            )
+
+    @property
+    def nm(self) -> tuple[int, int] | None:
+        """``(N, M)`` for an N:M pattern, ``None`` for unstructured."""
+        return parse_pattern(self.pattern)

@@ -1,0 +1,138 @@
+"""Sequential one-shot pruning: one block at a time, on the outputs of the pruned blocks.
+
+For each block: gather its linear layers' input statistics on the calibration inputs,
+prune every linear layer, then recompute the block's outputs with the pruned weights; those
+outputs are the next block's inputs. Only the current block (and the calibration
+activations) live on the compute device; each block goes back where it was afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, PrunekitError
+from .calibration import CalibrationData
+from .capture import BlockInputs, capture_block_inputs, run_block
+from .config import OneShotConfig
+from .families import check_sequence_length, family_of, find_blocks
+from .layers import get_weight_2d, in_features, prunable_layers, set_weight_2d
+from .masks import check_nm_shape
+from .methods import METHOD_FNS, NEEDS_HESSIAN
+from .stats import InputStats
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One pruned linear layer: where it is, its achieved sparsity, time spent on it."""
+
+    block: int
+    name: str
+    shape: tuple[int, int]
+    sparsity: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class OneShotResult:
+    """What a run did; ``hidden`` holds the last block's outputs when asked for."""
+
+    config: OneShotConfig
+    layers: tuple[LayerReport, ...]
+    seconds: float
+    hidden: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of zeros over all pruned layers' weights."""
+        total = sum(r.shape[0] * r.shape[1] for r in self.layers)
+        zeros = sum(r.sparsity * r.shape[0] * r.shape[1] for r in self.layers)
+        return zeros / total if total else 0.0
+
+
+def _compute_device(config: OneShotConfig, block: nn.Module) -> torch.device:
+    if config.device is not None:
+        return torch.device(config.device)
+    return next(block.parameters()).device
+
+
+def _check_layers(layers: dict[str, nn.Module], block_index: int, config: OneShotConfig) -> None:
+    if config.nm is not None:
+        for name, mod in layers.items():
+            check_nm_shape(f"block {block_index}: {name}", in_features(mod), *config.nm)
+
+
+@torch.no_grad()
+def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
+                 config: OneShotConfig, device: torch.device) -> list[LayerReport]:
+    layers = prunable_layers(block, config.ignore)
+    _check_layers(layers, index, config)
+    need_h = config.method in NEEDS_HESSIAN
+    stats = {n: InputStats(in_features(m), hessian=need_h, device=device)
+             for n, m in layers.items()}
+    handles = [stats[n].attach(m) for n, m in layers.items()]
+    try:
+        for b in range(len(inputs.hidden)):
+            for s in stats.values():
+                s.token_mask = inputs.token_masks[b]
+            run_block(block, inputs, b)
+    finally:
+        for h in handles:
+            h.remove()
+    reports = []
+    fn = METHOD_FNS[config.method]
+    for name, mod in layers.items():
+        t0 = time.perf_counter()
+        w = get_weight_2d(mod).to(device)
+        new_w = fn(w, stats[name], config)
+        set_weight_2d(mod, new_w)
+        zeros = float((mod.weight == 0).float().mean())
+        reports.append(LayerReport(index, name, (w.shape[0], w.shape[1]), zeros,
+                                   time.perf_counter() - t0))
+        del stats[name]
+    return reports
+
+
+def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotConfig, *,
+                     return_hidden: bool = False) -> OneShotResult:
+    """Prune every block of a supported Hugging Face ``model`` in place, block by block.
+
+    ``return_hidden=True`` keeps the last block's outputs on the calibration batches
+    (before any final norm), e.g. to check them against a plain forward pass.
+    """
+    if not isinstance(data, CalibrationData):
+        raise ConfigError(
+            f"prune_sequential needs CalibrationData (see calibration_from_tensors / "
+            f"calibration_from_text), got {type(data).__name__}"
+        )
+    family = family_of(model)
+    blocks = find_blocks(model)
+    check_sequence_length(model, data.seq_len)
+    device = _compute_device(config, blocks[0])
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    reports: list[LayerReport] = []
+    try:
+        inputs = capture_block_inputs(model, blocks[0], data, config.batch_size, device,
+                                      decoder=family.decoder)
+        for index, block in enumerate(blocks):
+            home = next(block.parameters()).device
+            block.to(device)
+            reports.extend(_prune_block(block, index, inputs, config, device))
+            with torch.no_grad():
+                inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
+            block.to(home)
+    except torch.OutOfMemoryError as exc:
+        raise PrunekitError(
+            f"out of memory on {device} while pruning block {len(reports) and reports[-1].block}: "
+            f"lower OneShotConfig(batch_size=...), use fewer or shorter calibration sequences, "
+            f"or prune on another device ({exc})"
+        ) from exc
+    finally:
+        model.train(was_training)
+    hidden = tuple(h.detach().cpu() for h in inputs.hidden) if return_hidden else None
+    return OneShotResult(config, tuple(reports), time.perf_counter() - start, hidden)
