@@ -46,13 +46,30 @@ def build(name: str):
     return model, torch.randn(1, 3, side, side)
 
 
-def engine(tool: str, model, x) -> float:
-    """Prune ``model`` in place at RATIO with one tool; return the engine seconds."""
+def engine(tool: str, model, x, surgery: dict[str, float] | None = None) -> float:
+    """Prune ``model`` in place at RATIO with one tool; return the engine seconds.
+
+    ``surgery`` receives the peak RSS growth (bytes) of the phase that changes the model:
+    prunekit's final ``apply_plan``, Torch-Pruning's ``step()`` (which also scores).
+    """
+    surgery = {} if surgery is None else surgery
     if tool == "prunekit":
         import prunekit
-        t0 = time.perf_counter()
-        prunekit.prune(model, x, ratio=RATIO)
-        return time.perf_counter() - t0
+        import prunekit.api
+
+        apply_plan = prunekit.api.apply_plan
+
+        def measured_apply(*args, **kwargs):
+            with _peak_growth(surgery):
+                return apply_plan(*args, **kwargs)
+
+        prunekit.api.apply_plan = measured_apply
+        try:
+            t0 = time.perf_counter()
+            prunekit.prune(model, x, ratio=RATIO)
+            return time.perf_counter() - t0
+        finally:
+            prunekit.api.apply_plan = apply_plan
     if tool == "tp":
         import torch.nn as nn
         import torch_pruning as tp
@@ -63,9 +80,28 @@ def engine(tool: str, model, x) -> float:
         pruner = tp.pruner.MetaPruner(model, x, importance=tp.importance.MagnitudeImportance(p=2),
                                       pruning_ratio=RATIO, ignored_layers=heads,
                                       num_heads=num_heads)
-        pruner.step()
+        with _peak_growth(surgery):
+            pruner.step()
         return time.perf_counter() - t0
     raise ValueError(f"unknown tool {tool!r}")
+
+
+class _peak_growth:
+    """Context manager: peak RSS growth inside the block, in bytes, into ``out["bytes"]``.
+
+    The kernel's peak counter is reset on entry, so the peak reached before the block is
+    kept in ``out["peak_before_kb"]`` for the whole-run figure."""
+
+    def __init__(self, out: dict[str, float]) -> None:
+        self.out = out
+
+    def __enter__(self) -> None:
+        self.out["peak_before_kb"] = _status_kb("VmHWM")
+        Path("/proc/self/clear_refs").write_text("5")
+        self.start_kb = _status_kb("VmRSS")
+
+    def __exit__(self, *exc: object) -> None:
+        self.out["bytes"] = max(0, _status_kb("VmHWM") - self.start_kb) * 1024
 
 
 def first_line(exc: BaseException) -> str:
@@ -134,14 +170,17 @@ def worker(name: str, tool: str, threads: int) -> dict[str, Any]:
     baseline_kb = _status_kb("VmRSS")
     rec: dict[str, Any] = {"model": name, "tool": tool, "param_bytes": param_bytes,
                            "hwm_reset": reset, "baseline_kb": baseline_kb}
+    surgery: dict[str, float] = {}
     try:
-        rec["seconds"] = engine(tool, model, x)
+        rec["seconds"] = engine(tool, model, x, surgery)
         rec["status"] = "ok"
     except Exception as exc:  # noqa: BLE001
         rec["status"] = first_line(exc)
-    peak_kb = _status_kb("VmHWM")
+    peak_kb = max(_status_kb("VmHWM"), surgery.get("peak_before_kb", 0))
     rec["peak_kb"] = peak_kb
     rec["peak_over_params"] = (peak_kb - baseline_kb) * 1024 / param_bytes
+    if "bytes" in surgery:
+        rec["surgery_over_params"] = surgery["bytes"] / param_bytes
     return rec
 
 
@@ -168,6 +207,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "median_s": statistics.median(r["seconds"] for r in ok),
             "times": [round(r["seconds"], 3) for r in ok],
             "mem": statistics.median(r["peak_over_params"] for r in ok),
+            "surgery": statistics.median(r.get("surgery_over_params", float("nan")) for r in ok),
             "param_mb": ok[0]["param_bytes"] / 2**20,
             "hwm_reset": all(r.get("hwm_reset") for r in ok)}
 
@@ -185,13 +225,15 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], models: list[str], t
              "ratio = prunekit time / TP time",
              "- peak mem = (VmHWM after pruning − VmRSS after building model and input) / "
              f"parameter bytes of the unpruned fp32 model, from `/proc/self/status` ({how}); "
-             "median over runs"]
+             "median over runs",
+             "- surgery peak = the same, for the phase that changes the model only: prunekit's "
+             "`apply_plan` (the slicing), Torch-Pruning's `step()` (scoring and slicing)"]
     lines = header("Engine speed and peak memory", command, threads, extra)
     head, sep = "| model | params (MiB) |", "|---|---:|"
     for t in tools:
         n = TOOL_NAMES[t]
-        head += f" {n} s (median) | {n} peak mem × params |"
-        sep += "---:|---:|"
+        head += f" {n} s (median) | {n} peak mem × params | {n} surgery peak × params |"
+        sep += "---:|---:|---:|"
     if set(tools) == set(TOOLS):
         head += " time ratio prunekit / TP |"
         sep += "---:|"
@@ -204,9 +246,9 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], models: list[str], t
             s = res.get(t, {"status": "not run"})
             if "median_s" in s:
                 extra_s = "" if s["status"] == "ok" else f" ({s['status']})"
-                row += f" {s['median_s']:.2f}{extra_s} | {s['mem']:.2f} |"
+                row += f" {s['median_s']:.2f}{extra_s} | {s['mem']:.2f} | {s['surgery']:.2f} |"
             else:
-                row += f" {s['status'].replace('|', '/')} | |"
+                row += f" {s['status'].replace('|', '/')} | | |"
         if set(tools) == set(TOOLS):
             a, b = res.get("prunekit", {}), res.get("tp", {})
             row += (f" {a['median_s'] / b['median_s']:.2f} |" if "median_s" in a and "median_s" in b
