@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model  # noqa: E402
+
 
 TOOLS = ("prunekit", "tp")
 TOOL_NAMES = {"prunekit": "prunekit", "tp": "Torch-Pruning"}
@@ -121,20 +124,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def header(title: str, command: str, threads: int, extra: list[str] | None = None) -> list[str]:
     v = _versions()
     lines = [f"# {title}", "",
-             f"- CPU: {_cpu_model()}, {os.cpu_count()} cores visible; torch threads per run: {threads}",
+             f"- CPU: {cpu_model()}, {os.cpu_count()} cores visible; torch threads per run: {threads}",
              f"- torch {v['torch']}, torchvision {v['torchvision']}, torch-pruning {v['torch-pruning']}, "
              f"prunekit {v['prunekit']}, Python {v['python']}",
              "- batch 1, fp32, CPU, eval mode, random init (`weights=None`), input 1x3x224x224, "

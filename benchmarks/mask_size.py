@@ -28,6 +28,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_model  # noqa: E402
+
 from prunekit.mask import (
     finalized_state_dict,
     load_compressed,
@@ -36,16 +39,6 @@ from prunekit.mask import (
 )
 
 FLOOR_AT_90 = 0.15
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(name: str, sparsity: float, folder: Path) -> dict[str, object]:
@@ -76,7 +69,7 @@ def measure(name: str, sparsity: float, folder: Path) -> dict[str, object]:
 
 
 def render(rows: list[dict[str, object]], command: str) -> str:
-    machine = (f"{cpu_name()}, {os.cpu_count()} cores visible, {platform.system()}; "
+    machine = (f"{cpu_model()}, {os.cpu_count()} cores visible, {platform.system()}; "
                f"Python {platform.python_version()}, torch {torch.__version__}, "
                f"torchvision {metadata.version('torchvision')}, "
                f"safetensors {metadata.version('safetensors')}")

@@ -53,6 +53,7 @@ __all__ = [
     "TaylorImportance",
     "available_importances",
     "get_importance",
+    "register_importance",
     "normalize_scores",
     "reduce_scores",
 ]

@@ -14,7 +14,7 @@ from typing import Callable, ClassVar, Literal
 
 import torch
 
-from ..errors import ConfigError
+from ..registry import Registry
 
 Reduction = Literal["sum", "mean", "max"]
 Normalization = Literal["none", "mean", "max", "sum", "standard"]
@@ -98,36 +98,23 @@ class Importance(ABC):
         """Return a float tensor of shape ``[group.n_units]``."""
 
 
-_REGISTRY: dict[str, Callable[..., Importance]] = {}
+_REGISTRY: Registry[type[Importance]] = Registry(
+    "importance criterion", "prunekit.importance.register_importance")
 
 
 def register_importance(name: str) -> Callable[[type[Importance]], type[Importance]]:
     """Class decorator: make a criterion available by ``name``."""
-
-    def decorate(cls: type[Importance]) -> type[Importance]:
-        if name in _REGISTRY:
-            raise ConfigError(f"importance criterion {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+    return _REGISTRY.register(name)
 
 
 def available_importances() -> list[str]:
     """Names of the registered criteria, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_importance(spec: "str | Importance", **options: object) -> Importance:
     """Resolve a criterion from its registered name (with options) or pass one through."""
     if isinstance(spec, Importance):
         return spec
-    try:
-        factory = _REGISTRY[spec]
-    except KeyError:
-        raise ConfigError(
-            f"unknown importance criterion {spec!r}; choose one of {available_importances()} "
-            "or register your own with prunekit.importance.register_importance"
-        ) from None
+    factory = _REGISTRY.get(spec)
     return factory(**options)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import ConfigError
+from ..registry import Registry
 
 S = TypeVar("S", bound="Schedule")
 
@@ -43,35 +44,23 @@ class Schedule(ABC):
         return {"name": self.name, **dataclasses.asdict(self)}
 
 
-_REGISTRY: dict[str, type[Schedule]] = {}
+_REGISTRY: Registry[type[Schedule]] = Registry(
+    "schedule", "prunekit.schedule.register_schedule")
 
 
 def register_schedule(name: str) -> Callable[[type[S]], type[S]]:
     """Class decorator: make a schedule available by ``name``."""
-
-    def decorate(cls: type[S]) -> type[S]:
-        if name in _REGISTRY:
-            raise ConfigError(f"schedule {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+    return _REGISTRY.register(name)  # type: ignore[return-value]
 
 
 def available_schedules() -> list[str]:
     """Names of the registered schedules, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_schedule(name: str, **options: Any) -> Schedule:
     """Build the schedule registered as ``name`` from its fields."""
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown schedule {name!r}; choose one of {available_schedules()} "
-                          "or register your own with prunekit.schedule.register_schedule"
-                          ) from None
+    cls = _REGISTRY.get(name)
     known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
     unknown = sorted(set(options) - known) if known else []
     if unknown:
