@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+import torchvision
 
 import prunekit
 from prunekit.graph import DependencyGraph
@@ -508,3 +509,32 @@ def test_exactness_gap_refuses_a_plan_that_removes_nothing():
     model = randomize(nn.Sequential(nn.Linear(10, 16), nn.LayerNorm(16), nn.Linear(16, 3)))
     with pytest.raises(AssertionError, match="removes nothing"):
         exactness_gap(model, rand(4, 10))
+
+
+# -- model-zoo modules registered by name ------------------------------------------------
+
+def test_timm_attention_head_size_follows_the_pruned_qkv_and_sdpa_scale_is_inexact():
+    timm = pytest.importorskip("timm")
+    x = rand(1, 3, 32, 32)
+
+    def make() -> nn.Module:
+        torch.manual_seed(0)
+        return timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8,
+                                 num_classes=10, depth=1)
+
+    graph = DependencyGraph.build(randomize(make()), x)
+    qkv = graph.group_named("blocks.0.attn.qkv")
+    assert qkv.n_units == 64 and not qkv.exact  # the default scale is 1/sqrt(head size)
+    r = assert_exact(make(), x)  # exact groups only: the MLP neurons
+    assert r.model.blocks[0].mlp.fc1.out_features == 384
+    pruned = prunekit.prune(randomize(make()), x, ratio=0.5).model
+    assert pruned.blocks[0].attn.head_dim == 32 and pruned.blocks[0].attn.attn_dim == 96
+    assert pruned(x).shape == (1, 10)
+
+
+def test_torchvision_vit_hidden_size_is_pruned_with_its_reshape_attribute():
+    model = torchvision.models.vit_b_32(image_size=64, num_classes=10).eval()
+    result = prunekit.prune(model, torch.randn(1, 3, 64, 64), ratio=0.5)
+    assert "conv_proj" not in result.skipped
+    assert model.hidden_dim == model.conv_proj.out_channels == 384
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 10)

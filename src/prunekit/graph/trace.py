@@ -14,6 +14,7 @@ the real inputs, so every model that runs can be recorded.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import weakref
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
-from torch.utils._python_dispatch import TorchDispatchMode
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import SUPPORTED_NODES, tree_flatten, tree_map
 
 from ..errors import TraceError
@@ -200,6 +203,31 @@ class _Recorder(TorchDispatchMode):
                     self.module_stack[-1])
         self.trace.nodes.append(node)
 
+    def attention(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+        """Record ``scaled_dot_product_attention`` on meta tensors as one node.
+
+        On ``meta`` PyTorch runs its math decomposition, whose scale is a constant computed
+        from the feature count, so the op's own rule (which knows that the default scale
+        depends on that count) would never see it. Shapes are checked as the kernels do.
+        """
+        names = ("query", "key", "value")
+        qkv = list(args[:3]) + [kwargs.pop(n) for n in names[len(args[:3]):]]
+        q, k, v = qkv
+        rest = tuple(args[3:])
+        gqa = bool(kwargs.get("enable_gqa", False))
+        if q.dim() != k.dim() or k.dim() != v.dim() or q.dim() < 2:
+            raise RuntimeError(f"attention inputs of ranks {q.dim()}, {k.dim()}, {v.dim()}")
+        if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+            raise RuntimeError(f"attention shapes do not fit: query {tuple(q.shape)}, key "
+                               f"{tuple(k.shape)}, value {tuple(v.shape)}")
+        lead = tuple(q.shape[:-2]) if gqa else tuple(torch.broadcast_shapes(
+            q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+        with _disable_current_modes():
+            out = torch.empty(*lead, q.shape[-2], v.shape[-1], dtype=q.dtype, device="meta")
+        self.record("aten.scaled_dot_product_attention.default", func,
+                    map_plain(self.ref, (q, k, v) + rest), map_plain(self.ref, kwargs), out)
+        return out
+
     # -- modules ----------------------------------------------------------------
     def enter(self, name: str, opaque: bool) -> None:
         self.module_stack.append(name)
@@ -221,6 +249,21 @@ class _Recorder(TorchDispatchMode):
         out_ids = [self.current[id(t)] for t in leaves(out)
                    if isinstance(t, torch.Tensor) and id(t) in self.current]
         self.trace.module_calls.setdefault(name, []).append((in_ids, out_ids))
+
+
+class _MetaAttention(TorchFunctionMode):
+    """Routes ``F.scaled_dot_product_attention`` on meta tensors to :meth:`_Recorder.attention`."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = dict(kwargs or {})
+        if (func is F.scaled_dot_product_attention and not self.recorder.opaque_depth
+                and args and getattr(args[0], "is_meta", False)):
+            return self.recorder.attention(func, tuple(args), kwargs)
+        return func(*args, **kwargs)
 
 
 def as_args(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -272,7 +315,9 @@ def record_trace(
             with_kwargs=True))
     call = forward or model
     try:
-        with eval_mode(model), torch.no_grad(), recorder:
+        on_meta = any(t.is_meta for t in leaves((args, kwargs)) if isinstance(t, torch.Tensor))
+        attention = _MetaAttention(recorder) if on_meta else contextlib.nullcontext()
+        with eval_mode(model), torch.no_grad(), recorder, attention:
             out = call(*args, **kwargs)
     except Exception as exc:  # the user's model failed: say where
         where = recorder.module_stack[-1] or "the model's top-level forward"

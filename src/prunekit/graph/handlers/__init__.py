@@ -1,7 +1,8 @@
 """Module handlers (registry keyed by module type). See :mod:`.base`."""
 
-from .base import Handler, ModuleShapes, OpaqueContext, handler_for, is_opaque, register_handler
-from . import attention, layers, recurrent  # noqa: F401  (registration)
+from .base import (Handler, ModuleShapes, OpaqueContext, handler_for, is_opaque, register_handler,
+                   register_handler_by_name)
+from . import attention, layers, recurrent, zoo  # noqa: F401  (registration)
 
 __all__ = ["Handler", "ModuleShapes", "OpaqueContext", "handler_for", "is_opaque",
            "register_handler"]

@@ -132,13 +132,26 @@ def register_handler(*module_types: type, handler: Handler | None = None) -> Cal
     return decorate
 
 
+_NAMED_HANDLERS: dict[str, Handler] = {}
+
+
+def register_handler_by_name(*qualified_names: str, handler: Handler) -> None:
+    """Register ``handler`` for classes named ``"package.module.ClassName"``: modules of
+    model zoos get handlers without prunekit importing the zoo."""
+    for name in qualified_names:
+        if not isinstance(name, str) or "." not in name:
+            raise ConfigError(f"expected a qualified class name like 'pkg.module.Class', got {name!r}")
+        _NAMED_HANDLERS[name] = handler
+
+
 _DEFAULT = Handler()
 
 
 def handler_for(module: nn.Module) -> Handler:
-    """The handler of the closest registered base class of ``module``'s type."""
+    """The handler of the closest registered base class of ``module``'s type (registered
+    by type, or by qualified name)."""
     for cls in type(module).__mro__:
-        found = _HANDLERS.get(cls)
+        found = _HANDLERS.get(cls) or _NAMED_HANDLERS.get(f"{cls.__module__}.{cls.__qualname__}")
         if found is not None:
             return found
     return _DEFAULT
