@@ -66,7 +66,8 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     criterion = make_importance(config.importance, reduce=config.reduce, normalize=normalize)
     graph = DependencyGraph.build(model, example_inputs, ignore=config.ignore,
                                   input_features=config.input_features,
-                                  on_meta=not criterion.needs_activations)
+                                  on_meta=not criterion.needs_activations,
+                                  split_units=config.split_units)
     reference = [graph.trace.values[r.index].shape for r in graph.trace.output_refs()]
     if graph.on_meta and not _inputs_match_model(model, example_inputs):
         _output_shapes(model, example_inputs)  # shapes alone hide dtype/device mismatches

@@ -29,6 +29,9 @@ class PruneConfig:
     - ``min_units``: never keep fewer units than this in any group (at least 1).
     - ``max_ratio``: in global scope, never remove more than this fraction of one group.
     - ``input_features``: ``(input position, dim)`` pairs whose features may be removed.
+    - ``split_units``: when a reshape splits features into ``(heads, head size)``, prune
+      the same head-size positions in every head (``"inner"``, the default) or whole heads
+      (``"outer"``; with grouped-query attention, whole key/value groups).
     """
 
     ratio: float = 0.5
@@ -46,10 +49,14 @@ class PruneConfig:
     input_features: tuple[tuple[int, int], ...] = ()
     exact_only: bool = False
     verify: bool = True
+    split_units: Literal["inner", "outer"] = "inner"
 
     def __post_init__(self) -> None:
         _check_ratio(self.ratio, "ratio")
         _check_ratio(self.max_ratio, "max_ratio")
+        if self.split_units not in ("inner", "outer"):
+            raise ConfigError(f"split_units must be 'inner' (head size) or 'outer' (whole "
+                              f"heads), got {self.split_units!r}")
         if self.scope not in ("local", "global"):
             raise ConfigError(f"scope must be 'local' or 'global', got {self.scope!r}")
         if isinstance(self.importance, str) and self.importance not in available_importances():
@@ -82,4 +89,5 @@ class PruneConfig:
                 "params_reduction": self.params_reduction, "overrides": dict(self.overrides),
                 "ignore": list(self.ignore), "round_to": self.round_to,
                 "min_units": self.min_units, "max_ratio": self.max_ratio,
-                "input_features": [list(p) for p in self.input_features]}
+                "input_features": [list(p) for p in self.input_features],
+                "split_units": self.split_units}

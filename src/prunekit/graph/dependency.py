@@ -80,12 +80,14 @@ class DependencyGraph:
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, *, ignore: Sequence[str] = (),
               input_features: Iterable[tuple[int, int]] = (),
-              on_meta: bool = True) -> "DependencyGraph":
+              on_meta: bool = True, split_units: str = "inner") -> "DependencyGraph":
         """Trace ``model`` on ``example_inputs`` and discover its groups.
 
         ``ignore`` lists module names (glob patterns allowed) whose tensors must keep
         their shape; ``input_features`` lists ``(input position, dim)`` pairs whose
-        features may be removed (feature selection).
+        features may be removed (feature selection); ``split_units`` picks the unit of a
+        reshape that splits features into ``(heads, head size)``: ``"inner"`` (head-size
+        positions, the same in every head) or ``"outer"`` (whole heads).
         """
         module_names = [n for n, _ in model.named_modules()]
         for pattern in ignore:
@@ -134,7 +136,7 @@ class DependencyGraph:
                     _check_outputs(trace, node.outputs, outs)
                 except (ValueError, IndexError, TypeError, AssertionError, KeyError,
                         NotImplementedError) as exc:  # a handler that cannot read this call
-                    ctx = RuleContext(trace, space, dims, node, tags)
+                    ctx = RuleContext(trace, space, dims, node, tags, split_units)
                     ctx.reason = BlockReason(
                         f"module {type(node.op).__name__} (its handler failed: {exc})",
                         node.target[len("module:"):])
@@ -143,7 +145,7 @@ class DependencyGraph:
                         ctx.block_value(ref)
                     outs = unknown_op(ctx)
             else:
-                ctx = RuleContext(trace, space, dims, node, tags)
+                ctx = RuleContext(trace, space, dims, node, tags, split_units)
                 rule = lookup_rule(node)
                 if rule is None:
                     unsupported.append(ctx.reason)

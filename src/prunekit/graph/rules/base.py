@@ -34,8 +34,10 @@ class RuleContext:
     """What a rule sees: the node, the labels of its inputs, and the label space."""
 
     def __init__(self, trace: Trace, space: LabelSpace, dims: list[list[Dim] | None],
-                 node: Node, tags: dict[str, set[str]] | None = None) -> None:
+                 node: Node, tags: dict[str, set[str]] | None = None,
+                 split_units: str = "inner") -> None:
         self.trace = trace
+        self.split_units = split_units  # "inner" (head size) or "outer" (whole heads)
         self.tags = tags if tags is not None else {}
         self.space = space
         self._dims = dims

@@ -116,7 +116,8 @@ def _embedding_bag(ctx: RuleContext) -> list[list[Dim] | None]:
          "_scaled_dot_product_fused_attention_overrideable")
 def _sdpa(ctx: RuleContext) -> list[list[Dim] | None]:
     """softmax(q kᵀ · scale) v. Query/key features contract (inexact: the default scale
-    depends on their count); key/value positions contract; batch and head dims couple."""
+    depends on their count); key/value positions contract; batch and head dims couple
+    (with grouped-query attention, each key/value head with its group of query heads)."""
     q, k, v = ctx.node.args[:3]
     dq, dk, dv = ctx.dims(q), ctx.dims(k), ctx.dims(v)
     ctx.union(dq[-1], dk[-1])
@@ -127,6 +128,11 @@ def _sdpa(ctx: RuleContext) -> list[list[Dim] | None]:
         if a.size == b.size == c.size:
             ctx.union(a, b)
             ctx.union(a, c)
+        elif b.size == c.size and 1 < b.size < a.size and a.size % b.size == 0:
+            # grouped-query attention: query head h reads key/value head h // (a / b)
+            ctx.union(b, c)
+            for column in a.ids.reshape(b.size, -1).T:
+                ctx.space.union(column, b.ids)
         lead.append(a)
     for ref in ctx.node.input_refs()[3:]:  # attention masks
         ctx.block_value(ref)

@@ -48,7 +48,9 @@ def reshape_labels(ctx: RuleContext, dims: list[Dim], out_shape: Sequence[int]) 
 
     A merge of one channel dim with structural dims (flatten) repeats each channel label
     over its block; a split of a channel dim keeps the innermost factor as the unit and
-    couples it across the outer factors (whose sizes stay fixed). Anything else is blocked.
+    couples it across the outer factors (whose sizes stay fixed), or, with
+    ``ctx.split_units == "outer"``, keeps the second-innermost factor (heads) as the unit,
+    each owning all its positions. Anything else is blocked.
     """
     in_shape = [d.size for d in dims]
     result: list[Dim] = []
@@ -81,6 +83,13 @@ def reshape_labels(ctx: RuleContext, dims: list[Dim], out_shape: Sequence[int]) 
             sizes = [out_shape[o] for o in outs]
             if not src[0].channel:
                 result.extend(ctx.fresh(s) for s in sizes)
+                continue
+            if ctx.split_units == "outer":  # whole heads: head h owns all its positions
+                cube = src[0].ids.reshape(-1, sizes[-2], sizes[-1])
+                ctx.space.union_rows(cube.transpose(1, 0, 2).reshape(sizes[-2], -1).T)
+                result.extend(ctx.fresh(s) for s in sizes[:-2])
+                result.append(Dim(cube[0, :, 0].copy(), True))
+                result.append(ctx.fresh(sizes[-1]))
                 continue
             table = src[0].ids.reshape(-1, sizes[-1])
             ctx.space.union_rows(table)
