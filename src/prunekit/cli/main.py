@@ -16,7 +16,11 @@ from .. import __version__
 from ..errors import PrunekitError
 from .demo import demo
 from .env import env
+from .export import export
 from .measure import measure
+from .prune import prune
+from .report import report
+from .run_recipe import run_recipe
 
 __all__ = ["cli", "main", "run"]
 
@@ -29,7 +33,11 @@ def cli(debug: bool) -> None:
 
 
 cli.add_command(demo)
+cli.add_command(prune)
+cli.add_command(run_recipe)
 cli.add_command(measure)
+cli.add_command(export)
+cli.add_command(report)
 cli.add_command(env)
 
 

@@ -33,6 +33,9 @@ VERSION = 1
 @click.option("--pruned", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder written by save_pruned (plan.json + model.safetensors): apply the "
                    "plan to SPEC's architecture and load the pruned weights.")
+@click.option("--trust-pickle", is_flag=True,
+              help="Allow unpickling a model or weights file (runs code stored in it: only "
+                   "for files you trust).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for latency [default: torch's setting].")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
@@ -41,16 +44,16 @@ VERSION = 1
 @json_option
 @quiet_option
 def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Path | None,
-            threads: int | None, warmup: int, repeats: int, out: Path | None, as_json: bool,
-            quiet: bool) -> None:
+            trust_pickle: bool, threads: int | None, warmup: int, repeats: int,
+            out: Path | None, as_json: bool, quiet: bool) -> None:
     """Measure SPEC: torchvision:NAME (weights=None), prunekit:digits_cnn, or
     path/to/file.py:factory."""
     import torch
 
     from ..errors import ConfigError, PrunekitError
+    from ..files import atomic_write_text
     from ..models.spec import load_model_spec, parse_model_spec
     from ..models.weights import load_weights
-    from ..files import atomic_write_text
     from ..report.stats import collect_stats
 
     if weights is not None and pruned is not None:
@@ -62,11 +65,11 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
     shape = parse_shape(input_shape) if input_shape else parsed.default_input_shape
     printer = Printer(quiet=quiet or as_json)
     printer.info(f"building {spec}")
-    model = load_model_spec(parsed)
+    model = load_model_spec(parsed, trust_pickle=trust_pickle)
     if shape is None:
         raise ConfigError(f"{spec!r} implies no input shape: pass --input-shape, e.g. 1,3,224,224")
     if weights is not None:
-        load_weights(model, weights)
+        load_weights(model, weights, trust_pickle=trust_pickle)
     if pruned is not None:
         from ..serialization import load_pruned
         model = load_pruned(model, pruned).eval()

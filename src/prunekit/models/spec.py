@@ -1,5 +1,6 @@
-"""Build a model from a spec string: ``torchvision:NAME``, ``prunekit:digits_cnn`` or
-``path/to/file.py:factory``.
+"""Build a model from a spec string: ``torchvision:NAME``, ``prunekit:digits_cnn``,
+``path/to/file.py:factory``, or a whole pickled model ``path/to/model.pt`` (refused unless
+trusted, see :mod:`.pickled`).
 
 torchvision models are built with ``weights=None`` (architecture only; nothing is
 downloaded). A Python file is executed as a module and its ``factory`` is called with no
@@ -16,6 +17,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ConfigError, PrunekitError
+from .pickled import PICKLE_SUFFIXES, load_pickled_model
 
 __all__ = ["ModelSpec", "load_model_spec", "parse_model_spec"]
 
@@ -24,7 +26,8 @@ _BUILTIN = {"digits_cnn": (1, 1, 8, 8)}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec: its ``kind`` (torchvision, prunekit, file), target and name."""
+    """A parsed model spec: its ``kind`` (torchvision, prunekit, file, pickle), target and
+    name."""
 
     kind: str
     target: str
@@ -53,8 +56,10 @@ def parse_model_spec(spec: str) -> ModelSpec:
     path, sep, factory = text.rpartition(":")
     if sep and path.endswith(".py") and factory.isidentifier():
         return ModelSpec("file", path, factory)
-    raise ConfigError(f"unknown model spec {spec!r}: use torchvision:NAME, prunekit:digits_cnn "
-                      "or path/to/file.py:factory")
+    if Path(text).suffix in PICKLE_SUFFIXES:
+        return ModelSpec("pickle", text, Path(text).stem)
+    raise ConfigError(f"unknown model spec {spec!r}: use torchvision:NAME, prunekit:digits_cnn, "
+                      "path/to/file.py:factory or a pickled model.pt (with --trust-pickle)")
 
 
 def _torchvision_model(name: str) -> nn.Module:
@@ -103,10 +108,15 @@ def _file_model(path_text: str, factory: str) -> nn.Module:
     return model
 
 
-def load_model_spec(spec: str | ModelSpec) -> nn.Module:
-    """Build the model a spec names (random or factory-defined weights), in eval mode."""
+def load_model_spec(spec: str | ModelSpec, *, trust_pickle: bool = False) -> nn.Module:
+    """Build the model a spec names (random or factory-defined weights), in eval mode.
+
+    A pickled model file is unpickled only with ``trust_pickle=True``.
+    """
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
-    if parsed.kind == "torchvision":
+    if parsed.kind == "pickle":
+        model = load_pickled_model(parsed.target, trust_pickle=trust_pickle)
+    elif parsed.kind == "torchvision":
         model = _torchvision_model(parsed.name)
     elif parsed.kind == "prunekit":
         from .digits_cnn import DigitsCNN

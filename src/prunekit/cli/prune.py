@@ -1,0 +1,93 @@
+"""``prunekit prune MODEL_SPEC``: prune a model on data given on the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import json_option, out_option, parse_shape, quiet_option
+
+__all__ = ["prune"]
+
+
+@click.command("prune")
+@click.argument("model_spec")
+@click.option("--data", "data_spec", default="digits", show_default=True,
+              help="digits (built in), path/to/data.npz (arrays x, y) or path/to/table.csv.")
+@click.option("--label-column", default="label", show_default=True,
+              help="CSV data: the column that holds the class.")
+@click.option("--input-features", is_flag=True,
+              help="Also prune input features (dim 1 of the input; CSV columns) and report "
+                   "which remain.")
+@click.option("--ratio", type=float, default=0.5, show_default=True,
+              help="Fraction of units removed from each group (local) or overall (global).")
+@click.option("--importance", default="l2", show_default=True, help="Importance criterion.")
+@click.option("--scope", type=click.Choice(["local", "global"]), default="local",
+              show_default=True)
+@click.option("--flops-reduction", type=float, default=None,
+              help="Instead of --ratio: prune until FLOPs shrink this many times (2 = half).")
+@click.option("--ignore", multiple=True, help="Module name (glob) to leave unpruned; repeatable.")
+@click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Round kept units per group up to a multiple of this.")
+@click.option("--input-shape", default=None,
+              help="Example input shape, batch first (e.g. 1,64): data samples are reshaped "
+                   "to it.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Weights to load (.safetensors, or a .pt state dict read weights-only).")
+@click.option("--trust-pickle", is_flag=True,
+              help="Allow unpickling a model or weights file (runs code stored in it: only "
+                   "for files you trust).")
+@click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fine-tuning epochs after pruning (distilled from the unpruned model).")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tuning rate.")
+@click.option("--no-distill", is_flag=True, help="Fine-tune on labels only.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for latency [default: torch's setting].")
+@click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed forward passes per latency figure.")
+@click.option("--no-html", is_flag=True, help="Write report.json only.")
+@out_option("prunekit-out", "Folder for report.json, report.html and pruned/ (weights + plan).")
+@json_option
+@quiet_option
+def prune(model_spec: str, data_spec: str, label_column: str, input_features: bool,
+          ratio: float, importance: str, scope: str, flops_reduction: float | None,
+          ignore: tuple[str, ...], round_to: int, input_shape: str | None,
+          weights: Path | None, trust_pickle: bool, finetune_epochs: int, lr: float,
+          no_distill: bool, batch_size: int, seed: int, threads: int | None, repeats: int,
+          no_html: bool, out: Path, as_json: bool, quiet: bool) -> None:
+    """Prune MODEL_SPEC (torchvision:NAME, prunekit:digits_cnn, path/to/file.py:factory, or
+    a pickled model.pt with --trust-pickle), fine-tune, measure and write a report."""
+    from ..config import PruneConfig
+    from ..errors import ConfigError
+    from ..models.spec import parse_model_spec
+    from ..train.distill import DistillConfig
+    from ..train.finetune import FinetuneConfig
+    from ..workflow.config import DataSource, ModelSource, OutputConfig, RunConfig
+    from .run_common import execute
+
+    try:
+        parse_model_spec(model_spec)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="MODEL_SPEC") from None
+    shape = parse_shape(input_shape) if input_shape else None
+    try:
+        prune_config = PruneConfig(ratio=ratio, importance=importance,
+                                   scope=scope,  # type: ignore[arg-type]
+                                   flops_reduction=flops_reduction, ignore=ignore,
+                                   round_to=round_to,
+                                   input_features=((0, 1),) if input_features else ())
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    config = RunConfig(
+        model=ModelSource(model_spec, None if weights is None else str(weights), shape,
+                          trust_pickle),
+        data=DataSource(data_spec, label_column, batch_size=batch_size, seed=seed),
+        prune=prune_config,
+        finetune=FinetuneConfig(epochs=finetune_epochs, lr=lr),
+        distill=None if no_distill else DistillConfig(),
+        out=OutputConfig(str(out), html=not no_html, threads=threads,
+                         warmup=min(5, repeats), repeats=repeats))
+    execute(config, as_json=as_json, quiet=quiet)

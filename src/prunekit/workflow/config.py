@@ -1,0 +1,114 @@
+"""Settings of one pruning run: frozen, validated dataclasses, one per recipe section.
+
+``RunConfig`` holds the ``model``, ``data``, ``prune`` (:class:`~prunekit.PruneConfig`),
+``finetune`` (:class:`~prunekit.train.FinetuneConfig`), ``distill``
+(:class:`~prunekit.train.DistillConfig`, or ``None`` for plain fine-tuning) and ``out``
+sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..config import PruneConfig
+from ..errors import ConfigError
+from ..train.distill import DistillConfig
+from ..train.finetune import FinetuneConfig
+
+__all__ = ["DataSource", "ModelSource", "OutputConfig", "RunConfig"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The model: a spec (``torchvision:NAME``, ``prunekit:digits_cnn``, ``file.py:factory``,
+    ``model.pt`` with ``trust_pickle``), optional weights, and an optional example-input
+    shape (batch first) that each data sample is reshaped to."""
+
+    spec: str = "prunekit:digits_cnn"
+    weights: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    trust_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, str) or not self.spec.strip():
+            raise ConfigError(f"model spec must be a non-empty string, got {self.spec!r}")
+        if self.input_shape is not None:
+            shape = tuple(self.input_shape)
+            if not shape or not all(isinstance(s, int) and s >= 1 for s in shape):
+                raise ConfigError(f"input_shape must be positive integers, got "
+                                  f"{self.input_shape!r}")
+            object.__setattr__(self, "input_shape", shape)
+        if not isinstance(self.trust_pickle, bool):
+            raise ConfigError(f"trust_pickle must be true or false, got {self.trust_pickle!r}")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Classification data: ``digits``, ``path.npz`` or ``path.csv`` (with ``label_column``),
+    split into train/validation by ``val_fraction`` and ``seed``."""
+
+    spec: str = "digits"
+    label_column: str = "label"
+    val_fraction: float = 0.2
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, str) or not self.spec.strip():
+            raise ConfigError(f"data spec must be a non-empty string, got {self.spec!r}")
+        if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where files go and how latency is measured (``threads=None``: torch's setting)."""
+
+    dir: str = "prunekit-out"
+    html: bool = True
+    threads: int | None = None
+    warmup: int = 5
+    repeats: int = 20
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dir, str) or not self.dir:
+            raise ConfigError(f"out dir must be a non-empty string, got {self.dir!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"warmup must be an integer >= 0, got {self.warmup!r}")
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ConfigError(f"repeats must be an integer >= 1, got {self.repeats!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning."""
+
+    model: ModelSource = field(default_factory=ModelSource)
+    data: DataSource = field(default_factory=DataSource)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=0))
+    distill: DistillConfig | None = field(default_factory=DistillConfig)
+    out: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        for name, kind in (("model", ModelSource), ("data", DataSource),
+                           ("prune", PruneConfig), ("finetune", FinetuneConfig),
+                           ("out", OutputConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"{name} must be a {kind.__name__}")
+        if self.distill is not None and not isinstance(self.distill, DistillConfig):
+            raise ConfigError("distill must be a DistillConfig or None")
+
+    def settings(self) -> dict[str, Any]:
+        """Plain-data view for reports."""
+        return {"model": asdict(self.model), "data": asdict(self.data),
+                "prune": self.prune.settings(), "finetune": self.finetune.settings(),
+                "distill": None if self.distill is None else self.distill.settings(),
+                "out": asdict(self.out)}

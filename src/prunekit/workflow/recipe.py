@@ -1,0 +1,105 @@
+"""YAML recipes: each top-level section maps one-to-one onto a field of :class:`RunConfig`,
+each key of a section onto a field of that section's dataclass. Unknown keys are errors that
+name the key and list the valid ones. ``yaml`` is imported only here, when a recipe is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import PruneConfig
+from ..errors import ConfigError
+from ..train.distill import DistillConfig
+from ..train.finetune import FinetuneConfig
+from .config import DataSource, ModelSource, OutputConfig, RunConfig
+
+__all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict"]
+
+#: recipe section → the dataclass it builds
+SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": PruneConfig,
+                             "finetune": FinetuneConfig, "distill": DistillConfig,
+                             "out": OutputConfig}
+
+
+class RecipeError(ConfigError):
+    """A recipe is unreadable, has an unknown key, or a value of the wrong kind."""
+
+
+def _valid(keys: list[str]) -> str:
+    return ", ".join(keys)
+
+
+def _section(name: str, cls: type, base: Any, values: Any, source: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise RecipeError(f"{source}: section {name!r} must be a mapping of keys to values, "
+                          f"got {type(values).__name__}")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in fields:
+            raise RecipeError(f"{source}: unknown key {name}.{key}; valid keys of {name!r}: "
+                              f"{_valid(fields)}")
+    kwargs = dict(values)
+    if cls is PruneConfig:
+        for key in ("ignore", "input_features"):
+            if isinstance(kwargs.get(key), str):
+                kwargs[key] = [kwargs[key]]
+        if "input_features" in kwargs:
+            kwargs["input_features"] = [tuple(p) if isinstance(p, (list, tuple)) else p
+                                        for p in kwargs["input_features"]]
+    try:
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+    except ConfigError as exc:
+        raise RecipeError(f"{source}: section {name!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"{source}: section {name!r} has a value of the wrong kind: {exc}") \
+            from None
+
+
+def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
+    """Build a :class:`RunConfig` from parsed recipe data.
+
+    Keys override :class:`RunConfig`'s defaults (so ``finetune.epochs`` stays 0 unless
+    given); a missing section or key keeps its default; ``distill: null`` turns
+    distillation off.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{source} must be a mapping with sections {_valid(list(SECTIONS))}")
+    for key in data:
+        if key not in SECTIONS:
+            raise RecipeError(f"{source}: unknown key {key!r}; valid top-level keys: "
+                              f"{_valid(list(SECTIONS))}")
+    defaults = RunConfig()
+    kwargs: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        if name not in data:
+            continue
+        if name == "distill" and data[name] is None:
+            kwargs[name] = None
+            continue
+        kwargs[name] = _section(name, cls, getattr(defaults, name), data[name] or {}, source)
+    return RunConfig(**kwargs)
+
+
+def load_recipe(path: str | os.PathLike[str]) -> RunConfig:
+    """Read a YAML recipe file into a :class:`RunConfig`."""
+    import yaml  # lazy: only recipes need it
+
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file {str(source)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"recipe file {str(source)!r} cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe file {str(source)!r} is not valid YAML: "
+                          f"{' '.join(str(exc).split())}") from None
+    return recipe_from_dict(data, source=f"recipe {str(source)!r}")

@@ -1,0 +1,90 @@
+"""``prunekit prune``: files written, JSON output, CSV input-feature pruning, progress, and
+one-line errors that leave no partial output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from prunekit.models.digits_cnn import DigitsCNN
+from prunekit.report import load_report
+from prunekit.serialization import load_pruned
+
+Runner = Callable[[list[str]], tuple[int, str, str]]
+FAST = ["--repeats", "2", "--threads", "1"]
+
+
+def test_prune_digits_writes_report_weights_and_plan(cli: Runner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, stdout, _ = cli(["prune", "prunekit:digits_cnn", "--ratio", "0.5",
+                           "--finetune-epochs", "1", "--out", str(out), "--json", *FAST])
+    assert code == 0
+    payload = json.loads(stdout)
+    report = load_report(out)  # validates the schema
+    assert payload["report"] == report
+    assert {p.name for p in out.iterdir()} == {"report.json", "report.html", "pruned"}
+    assert {p.name for p in (out / "pruned").iterdir()} == {"model.safetensors", "plan.json"}
+    assert report["after"]["params"] < report["before"]["params"]
+    assert report["after"]["file_bytes"] == (out / "pruned" / "model.safetensors").stat().st_size
+    assert [p["stage"] for p in report["points"]] == ["dense", "pruned", "fine-tuned"]
+    assert report["settings"]["run"]["prune"]["ratio"] == 0.5
+    pruned = load_pruned(DigitsCNN(), out / "pruned")  # replayable on a fresh copy
+    assert sum(p.numel() for p in pruned.parameters()) == report["after"]["params"]
+
+
+def test_prune_csv_input_features_names_kept_columns(cli: Runner, tmp_path: Path,
+                                                      tabular: tuple[Path, Path]) -> None:
+    table, source = tabular
+    code, stdout, _ = cli(["prune", f"{source}:mlp", "--data", str(table), "--input-features",
+                           "--ratio", "0.5", "--finetune-epochs", "1", "--out",
+                           str(tmp_path / "o"), "--no-html", *FAST])
+    assert code == 0
+    assert "input features kept (3): a, b, c" in stdout
+    assert "input features dropped (3): d, e, f" in stdout
+    report = load_report(tmp_path / "o")
+    assert report["settings"]["input_features"] == {"kept": ["a", "b", "c"],
+                                                    "dropped": ["d", "e", "f"]}
+    assert report["model"]["pruned_input_shape"] == [1, 3]
+    assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_prune_npz_with_input_shape_and_progress(cli: Runner, tmp_path: Path,
+                                                  tabular: tuple[Path, Path]) -> None:
+    _, source = tabular
+    code, _, err = cli(["prune", f"{source}:mlp", "--data", str(tmp_path / "arrays.npz"),
+                        "--input-shape", "1,6", "--finetune-epochs", "2", "--out",
+                        str(tmp_path / "o"), *FAST])
+    assert code == 0 and "fine-tuning" in err and "dense:" in err  # progress on stderr
+    code, out, err = cli(["prune", f"{source}:mlp", "--data", str(tmp_path / "arrays.npz"),
+                          "--finetune-epochs", "2", "--out", str(tmp_path / "q"), "--quiet",
+                          *FAST])
+    assert code == 0 and err == "" and "parameters" in out
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--ratio", "1.5"], 2, "ratio must be a number in [0, 1)"),
+    (["--importance", "nope"], 2, "unknown importance criterion"),
+    (["--data", "nothing.txt"], 1, "unknown data spec"),
+    (["--data", "missing.npz"], 1, "does not exist"),
+    (["--input-shape", "1,3,5,5"], 1, "cannot be reshaped"),
+])
+def test_prune_errors_are_one_line_without_output(args: list[str], code: int, message: str,
+                                                  cli: Runner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    got, stdout, err = cli(["prune", "prunekit:digits_cnn", "--out", str(out), "--quiet", *args,
+                            *FAST])
+    assert got == code
+    assert message in err and "Traceback" not in err + stdout
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_data_that_does_not_fit_the_model(cli: Runner, tmp_path: Path,
+                                          tabular: tuple[Path, Path]) -> None:
+    _, source = tabular
+    got, _, err = cli(["prune", f"{source}:mlp", "--out", str(tmp_path / "o"), "--quiet"])
+    assert got == 1 and "does not run on data samples of shape (1, 1, 8, 8)" in err
+    assert not (tmp_path / "o").exists()
