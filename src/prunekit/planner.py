@@ -183,7 +183,7 @@ def module_attributes(model: nn.Module, graph: DependencyGraph,
             for i in ins + outs)
         if not changed:
             continue
-        attrs = handler_for(module).attributes(module, ModuleShapes(params, calls))
+        attrs = handler_for(module).attributes(module, ModuleShapes(params, calls, graph.split_units))
         attrs = {k: v for k, v in attrs.items()
                  if _plain(getattr(module, k, None)) != _plain(v)}
         if attrs:

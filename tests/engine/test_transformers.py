@@ -54,3 +54,49 @@ def test_bert_whole_heads_prune_without_skips():
     assert not any("attention" in name for name in result.skipped)
     assert model.encoder.layer[0].attention.self.query.out_features == 32
     assert model(IDS).last_hidden_state.shape == (1, 8, 64)
+
+
+def _families() -> dict[str, object]:
+    small = dict(num_hidden_layers=2, num_attention_heads=4, vocab_size=100)
+    return {
+        "bert": transformers.BertConfig(hidden_size=64, intermediate_size=96, **small),
+        "gpt2": transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=100,
+                                        bos_token_id=0, eos_token_id=0),
+        "opt": transformers.OPTConfig(hidden_size=64, ffn_dim=96, word_embed_proj_dim=64,
+                                      **small),
+        "llama": transformers.LlamaConfig(hidden_size=64, intermediate_size=96,
+                                          num_key_value_heads=2, **small),
+        "mistral": transformers.MistralConfig(hidden_size=64, intermediate_size=96,
+                                              num_key_value_heads=2, **small),
+        "qwen2": transformers.Qwen2Config(hidden_size=64, intermediate_size=96,
+                                          num_key_value_heads=2, **small),
+    }
+
+
+@pytest.mark.parametrize("family", sorted(_families()))
+@pytest.mark.parametrize("split_units", ["inner", "outer"])
+def test_heads_and_ffn_neurons_prune_exactly(family: str, split_units: str):
+    """Zeroed heads (or head-size positions) and FFN neurons removed: outputs unchanged."""
+    config = _families()[family]
+
+    def make() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return transformers.AutoModel.from_config(config).eval()
+
+    check = run_exact_check(randomize(make()), IDS, split_units=split_units)
+    assert check.max_diff <= 1e-9
+    assert check.params_after < check.params_before
+    pruned = prunekit.prune(make(), IDS, ratio=0.5, split_units=split_units)
+    attention_skipped = [n for n in pruned.skipped if "attn" in n or "attention" in n]
+    if split_units == "outer" or family not in ("llama", "mistral", "qwen2"):
+        assert attention_skipped == []  # rotary position embeddings pin the head size
+    assert pruned.model(IDS)[0].shape[:2] == (1, 8)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "opt", "mistral", "qwen2"])
+def test_pruned_decoders_generate_with_their_cache(family: str):
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(_families()[family]).eval()
+    prunekit.prune(model, IDS, ratio=0.5, split_units="outer")
+    out = model.generate(IDS, max_new_tokens=4, do_sample=False, min_new_tokens=4)
+    assert out.shape == (1, 12)

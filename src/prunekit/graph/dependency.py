@@ -74,6 +74,7 @@ class DependencyGraph:
     unsupported: list[BlockReason] = field(default_factory=list)
     tags: dict[str, set[str]] = field(default_factory=dict)
     on_meta: bool = False  # traced on a shape-only copy (no compute, no activation memory)
+    split_units: str = "inner"  # unit of head splits: head-size positions or whole heads
     _dim_layout: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     # -- construction -----------------------------------------------------------
@@ -171,7 +172,7 @@ class DependencyGraph:
             for d in dims[trace.params[name]] or []:
                 components.blocked[components.of[d.ids]] = True
         groups = _collect_groups(trace, dims, components)
-        return cls(trace, dims, components, groups, unsupported, tags, on_meta)
+        return cls(trace, dims, components, groups, unsupported, tags, on_meta, split_units)
 
     # -- queries ----------------------------------------------------------------
     def group_named(self, name: str) -> Group:

@@ -28,11 +28,13 @@ class ModuleShapes:
 
     ``params`` maps the module's *own* tensor names (``weight``, ``bias``, ``running_mean``)
     to their new shapes; ``calls`` holds, for every recorded call, the new shapes of its
-    tensor inputs and outputs.
+    tensor inputs and outputs. ``split_units`` is the graph's unit for head splits
+    (``"inner"``: head size shrinks; ``"outer"``: whole heads go).
     """
 
     params: dict[str, Shape]
     calls: list[tuple[list[Shape], list[Shape]]]
+    split_units: str = "inner"
 
     def input_shape(self) -> Shape | None:
         for ins, _ in self.calls:

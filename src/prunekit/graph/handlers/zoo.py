@@ -1,10 +1,9 @@
 """Modules of model zoos whose forward reshapes by size attributes the slicing must update.
 
-They are registered by qualified class name, so prunekit imports no zoo. For attention with
-a fused q/k/v projection and the default
-unit of a head split (one position of the head dimension, the same in every head), only the
-head size changes: it is read back from the pruned projection. The attention scale stays as
-it was, so zeroed positions removed leave the outputs unchanged.
+They are registered by qualified class name, so prunekit imports no zoo. For attention, the
+head count and head size are read back from the pruned projection: with head splits pruned
+by head-size position (``split_units="inner"``) the head size shrinks; with whole heads
+(``"outer"``) the head count does. Attention scales stay as they were.
 """
 
 from __future__ import annotations
@@ -16,29 +15,42 @@ import torch.nn as nn
 from .base import Handler, ModuleShapes, register_handler_by_name
 
 
-class FusedQKVAttentionHandler(Handler):
-    """``qkv`` projects to ``3 * heads * head_dim`` features; the forward reshapes with the
-    module's ``heads`` and ``head_dim`` attributes (and ``attn_dim`` where present)."""
+class HeadAttributes(Handler):
+    """``proj`` projects to ``fused * heads * head_dim`` features (``fused=3`` for a fused
+    q/k/v); the forward reshapes with the ``heads`` and ``head_dim`` attributes, and
+    ``total`` (if given) holds ``heads * head_dim``. ``conv1d``: the weight is stored
+    ``[in, out]`` (Hugging Face ``Conv1D``)."""
 
-    def __init__(self, qkv: str, heads: str, head_dim: str) -> None:
-        self.qkv, self.heads, self.head_dim = qkv, heads, head_dim
+    def __init__(self, proj: str, heads: str, head_dim: str, *, fused: int = 1,
+                 total: str | None = None, conv1d: bool = False) -> None:
+        self.proj, self.heads, self.head_dim = proj, heads, head_dim
+        self.fused, self.total, self.conv1d = fused, total, conv1d
 
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        weight = shapes.params.get(f"{self.qkv}.weight")
-        heads = getattr(module, self.heads, None)
-        if weight is None or not isinstance(heads, int) or weight[0] % (3 * heads):
+        weight = shapes.params.get(f"{self.proj}.weight")
+        heads, head_dim = getattr(module, self.heads, None), getattr(module, self.head_dim, None)
+        if weight is None or not isinstance(heads, int) or not isinstance(head_dim, int):
             return {}
-        head_dim = weight[0] // (3 * heads)
-        attrs: dict[str, Any] = {self.head_dim: head_dim}
-        if isinstance(getattr(module, "attn_dim", None), int):
-            attrs["attn_dim"] = heads * head_dim
+        per_part = (weight[1] if self.conv1d else weight[0]) // self.fused
+        if shapes.split_units == "outer" and per_part % head_dim == 0:
+            heads = per_part // head_dim
+        elif per_part % heads == 0:
+            head_dim = per_part // heads
+        else:
+            return {}
+        attrs: dict[str, Any] = {self.heads: heads, self.head_dim: head_dim}
+        if self.total is not None:
+            attrs[self.total] = heads * head_dim
         return attrs
 
 
-register_handler_by_name("torchvision.models.maxvit.RelativePositionalMultiHeadAttention",
-                         handler=FusedQKVAttentionHandler("to_qkv", "n_heads", "head_dim"))
-register_handler_by_name("timm.layers.attention.Attention",
-                         handler=FusedQKVAttentionHandler("qkv", "num_heads", "head_dim"))
+class Conv1DAttributes(Handler):
+    """Hugging Face ``Conv1D`` (GPT-2): a linear layer with weight ``[nx, nf]`` whose
+    forward reshapes to ``nf`` features."""
+
+    def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
+        weight = shapes.params.get("weight")
+        return {} if weight is None else {"nx": weight[0], "nf": weight[1]}
 
 
 class TorchvisionViTHandler(Handler):
@@ -51,3 +63,17 @@ class TorchvisionViTHandler(Handler):
 
 register_handler_by_name("torchvision.models.vision_transformer.VisionTransformer",
                          handler=TorchvisionViTHandler())
+register_handler_by_name("torchvision.models.maxvit.RelativePositionalMultiHeadAttention",
+                         handler=HeadAttributes("to_qkv", "n_heads", "head_dim", fused=3))
+register_handler_by_name("timm.layers.attention.Attention",
+                         handler=HeadAttributes("qkv", "num_heads", "head_dim", fused=3,
+                                                total="attn_dim"))
+register_handler_by_name("transformers.pytorch_utils.Conv1D", handler=Conv1DAttributes())
+register_handler_by_name("transformers.models.gpt2.modeling_gpt2.GPT2Attention",
+                         handler=HeadAttributes("c_attn", "num_heads", "head_dim", fused=3,
+                                                total="split_size", conv1d=True))
+register_handler_by_name("transformers.models.bert.modeling_bert.BertSelfAttention",
+                         handler=HeadAttributes("query", "num_attention_heads",
+                                                "attention_head_size", total="all_head_size"))
+register_handler_by_name("transformers.models.opt.modeling_opt.OPTAttention",
+                         handler=HeadAttributes("q_proj", "num_heads", "head_dim"))
