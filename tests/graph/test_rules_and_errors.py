@@ -91,27 +91,45 @@ def test_hard_coded_channel_slice_is_blocked():
     assert all(g.name != "a" for g in graph.groups)
 
 
-def test_chunk_with_unequal_pruning_is_caught_by_verification():
-    class Chunk(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a = nn.Conv2d(3, 8, 1)
-            self.left, self.right = nn.Conv2d(4, 2, 1), nn.Conv2d(4, 2, 1)
+class Halves(nn.Module):
+    def __init__(self, explicit_sizes: bool) -> None:
+        super().__init__()
+        self.explicit_sizes = explicit_sizes
+        self.a = nn.Conv2d(3, 8, 1)
+        self.left, self.right = nn.Conv2d(4, 2, 1), nn.Conv2d(4, 2, 1)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            l, r = self.a(x).chunk(2, dim=1)
-            return torch.cat([self.left(l), self.right(r)], dim=1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        l, r = torch.split(h, [4, 4], dim=1) if self.explicit_sizes else h.chunk(2, dim=1)
+        return torch.cat([self.left(l), self.right(r)], dim=1)
 
+
+def lopsided(explicit_sizes: bool) -> nn.Module:
+    """Scores that would take more from one half than from the other."""
     torch.manual_seed(0)
-    model = Chunk()
-    x = torch.randn(1, 3, 4, 4)
-    # make the scores lopsided so a plain plan would take more from one half
+    model = Halves(explicit_sizes)
     with torch.no_grad():
         model.a.weight[:4] *= 0.01
         model.a.bias[:4] *= 0.01
-    reference = prunekit.DependencyGraph.build(model, x)
+    return model
+
+
+def test_chunk_keeps_its_pieces_equal():
+    x = torch.randn(1, 3, 4, 4)
+    (group,) = prunekit.DependencyGraph.build(lopsided(False), x).groups
+    assert group.name == "a" and group.n_units == 4
+    assert next(m for m in group.members if m.tensor == "a.weight").index.tolist() == \
+        [[0, 4], [1, 5], [2, 6], [3, 7]]  # position p of both halves goes together
+    result = prunekit.prune(lopsided(False), x, ratio=0.5, scope="global", normalize="none")
+    assert result.skipped == [] and result.model.a.out_channels == 4
+    assert result.model(x).shape == (1, 4, 4, 4)
+
+
+def test_split_with_hard_coded_sizes_and_unequal_pruning_is_caught_by_verification():
+    x = torch.randn(1, 3, 4, 4)
+    reference = prunekit.DependencyGraph.build(lopsided(True), x)
     assert sorted(g.name for g in reference.groups) == ["a", "a#2"]  # one group per half
-    result = prunekit.prune(model, x, ratio=0.5, scope="global", normalize="none")
+    result = prunekit.prune(lopsided(True), x, ratio=0.5, scope="global", normalize="none")
     assert result.model(x).shape == (1, 4, 4, 4)
     assert {"a", "a#2"} & set(result.skipped)
 

@@ -233,10 +233,14 @@ def _stack(ctx: RuleContext) -> list[list[Dim] | None]:
 @op_rule("split", "split_with_sizes", "unsafe_split", "unsafe_split_with_sizes", "chunk",
          "tensor_split", "split_copy", "split_with_sizes_copy")
 def _split(ctx: RuleContext) -> list[list[Dim] | None]:
-    """Each piece takes its slice of labels; the verifier checks sizes still line up."""
+    """Each piece takes its slice of labels. A split into pieces of one size given as an
+    integer (``split(x, n)``, ``chunk``) must keep the pieces equal, so position ``p`` of
+    every piece goes together; explicit sizes let pieces shrink independently (the
+    verifier checks that the sizes still line up)."""
     dims = ctx.dims(ctx.node.args[0])
     at = normalize_dim(ctx.arg(2, "dim", 0), len(dims))
     outs: list[list[Dim] | None] = []
+    pieces: list[np.ndarray] = []
     offset = 0
     for ref in ctx.node.outputs:
         if ref is None:
@@ -245,8 +249,12 @@ def _split(ctx: RuleContext) -> list[list[Dim] | None]:
         n = ctx.trace.values[ref.index].shape[at]
         piece = list(dims)
         piece[at] = Dim(dims[at].ids[offset:offset + n].copy(), dims[at].channel)
+        pieces.append(piece[at].ids)
         offset += n
         outs.append(piece)
+    equal_by_int = isinstance(ctx.arg(1, "split_size"), int) or ctx.node.packet.endswith("chunk")
+    if equal_by_int and len(pieces) > 1 and len({p.size for p in pieces}) == 1:
+        ctx.space.union_rows(np.stack(pieces))
     return outs
 
 
