@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch.nn as nn
@@ -19,20 +20,25 @@ WEIGHTS = "model.safetensors"
 PLAN = "plan.json"
 
 
-def save_pruned(model: nn.Module, plan: Plan, directory: str | os.PathLike[str]) -> Path:
-    """Write ``model.safetensors`` and ``plan.json`` into ``directory`` atomically.
+def save_pruned(model: nn.Module, plan: Plan, directory: str | os.PathLike[str],
+                extra_files: Mapping[str, str] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``plan.json`` (and ``extra_files``: name -> text)
+    into ``directory`` atomically.
 
-    Both files are written into a temporary folder beside ``directory`` and moved into
-    place only when complete, so a crash never leaves a half-written pair.
+    All files are written into a temporary folder beside ``directory`` and moved into
+    place only when complete, so a crash never leaves a half-written set.
     """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    extra = dict(extra_files or {})
     try:
         save_model(model, str(staging / WEIGHTS))
         plan.save(staging / PLAN)
+        for name, text in extra.items():
+            (staging / name).write_text(text)
         target.mkdir(exist_ok=True)
-        for name in (WEIGHTS, PLAN):
+        for name in (WEIGHTS, PLAN, *extra):
             os.replace(staging / name, target / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

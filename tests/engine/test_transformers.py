@@ -100,3 +100,29 @@ def test_pruned_decoders_generate_with_their_cache(family: str):
     prunekit.prune(model, IDS, ratio=0.5, split_units="outer")
     out = model.generate(IDS, max_new_tokens=4, do_sample=False, min_new_tokens=4)
     assert out.shape == (1, 12)
+
+
+def test_save_and_reload_a_non_uniformly_pruned_decoder(tmp_path):
+    from prunekit.hf import load_pruned_transformers, save_pruned_transformers
+
+    model = llama(2)
+    result = prunekit.prune(model, IDS, ratio=0.25, split_units="outer",
+                            overrides={"model.layers.1.mlp.gate_proj": 0.75})
+    sizes = [layer.mlp.gate_proj.out_features for layer in model.model.layers]
+    assert sizes[0] != sizes[1]  # per-layer shapes differ
+    save_pruned_transformers(model, result.plan, tmp_path / "pruned")
+    loaded = load_pruned_transformers(tmp_path / "pruned")
+    assert [layer.mlp.gate_proj.out_features for layer in loaded.model.layers] == sizes
+    with torch.no_grad():
+        assert torch.equal(model(IDS).logits, loaded(IDS).logits)
+    assert loaded.generate(IDS, max_new_tokens=3, do_sample=False, min_new_tokens=3).shape == (1, 11)
+
+
+def test_loading_a_folder_without_the_manifest_is_refused(tmp_path):
+    from prunekit.hf import load_pruned_transformers
+
+    model = llama(2)
+    result = prunekit.prune(model, IDS, ratio=0.5)
+    prunekit.save_pruned(model, result.plan, tmp_path / "plain")
+    with pytest.raises(prunekit.PlanError, match="manifest .* is missing"):
+        load_pruned_transformers(tmp_path / "plain")
