@@ -32,7 +32,7 @@ from prunekit.llm import (
     mean_pooled_embeddings,
     prune_sequential,
 )
-from prunekit.plan import atomic_write_text
+from prunekit.files import atomic_write_text
 
 DATA = Path(__file__).resolve().parent / "data"
 FLOOR = 0.90  # issue 7: Wanda and SparseGPT at 50% unstructured
