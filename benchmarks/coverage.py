@@ -213,6 +213,11 @@ def main() -> None:
                  "environment": env.lines(), "results": results}, indent=1))
 
     body = table(results, models, tools) + [""] + summary(results, models, tools)
+    if args.merge:
+        body += ["", f"Rows merged from separate runs, one per tool, on this machine with the "
+                 f"same settings: {args.merge} (the first file's row wins). Engine times of runs "
+                 "that shared the machine with other jobs are rough; "
+                 "docs/benchmarks/engine_speed.md has timings from a quiet machine."]
     print("\n".join(body))
     if args.markdown:
         title = f"Coverage: {zoo} classifiers pruned at ratio {args.ratio}"
@@ -220,8 +225,8 @@ def main() -> None:
             "Each cell: status, MACs before/after, parameters before/after, engine time. MACs "
             "of both tools come from the same counter (`prunekit.measure.count_flops` / 2, i.e. "
             "`torch.utils.flop_counter.FlopCounterMode`). Engine time: prunekit's whole "
-            "`prunekit.prune(model, x, ratio)` call (trace, groups, scoring, plan, meta-device "
-            "verification, surgery, output check); Torch-Pruning's `MetaPruner(...)` "
+            "`prunekit.prune(model, x, ratio)` call (trace on a shape-only meta copy, groups, "
+            "scoring, plan, meta-device verification, surgery); Torch-Pruning's `MetaPruner(...)` "
             "construction (dependency graph) plus `pruner.step()`.",
             "",
             "Torch-Pruning setup (its README usage): `MetaPruner(model, x, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -10,8 +11,12 @@ from .graph.handlers import handler_for
 from .plan import Plan, architecture_fingerprint
 
 
-def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+def _owner(model: nn.Module, name: str,
+           modules: dict[str, nn.Module] | None = None) -> tuple[nn.Module, str]:
     module_name, _, local = name.rpartition(".")
+    found = (modules or {}).get(module_name)
+    if found is not None:
+        return found, local
     try:
         return model.get_submodule(module_name), local
     except AttributeError:
@@ -45,33 +50,50 @@ def check_plan_fits(model: nn.Module, plan: Plan) -> None:
 
 
 @torch.no_grad()
-def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
+def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True) -> nn.Module:
     """Prune ``model`` in place as the plan says and return it.
 
     Tensors keep their identity (``.data`` is replaced), so tied weights stay tied and
-    peak memory stays near the model's size plus its largest tensor.
+    peak memory stays near the model's size plus its largest tensor. ``check=False`` skips
+    the architecture check (for a plan just built from this very model).
     """
-    check_plan_fits(model, plan)
+    if check:
+        check_plan_fits(model, plan)
+    modules = dict(model.named_modules())
     touched: set[str] = set()
     for name, dims in plan.tensors.items():
-        module, local = _owner(model, name)
+        module, local = _owner(model, name, modules)
         tensor = getattr(module, local)
         data = tensor.data
         for dim, removed in sorted(dims.items()):
             if not removed:
                 continue
-            keep = torch.ones(data.shape[dim], dtype=torch.bool)
-            keep[torch.as_tensor(removed, dtype=torch.long)] = False
-            data = data.index_select(dim, keep.nonzero().squeeze(1).to(data.device))
+            keep = np.ones(data.shape[dim], dtype=bool)
+            try:
+                if min(removed) < 0:
+                    raise IndexError("negative index")
+                keep[removed] = False
+            except (IndexError, TypeError):
+                raise PlanError(f"the plan removes indices {removed[:5]}... from dim {dim} of "
+                                f"{name!r}, which has {data.shape[dim]} positions") from None
+            data = data.index_select(dim, torch.from_numpy(np.flatnonzero(keep)).to(data.device))
         tensor.data = data
         if isinstance(tensor, nn.Parameter):
             tensor.grad = None
         touched.add(name.rpartition(".")[0])
     for name, attrs in plan.attributes.items():
-        module = model.get_submodule(name)
+        module = _module(modules, name)
         handler_for(module).set_attributes(module, attrs)
         touched.add(name)
     for name in touched:
-        module = model.get_submodule(name)
+        module = _module(modules, name)
         handler_for(module).after_apply(module)
     return model
+
+
+def _module(modules: dict[str, nn.Module], name: str) -> nn.Module:
+    try:
+        return modules[name]
+    except KeyError:
+        raise PlanError(f"the plan names module {name!r}, which this model does not have: "
+                        "the plan was made for another architecture") from None

@@ -311,3 +311,13 @@ def test_without_verification_the_pruned_model_is_still_checked():
     result = prunekit.prune(model, torch.randn(2, 10), ratio=0.5, verify=False)
     assert result.model.body.hidden.out_features == 16
     assert model.log.devices.count("meta") >= 2  # the trace, then the pruned model
+
+
+def test_a_plan_with_out_of_range_indices_is_refused(pruned18):
+    data = pruned18.plan.to_dict()
+    name = next(iter(data["tensors"]))
+    dim = next(iter(data["tensors"][name]))
+    for bad in (10_000, -1):
+        data["tensors"][name][dim] = [bad]
+        with pytest.raises(prunekit.PlanError, match="removes indices"):
+            prunekit.apply_plan(resnet18(), prunekit.Plan.from_dict(data))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -361,8 +362,8 @@ def meta_copy(model: nn.Module) -> nn.Module:
         if id(module) in modules:
             return modules[id(module)]
         clone = object.__new__(type(module))
-        state = {k: copy.copy(v) if isinstance(v, (dict, list, set)) else v
-                 for k, v in module.__dict__.items()}
+        state = {k: _shallow_copy(v) for k, v in module.__dict__.items()
+                 if k not in ("_parameters", "_buffers", "_modules")}
         state["_parameters"] = {k: meta(v) for k, v in module._parameters.items()}
         state["_buffers"] = {k: meta(v) for k, v in module._buffers.items()}
         clone.__dict__.update(state)
@@ -372,6 +373,18 @@ def meta_copy(model: nn.Module) -> nn.Module:
         return clone
 
     return copy_module(model)
+
+
+_PLAIN_CONTAINERS = (dict, OrderedDict, list, set)
+
+
+def _shallow_copy(value: Any) -> Any:
+    """A new container for dicts, lists and sets (hook tables are mostly empty dicts, which
+    ``type(value)(value)`` copies much faster than :func:`copy.copy`); other values as is."""
+    kind = type(value)
+    if kind in _PLAIN_CONTAINERS:
+        return kind(value)
+    return copy.copy(value) if isinstance(value, (dict, list, set)) else value
 
 
 def to_meta(inputs: Any) -> Any:
