@@ -35,6 +35,9 @@ def test_export_onnx_matches_pytorch_and_int8(cli: Runner, pruned_out: Path) -> 
     assert q["latency_ms_median"]["int8"] > 0 and q["latency_conditions"]["threads"] == 1
     saved = json.loads((pruned_out / "pruned" / "export.json").read_text())
     assert saved == result
+    from prunekit.report import load_report
+    assert load_report(pruned_out)["int8"] == q  # the folder's report gains the int8 figures
+    assert result["report"] == str(pruned_out / "report.json")
 
 
 def test_export_without_plan_is_a_usage_error(cli: Runner, tmp_path: Path) -> None:

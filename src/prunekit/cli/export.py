@@ -23,17 +23,38 @@ def _pruned_dir(directory: Path) -> Path:
                              param_hint="DIR")
 
 
-def _report_model(pruned: Path) -> dict[str, Any]:
-    """The ``model`` section of a report.json next to (or above) the pruned folder."""
+def _report_path(pruned: Path) -> Path | None:
+    """A report.json next to (or above) the pruned folder, if any."""
     for candidate in (pruned / "report.json", pruned.parent / "report.json"):
         if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text())
-            except (OSError, ValueError):
-                return {}
-            model = data.get("model") if isinstance(data, dict) else None
-            return model if isinstance(model, dict) else {}
-    return {}
+            return candidate
+    return None
+
+
+def _report_model(pruned: Path) -> dict[str, Any]:
+    """The ``model`` section of a report.json next to (or above) the pruned folder."""
+    candidate = _report_path(pruned)
+    if candidate is None:
+        return {}
+    try:
+        data = json.loads(candidate.read_text())
+    except (OSError, ValueError):
+        return {}
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, dict) else {}
+
+
+def _record_int8(pruned: Path, int8: dict[str, Any]) -> Path | None:
+    """Write the int8 figures into the folder's report.json (key ``int8``), if it has one."""
+    from ..report.io import load_report, write_report
+
+    candidate = _report_path(pruned)
+    if candidate is None:
+        return None
+    report = load_report(candidate)
+    report["int8"] = int8
+    write_report(report, candidate.parent, html=False)
+    return candidate
 
 
 @click.command("export")
@@ -104,6 +125,10 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
         from ..export import quantize_int8
         printer.info("int8: quantizing Linear layers (dynamic)")
         result["int8"] = quantize_int8(model, example, threads=threads).to_dict()
+        recorded_in = _record_int8(pruned, result["int8"])
+        if recorded_in is not None:
+            result["report"] = str(recorded_in)
+            printer.info(f"int8 figures added to {recorded_in}")
     atomic_write_text(target.with_name("export.json"), json.dumps(result, indent=1) + "\n")
     if as_json:
         emit_json(result)

@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import PrunekitError
+from .analyze import analyze
 from .demo import demo
 from .env import env
 from .export import export
@@ -35,6 +36,7 @@ def cli(debug: bool) -> None:
 cli.add_command(demo)
 cli.add_command(prune)
 cli.add_command(run_recipe)
+cli.add_command(analyze)
 cli.add_command(measure)
 cli.add_command(export)
 cli.add_command(report)

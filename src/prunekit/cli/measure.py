@@ -46,8 +46,9 @@ VERSION = 1
 def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Path | None,
             trust_pickle: bool, threads: int | None, warmup: int, repeats: int,
             out: Path | None, as_json: bool, quiet: bool) -> None:
-    """Measure SPEC: torchvision:NAME (weights=None), prunekit:digits_cnn, or
-    path/to/file.py:factory."""
+    """Measure SPEC: torchvision:NAME (weights=None), timm:NAME (pretrained=False),
+    prunekit:digits_cnn, a local Hugging Face folder (config.json; token-id inputs), or
+    path/to/file.py:factory: parameters, MACs, FLOPs, size, latency and peak memory."""
     import torch
 
     from ..errors import ConfigError, PrunekitError
@@ -73,7 +74,8 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
     if pruned is not None:
         from ..serialization import load_pruned
         model = load_pruned(model, pruned).eval()
-    example = torch.randn(*shape)
+    example = (torch.randint(0, 100, shape) if parsed.integer_inputs  # token ids
+               else torch.randn(*shape))
     printer.info(f"measuring on input {tuple(shape)}")
     try:
         stats = collect_stats(model, example, threads=threads, warmup=warmup, repeats=repeats)
@@ -96,6 +98,8 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
             ["FLOPs", f"{stats.flops:,}"], ["size (bytes)", f"{stats.size_bytes:,}"],
             ["latency median (ms)", f"{lat['median']:.3f}"],
             ["latency p10-p90 (ms)", f"{lat['p10']:.3f}-{lat['p90']:.3f}"]]
+    if stats.peak_memory is not None:
+        rows.append(["peak memory growth (bytes)", f"{stats.peak_memory.rss_growth_bytes:,}"])
     printer.result(format_table([spec, ""], rows))
     printer.result(f"latency: {lat['device']}, batch {lat['batch_size']}, {lat['dtype']}, "
                    f"{lat['threads']} thread(s), median of {lat['repeats']} runs after "

@@ -14,9 +14,12 @@ __all__ = ["prune"]
 @click.command("prune")
 @click.argument("model_spec")
 @click.option("--data", "data_spec", default="digits", show_default=True,
-              help="digits (built in), path/to/data.npz (arrays x, y) or path/to/table.csv.")
+              help="digits (built in), path/to/data.npz (arrays x, y), path/to/table.csv or "
+                   "an image folder (class subfolders).")
 @click.option("--label-column", default="label", show_default=True,
               help="CSV data: the column that holds the class.")
+@click.option("--image-size", type=click.IntRange(min=1), default=224, show_default=True,
+              help="Image-folder data: images are resized to this square size.")
 @click.option("--input-features", is_flag=True,
               help="Also prune input features (dim 1 of the input; CSV columns) and report "
                    "which remain.")
@@ -49,23 +52,49 @@ __all__ = ["prune"]
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed forward passes per latency figure.")
 @click.option("--no-html", is_flag=True, help="Write report.json only.")
+@click.option("--iterative", is_flag=True,
+              help="Prune in steps until a target, fine-tuning after each (--finetune-epochs) "
+                   "and keeping a step only within --budget; every kept step is checkpointed "
+                   "in OUT/checkpoints.")
+@click.option("--target-macs-reduction", type=float, default=None,
+              help="Iterative target: this many times fewer MACs [default: 2].")
+@click.option("--target-params-reduction", type=float, default=None,
+              help="Iterative target: this many times fewer parameters (instead of MACs).")
+@click.option("--step-factor", type=float, default=2.0, show_default=True,
+              help="Iterative: reduction asked of each step (shrinks after a rolled-back step).")
+@click.option("--budget", type=float, default=0.01, show_default=True,
+              help="Iterative: largest accuracy drop from the dense model (0.01 = one point).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Iterative: most steps.")
+@click.option("--resume", is_flag=True,
+              help="Iterative: continue an interrupted run from its last checkpoint.")
 @out_option("prunekit-out", "Folder for report.json, report.html and pruned/ (weights + plan).")
 @json_option
 @quiet_option
-def prune(model_spec: str, data_spec: str, label_column: str, input_features: bool,
+def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
+          input_features: bool,
           ratio: float, importance: str, scope: str, flops_reduction: float | None,
           ignore: tuple[str, ...], round_to: int, input_shape: str | None,
           weights: Path | None, trust_pickle: bool, finetune_epochs: int, lr: float,
           no_distill: bool, batch_size: int, seed: int, threads: int | None, repeats: int,
-          no_html: bool, out: Path, as_json: bool, quiet: bool) -> None:
-    """Prune MODEL_SPEC (torchvision:NAME, prunekit:digits_cnn, path/to/file.py:factory, or
-    a pickled model.pt with --trust-pickle), fine-tune, measure and write a report."""
+          no_html: bool, iterative: bool, target_macs_reduction: float | None,
+          target_params_reduction: float | None, step_factor: float, budget: float,
+          max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
+    """Prune MODEL_SPEC (torchvision:NAME, timm:NAME, prunekit:digits_cnn,
+    path/to/file.py:factory, or a pickled model.pt with --trust-pickle), fine-tune, measure and write a report; with
+    --iterative, in checkpointed steps until a target (--resume continues after a crash)."""
     from ..config import PruneConfig
     from ..errors import ConfigError
     from ..models.spec import parse_model_spec
     from ..train.distill import DistillConfig
     from ..train.finetune import FinetuneConfig
-    from ..workflow.config import DataSource, ModelSource, OutputConfig, RunConfig
+    from ..workflow.config import (
+        DataSource,
+        IterativeRun,
+        ModelSource,
+        OutputConfig,
+        RunConfig,
+    )
     from .run_common import execute
 
     try:
@@ -81,13 +110,30 @@ def prune(model_spec: str, data_spec: str, label_column: str, input_features: bo
                                    input_features=((0, 1),) if input_features else ())
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    targets = (target_macs_reduction, target_params_reduction)
+    if not iterative and (any(t is not None for t in targets) or resume):
+        raise click.UsageError("--target-*-reduction and --resume need --iterative")
+    iterate = None
+    if iterative:
+        if all(t is not None for t in targets):
+            raise click.UsageError("give --target-macs-reduction or --target-params-reduction, "
+                                   "not both")
+        metric = "params" if target_params_reduction is not None else "macs"
+        target = target_params_reduction or target_macs_reduction or 2.0
+        try:
+            iterate = IterativeRun(target=target, metric=metric,  # type: ignore[arg-type]
+                                   budget=budget, step_factor=step_factor, max_steps=max_steps)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
     config = RunConfig(
         model=ModelSource(model_spec, None if weights is None else str(weights), shape,
                           trust_pickle),
-        data=DataSource(data_spec, label_column, batch_size=batch_size, seed=seed),
+        data=DataSource(data_spec, label_column, batch_size=batch_size, seed=seed,
+                        image_size=image_size),
         prune=prune_config,
         finetune=FinetuneConfig(epochs=finetune_epochs, lr=lr),
         distill=None if no_distill else DistillConfig(),
         out=OutputConfig(str(out), html=not no_html, threads=threads,
-                         warmup=min(5, repeats), repeats=repeats))
-    execute(config, as_json=as_json, quiet=quiet)
+                         warmup=min(5, repeats), repeats=repeats),
+        iterative=iterate)
+    execute(config, as_json=as_json, quiet=quiet, resume=resume)

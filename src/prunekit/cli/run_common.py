@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from .common import Printer, emit_json
 from .progress import epoch_progress
 
@@ -13,14 +15,23 @@ if TYPE_CHECKING:
 __all__ = ["execute"]
 
 
-def execute(config: RunConfig, *, as_json: bool, quiet: bool) -> None:
-    """Run ``config``; print a table (or JSON with ``as_json``) and the files written."""
-    from ..workflow.pipeline import run_pruning
+def execute(config: RunConfig, *, as_json: bool, quiet: bool, resume: bool = False) -> None:
+    """Run ``config`` (one shot, or iterative when ``config.iterative`` is set; ``resume``
+    continues an interrupted iterative run); print a table (or JSON) and the files written."""
     from .demo import summary_table
 
     printer = Printer(quiet=quiet or as_json)
-    with epoch_progress(config.finetune.epochs, enabled=not (quiet or as_json)) as on_epoch:
-        result = run_pruning(config, log=printer.info, on_epoch=on_epoch)
+    if config.iterative is not None:
+        from ..workflow.iterative import run_iterative
+        result = run_iterative(config, resume=resume, log=printer.info)
+    else:
+        if resume:
+            raise click.UsageError("--resume continues an iterative run: add --iterative (or "
+                                   "an iterative section to the recipe)")
+        from ..workflow.pipeline import run_pruning
+        with epoch_progress(config.finetune.epochs,
+                            enabled=not (quiet or as_json)) as on_epoch:
+            result = run_pruning(config, log=printer.info, on_epoch=on_epoch)
     if as_json:
         payload: dict[str, Any] = {"report": result.report,
                                    "files": {"report_json": str(result.files.json),

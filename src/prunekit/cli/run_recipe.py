@@ -17,12 +17,15 @@ __all__ = ["run_recipe"]
 @out_option(None, "Override the recipe's out.dir.")
 @click.option("--trust-pickle", is_flag=True,
               help="Allow unpickling the model or weights file (overrides the recipe).")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted iterative run from its last checkpoint in "
+                   "OUT/checkpoints.")
 @json_option
 @quiet_option
-def run_recipe(recipe: Path, out: Path | None, trust_pickle: bool, as_json: bool,
-               quiet: bool) -> None:
+def run_recipe(recipe: Path, out: Path | None, trust_pickle: bool, resume: bool,
+               as_json: bool, quiet: bool) -> None:
     """Run the pruning recipe RECIPE (YAML; sections model, data, prune, finetune, distill,
-    out; see examples/recipe.yaml). Relative paths are relative to the current folder."""
+    out, iterative; see examples/recipe.yaml). Relative paths are relative to the current folder."""
     from ..workflow.recipe import load_recipe
     from .run_common import execute
 
@@ -32,4 +35,4 @@ def run_recipe(recipe: Path, out: Path | None, trust_pickle: bool, as_json: bool
     if trust_pickle:
         config = dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                        trust_pickle=True))
-    execute(config, as_json=as_json, quiet=quiet)
+    execute(config, as_json=as_json, quiet=quiet, resume=resume)

@@ -1,4 +1,5 @@
-"""Data specs: ``digits`` (built in), ``path.npz`` (arrays ``x``, ``y``) or ``path.csv``."""
+"""Data specs: ``digits`` (built in), ``path.npz`` (arrays ``x``, ``y``), ``path.csv`` or an
+image folder (one subfolder of images per class)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 from ..errors import ConfigError
 from .arrays import ArrayData, load_csv, load_npz
 from .digits import NUM_CLASSES, load_digits_data
+from .images import is_image_folder, load_image_folder
 
 __all__ = ["describe_data_spec", "load_data_spec"]
 
 
 def load_data_spec(spec: str, *, label_column: str = "label", val_fraction: float = 0.2,
-                   seed: int = 0) -> ArrayData:
+                   seed: int = 0, image_size: int = 224) -> ArrayData:
     """Load the classification data ``spec`` names, split into train and validation."""
     text = spec.strip()
     if text == "digits":
@@ -24,10 +26,14 @@ def load_data_spec(spec: str, *, label_column: str = "label", val_fraction: floa
         return load_npz(text, val_fraction=val_fraction, seed=seed)
     if suffix == ".csv":
         return load_csv(text, label_column=label_column, val_fraction=val_fraction, seed=seed)
+    if is_image_folder(text):
+        return load_image_folder(text, image_size=image_size, val_fraction=val_fraction,
+                                 seed=seed)
     raise ConfigError(f"unknown data spec {spec!r}: use digits, path/to/data.npz (arrays x "
-                      "and y) or path/to/table.csv")
+                      "and y), path/to/table.csv or an image folder (class subfolders)")
 
 
 def describe_data_spec() -> str:
     """One line for help texts."""
-    return "digits (built in), path/to/data.npz (arrays x, y) or path/to/table.csv"
+    return ("digits (built in), path/to/data.npz (arrays x, y), path/to/table.csv or an "
+            "image folder (class subfolders)")

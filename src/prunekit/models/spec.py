@@ -1,9 +1,11 @@
-"""Build a model from a spec string: ``torchvision:NAME``, ``prunekit:digits_cnn``,
+"""Build a model from a spec string: ``torchvision:NAME``, ``timm:NAME``,
+``prunekit:digits_cnn``, a local Hugging Face folder (``config.json`` inside),
 ``path/to/file.py:factory``, or a whole pickled model ``path/to/model.pt`` (refused unless
 trusted, see :mod:`.pickled`).
 
-torchvision models are built with ``weights=None`` (architecture only; nothing is
-downloaded). A Python file is executed as a module and its ``factory`` is called with no
+torchvision models are built with ``weights=None`` and timm models with
+``pretrained=False`` (architecture only; nothing is downloaded). A Hugging Face folder is
+read with ``local_files_only=True`` (see :mod:`.hf_local`). A Python file is executed as a module and its ``factory`` is called with no
 arguments: only pass files you trust, as with any Python code you run.
 """
 
@@ -26,8 +28,8 @@ _BUILTIN = {"digits_cnn": (1, 1, 8, 8)}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec: its ``kind`` (torchvision, prunekit, file, pickle), target and
-    name."""
+    """A parsed model spec: its ``kind`` (torchvision, timm, hf, prunekit, file, pickle),
+    target and name."""
 
     kind: str
     target: str
@@ -38,16 +40,25 @@ class ModelSpec:
         """A sensible example-input shape, when the spec implies one."""
         if self.kind == "torchvision":
             return (1, 3, 299, 299) if self.name == "inception_v3" else (1, 3, 224, 224)
+        if self.kind == "timm":
+            return (1, 3, 224, 224)
         if self.kind == "prunekit":
             return _BUILTIN[self.name]
+        if self.kind == "hf":
+            return (1, 16)  # one sequence of 16 token ids
         return None
+
+    @property
+    def integer_inputs(self) -> bool:
+        """Whether the model reads integer inputs (token ids) rather than floats."""
+        return self.kind == "hf"
 
 
 def parse_model_spec(spec: str) -> ModelSpec:
     """Split ``spec`` into kind, target and name; raise :class:`ConfigError` if malformed."""
     text = spec.strip()
     prefix, sep, rest = text.partition(":")
-    if sep and prefix in ("torchvision", "prunekit"):
+    if sep and prefix in ("torchvision", "timm", "prunekit"):
         if not rest:
             raise ConfigError(f"model spec {spec!r} names no model; e.g. torchvision:resnet18")
         if prefix == "prunekit" and rest not in _BUILTIN:
@@ -58,7 +69,10 @@ def parse_model_spec(spec: str) -> ModelSpec:
         return ModelSpec("file", path, factory)
     if Path(text).suffix in PICKLE_SUFFIXES:
         return ModelSpec("pickle", text, Path(text).stem)
-    raise ConfigError(f"unknown model spec {spec!r}: use torchvision:NAME, prunekit:digits_cnn, "
+    if text and (Path(text) / "config.json").is_file():
+        return ModelSpec("hf", text, Path(text).resolve().name)
+    raise ConfigError(f"unknown model spec {spec!r}: use torchvision:NAME, timm:NAME, "
+                      "prunekit:digits_cnn, a Hugging Face folder (with config.json), "
                       "path/to/file.py:factory or a pickled model.pt (with --trust-pickle)")
 
 
@@ -74,6 +88,18 @@ def _torchvision_model(name: str) -> nn.Module:
                 else "; see torchvision.models.list_models()")
         raise ConfigError(f"torchvision has no model {name!r}{hint}")
     return torchvision.models.get_model(name, weights=None)
+
+
+def _timm_model(name: str) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError("timm is not installed: pip install timm") from None
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name}*")[:5]
+        hint = f"; did you mean one of {close}?" if close else "; see timm.list_models()"
+        raise ConfigError(f"timm has no model {name!r}{hint}")
+    return timm.create_model(name, pretrained=False)
 
 
 def _file_model(path_text: str, factory: str) -> nn.Module:
@@ -118,6 +144,11 @@ def load_model_spec(spec: str | ModelSpec, *, trust_pickle: bool = False) -> nn.
         model = load_pickled_model(parsed.target, trust_pickle=trust_pickle)
     elif parsed.kind == "torchvision":
         model = _torchvision_model(parsed.name)
+    elif parsed.kind == "timm":
+        model = _timm_model(parsed.name)
+    elif parsed.kind == "hf":
+        from .hf_local import load_hf_folder
+        model = load_hf_folder(parsed.target)
     elif parsed.kind == "prunekit":
         from .digits_cnn import DigitsCNN
         model = DigitsCNN()

@@ -7,7 +7,7 @@ import html
 import json
 from typing import Any
 
-from .plots import kept_units_png, metric_vs_macs_png
+from .plots import kept_units_png, metric_vs_macs_png, sensitivity_curves_png
 
 __all__ = ["render_html"]
 
@@ -100,6 +100,25 @@ def _points_table(points: list[dict[str, Any]]) -> str:
             f"{body}</table>")
 
 
+def _sensitivity(report: dict[str, Any]) -> list[str]:
+    """The "Sensitivity curves" section, when the report carries one."""
+    section = report.get("sensitivity")
+    if not section:
+        return []
+    units = section.get("units") or {}
+    ratios = section["ratios"]
+    head = "".join(f"<th>{_e(f'{r:g}')}</th>" for r in ratios)
+    body = "".join(
+        f"<tr><td>{_e(key)}</td><td class=num>{_e(units.get(key, ''))}</td>"
+        + "".join(f"<td class=num>{_num(float(v))}</td>" for v in values) + "</tr>"
+        for key, values in section["curves"].items())
+    return ["<h2>Sensitivity curves</h2>",
+            _img(sensitivity_curves_png(section), "sensitivity curves"),
+            (f'<p class="note">Each group pruned alone, no fine-tuning; metric on the '
+             f"validation data (baseline {_num(float(section['baseline']))}).</p>"),
+            f"<table><tr><th>group</th><th>units</th>{head}</tr>{body}</table>"]
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as an HTML page with no external resources (ASCII-only text)."""
     metric = str(report["task"].get("metric", "metric"))
@@ -119,6 +138,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<h2>{_e(metric)} vs MACs</h2>", _img(metric_vs_macs_png(report["points"], metric),
                                                f"{metric} vs MACs"),
         _points_table(report["points"]),
+        *_sensitivity(report),
         "<h2>Settings</h2>",
         f"<pre>{_e(json.dumps(report['settings'], indent=1))}</pre>",
         "<h2>Versions</h2>",

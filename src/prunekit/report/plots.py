@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-__all__ = ["kept_units_png", "metric_vs_macs_png"]
+__all__ = ["kept_units_png", "metric_vs_macs_png", "sensitivity_curves_png"]
 
 
 def _figure(width: float, height: float) -> Any:
@@ -84,4 +84,31 @@ def metric_vs_macs_png(points: list[dict[str, Any]], metric_name: str) -> bytes 
     ax.set_ylabel(f"{metric_name} (%)")
     ax.set_title(f"{metric_name} vs MACs (dense and fine-tuned)")
     ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def sensitivity_curves_png(section: dict[str, Any], *,
+                           title: str = "Sensitivity") -> bytes | None:
+    """Metric drop against the fraction removed, one line per group (a sensitivity section:
+    ``baseline``, ``ratios``, ``curves``, optional ``units`` and ``mode``)."""
+    curves: dict[str, list[float]] = section.get("curves") or {}
+    if not curves:
+        return None
+    fig = _figure(7.0, 4.2)
+    if fig is None:
+        return None
+    baseline = float(section["baseline"])
+    sign = 1.0 if section.get("mode", "max") == "max" else -1.0
+    ratios = [0.0] + [float(r) for r in section["ratios"]]
+    units = section.get("units") or {}
+    ax = fig.add_subplot()
+    for key, values in curves.items():
+        drops = [0.0] + [sign * (baseline - float(v)) for v in values]
+        ax.plot(ratios, drops, marker="o", markersize=3, label=f"{key} ({units.get(key, '?')})")
+    ax.set_xlabel("fraction of the group's units removed (alone, no fine-tuning)")
+    ax.set_ylabel("metric drop")
+    ax.set_title(f"{title} (baseline {baseline:.4g})")
+    ax.grid(True, alpha=0.3)
+    if len(curves) <= 20:
+        ax.legend(fontsize=7)
     return _png(fig)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import PrunekitError
 
-__all__ = ["SCHEMA", "VERSION", "ReportError", "validate_report"]
+__all__ = ["SCHEMA", "VERSION", "ReportError", "check_sensitivity", "validate_report"]
 
 SCHEMA = "prunekit.report"
 VERSION = 1
@@ -40,6 +40,35 @@ def _number(value: Any, where: str, *, optional: bool = False) -> None:
         raise ReportError(f"{where} must be a finite number, got {value!r}")
 
 
+def _finite(value: Any) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value))
+
+
+def check_sensitivity(data: Any, where: str = "sensitivity") -> dict[str, Any]:
+    """Check a sensitivity section (``baseline``, ``ratios``, ``curves``…); return it."""
+    if not isinstance(data, dict):
+        raise ReportError(f"{where} must be an object, got {type(data).__name__}")
+    missing = [k for k in ("baseline", "ratios", "curves") if k not in data]
+    if missing:
+        raise ReportError(f"{where} lacks {missing}")
+    if not _finite(data["baseline"]):
+        raise ReportError(f"{where}.baseline must be a finite number")
+    ratios = data["ratios"]
+    if not isinstance(ratios, list) or not all(_finite(r) for r in ratios):
+        raise ReportError(f"{where}.ratios must be a list of numbers")
+    curves = data["curves"]
+    if not isinstance(curves, dict):
+        raise ReportError(f"{where}.curves must be an object (group -> metrics)")
+    for key, values in curves.items():
+        if (not isinstance(values, list) or len(values) != len(ratios)
+                or not all(_finite(v) for v in values)):
+            raise ReportError(f"{where}.curves[{key!r}] must hold one number per ratio")
+    if data.get("mode", "max") not in ("max", "min"):
+        raise ReportError(f"{where}.mode must be 'max' or 'min'")
+    return data
+
+
 def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
     """Check ``data`` against schema version 1 and return it; raise :class:`ReportError`."""
     _require(data, ("schema", "version"), source)
@@ -65,4 +94,10 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         _require(row, _LAYER, f"{source}: layers[{i}]")
     for i, point in enumerate(data["points"]):
         _require(point, _POINT, f"{source}: points[{i}]")
+    if data.get("sensitivity") is not None:
+        check_sensitivity(data["sensitivity"], f"{source}: sensitivity")
+    memory = [data[side].get("peak_memory") for side in ("before", "after")]
+    for side, value in zip(("before", "after"), memory):
+        if value is not None:
+            _require(value, ("rss_growth_bytes", "method"), f"{source}: {side}.peak_memory")
     return data

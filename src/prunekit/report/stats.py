@@ -1,4 +1,5 @@
-"""Before/after figures of one model: parameters, MACs, FLOPs, size, latency, metric."""
+"""Before/after figures of one model: parameters, MACs, FLOPs, size, latency, peak memory,
+metric."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ from typing import Any
 
 from torch import nn
 
-from ..measure import count_flops, count_parameters, measure_latency, model_size_bytes
+from ..measure import (
+    count_flops,
+    count_parameters,
+    measure_latency,
+    measure_peak_memory,
+    model_size_bytes,
+)
 from ..measure.counts import ExampleInputs
 from ..measure.latency import LatencyResult
+from ..measure.memory import PeakMemory
 
 __all__ = ["ModelStats", "collect_stats", "latency_dict"]
 
@@ -23,7 +31,8 @@ def latency_dict(latency: LatencyResult, warmup: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ModelStats:
-    """Measured figures of a model; ``metric`` and ``file_bytes`` are optional."""
+    """Measured figures of a model; ``metric``, ``file_bytes`` and ``peak_memory`` are
+    optional."""
 
     params: int
     flops: int
@@ -32,6 +41,7 @@ class ModelStats:
     warmup: int
     metric: float | None = None
     file_bytes: int | None = None
+    peak_memory: PeakMemory | None = None
 
     @property
     def macs(self) -> int:
@@ -48,16 +58,20 @@ class ModelStats:
         """The report's ``before`` / ``after`` object."""
         return {"params": self.params, "macs": self.macs, "flops": self.flops,
                 "size_bytes": self.size_bytes, "file_bytes": self.file_bytes,
-                "latency_ms": latency_dict(self.latency, self.warmup), "metric": self.metric}
+                "latency_ms": latency_dict(self.latency, self.warmup), "metric": self.metric,
+                "peak_memory": None if self.peak_memory is None else self.peak_memory.to_dict()}
 
 
 def collect_stats(model: nn.Module, example_inputs: ExampleInputs, *, threads: int | None = None,
                   warmup: int = 10, repeats: int = 50, metric: float | None = None,
-                  latency_inputs: ExampleInputs | None = None) -> ModelStats:
+                  latency_inputs: ExampleInputs | None = None,
+                  memory: bool = True) -> ModelStats:
     """Count ``model`` on ``example_inputs`` and time it on ``latency_inputs`` (default: the
-    same), on the model's device. Counts scale with the batch size of ``example_inputs``."""
+    same), on the model's device. Counts scale with the batch size of ``example_inputs``.
+    ``memory``: also the peak-RSS growth of one forward pass on the timed inputs."""
     timed = example_inputs if latency_inputs is None else latency_inputs
+    peak = measure_peak_memory(model, timed) if memory else None
     latency = measure_latency(model, timed, warmup=warmup, repeats=repeats, threads=threads)
     return ModelStats(params=count_parameters(model), flops=count_flops(model, example_inputs),
                       size_bytes=model_size_bytes(model), latency=latency, warmup=warmup,
-                      metric=metric)
+                      metric=metric, peak_memory=peak)

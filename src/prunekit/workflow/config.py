@@ -9,14 +9,14 @@ sections.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..config import PruneConfig
 from ..errors import ConfigError
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 
-__all__ = ["DataSource", "ModelSource", "OutputConfig", "RunConfig"]
+__all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "RunConfig"]
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,16 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class DataSource:
-    """Classification data: ``digits``, ``path.npz`` or ``path.csv`` (with ``label_column``),
-    split into train/validation by ``val_fraction`` and ``seed``."""
+    """Classification data: ``digits``, ``path.npz``, ``path.csv`` (with ``label_column``) or
+    an image folder (class subfolders, resized to ``image_size``), split into
+    train/validation by ``val_fraction`` and ``seed``."""
 
     spec: str = "digits"
     label_column: str = "label"
     val_fraction: float = 0.2
     batch_size: int = 64
     seed: int = 0
+    image_size: int = 224
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, str) or not self.spec.strip():
@@ -63,6 +65,8 @@ class DataSource:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.image_size, int) or self.image_size < 1:
+            raise ConfigError(f"image_size must be a positive integer, got {self.image_size!r}")
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,44 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class IterativeRun:
+    """Iterate until a target instead of pruning once: each step removes ``step_factor``
+    times of the ``metric`` (``macs`` or ``params``, with the ``prune`` section's criterion,
+    scope and constraints), fine-tunes (the ``finetune`` / ``distill`` sections) and is kept
+    only if the accuracy drop from the dense model stays within ``budget`` (0.01 = one
+    point); a rejected step is retried smaller. Every kept step is checkpointed atomically
+    in ``out.dir/checkpoints`` so that an interrupted run resumes."""
+
+    target: float = 2.0
+    metric: Literal["macs", "params"] = "macs"
+    budget: float = 0.01
+    step_factor: float = 2.0
+    max_steps: int = 20
+
+    def __post_init__(self) -> None:
+        def number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        if not number(self.target) or self.target <= 1:
+            raise ConfigError(f"iterative target must be a reduction > 1 (2 = half), got "
+                              f"{self.target!r}")
+        if self.metric not in ("macs", "params"):
+            raise ConfigError(f"iterative metric must be 'macs' or 'params', got {self.metric!r}")
+        if not number(self.budget) or self.budget < 0:
+            raise ConfigError(f"iterative budget must be >= 0 (accuracy as a fraction, 0.01 = "
+                              f"one point), got {self.budget!r}")
+        if not number(self.step_factor) or self.step_factor < 1.05:
+            raise ConfigError(f"iterative step_factor must be >= 1.05 (the reduction asked of "
+                              f"each step), got {self.step_factor!r}")
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ConfigError(f"iterative max_steps must be an integer >= 1, got "
+                              f"{self.max_steps!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning."""
+    """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning;
+    ``iterative`` (default ``None``: prune once) iterates until a target."""
 
     model: ModelSource = field(default_factory=ModelSource)
     data: DataSource = field(default_factory=DataSource)
@@ -96,6 +136,7 @@ class RunConfig:
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=0))
     distill: DistillConfig | None = field(default_factory=DistillConfig)
     out: OutputConfig = field(default_factory=OutputConfig)
+    iterative: IterativeRun | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("model", ModelSource), ("data", DataSource),
@@ -105,10 +146,13 @@ class RunConfig:
                 raise ConfigError(f"{name} must be a {kind.__name__}")
         if self.distill is not None and not isinstance(self.distill, DistillConfig):
             raise ConfigError("distill must be a DistillConfig or None")
+        if self.iterative is not None and not isinstance(self.iterative, IterativeRun):
+            raise ConfigError("iterative must be an IterativeRun or None")
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""
         return {"model": asdict(self.model), "data": asdict(self.data),
                 "prune": self.prune.settings(), "finetune": self.finetune.settings(),
                 "distill": None if self.distill is None else self.distill.settings(),
-                "out": asdict(self.out)}
+                "out": asdict(self.out),
+                "iterative": None if self.iterative is None else asdict(self.iterative)}

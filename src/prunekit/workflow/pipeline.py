@@ -11,27 +11,24 @@ import copy
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save as safetensors_bytes
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from ..api import prune
-from ..data.arrays import ArrayData
-from ..data.spec import load_data_spec
-from ..errors import ConfigError, PrunekitError
-from ..models.spec import load_model_spec, parse_model_spec
-from ..models.weights import load_weights
+from ..errors import ConfigError
+from ..models.spec import parse_model_spec
 from ..report.build import build_report, point
 from ..report.io import ReportFiles, write_report
-from ..report.stats import ModelStats, collect_stats
+from ..report.sensitivity import attach_sensitivity
+from ..report.stats import ModelStats
 from ..serialization import WEIGHTS, save_pruned
 from ..train.finetune import EpochRecord, evaluate, finetune
 from .config import RunConfig
+from .inputs import load_inputs, measure_model, train_loader, val_loader
 
 __all__ = ["RunResult", "run_pruning"]
 
@@ -48,49 +45,6 @@ class RunResult:
     files: ReportFiles
     model_dir: Path
     features: dict[str, list[str]] | None = None
-
-
-def _build_model(config: RunConfig) -> nn.Module:
-    source = config.model
-    model = load_model_spec(parse_model_spec(source.spec), trust_pickle=source.trust_pickle)
-    if source.weights is not None:
-        load_weights(model, source.weights, trust_pickle=source.trust_pickle)
-    return model.eval()
-
-
-def _shaped(data: ArrayData, shape: tuple[int, ...] | None) -> ArrayData:
-    """Reshape every sample to ``shape[1:]`` (the example-input shape without the batch)."""
-    if shape is None:
-        return data
-    sample = data.x_val.shape[1:]
-    if data.x_val[0].numel() != torch.Size(shape[1:]).numel():
-        raise ConfigError(f"data samples of shape {tuple(sample)} cannot be reshaped to the "
-                          f"input shape {shape} (per sample {shape[1:]})")
-    return replace(data, x_train=data.x_train.reshape(-1, *shape[1:]),
-                   x_val=data.x_val.reshape(-1, *shape[1:]), feature_names=None)
-
-
-def _check_fit(model: nn.Module, example: torch.Tensor, data: ArrayData, spec: str) -> None:
-    """Fail with one clear line when the data does not fit the model."""
-    try:
-        with torch.no_grad():
-            out = model(example)
-    except Exception as exc:  # noqa: BLE001 - user models may raise anything
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise PrunekitError(f"{spec} does not run on data samples of shape "
-                            f"{tuple(example.shape)} from {data.name} ({type(exc).__name__}: "
-                            f"{first}); pass --input-shape or other data") from None
-    if not isinstance(out, torch.Tensor) or out.ndim != 2:
-        raise PrunekitError(f"{spec} must return class logits (batch, classes) for "
-                            f"classification data; it returned "
-                            f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)}")
-    if out.shape[1] < data.num_classes:
-        raise PrunekitError(f"{data.name} has {data.num_classes} classes but {spec} outputs "
-                            f"{out.shape[1]} logits")
-
-
-def _file_bytes(model: nn.Module) -> int:
-    return len(safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
 
 
 class _SelectFeatures(nn.Module):
@@ -112,29 +66,17 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     say(f"model: {config.model.spec}")
-    model = _build_model(config)
-    data = load_data_spec(config.data.spec, label_column=config.data.label_column,
-                          val_fraction=config.data.val_fraction, seed=config.data.seed)
-    data = _shaped(data, config.model.input_shape)
+    inputs = load_inputs(config.model, config.data)
+    model, data, example = inputs.model, inputs.data, inputs.example
     say(f"data: {data.name}, {len(data.y_train)} train / {len(data.y_val)} validation samples")
-    example = data.x_val[:1].clone()
-    _check_fit(model, example, data, config.model.spec)
     if config.prune.input_features and data.x_val.ndim < 2:
         raise ConfigError("input-feature pruning needs inputs with a feature dimension 1")
     out = config.out
 
-    def loaders(d: ArrayData) -> tuple[DataLoader, DataLoader]:
-        gen = torch.Generator().manual_seed(config.data.seed)
-        return (DataLoader(TensorDataset(d.x_train, d.y_train), batch_size=config.data.batch_size,
-                           shuffle=True, generator=gen),
-                DataLoader(TensorDataset(d.x_val, d.y_val), batch_size=256))
-
     def stats(m: nn.Module, x: torch.Tensor, metric: float) -> ModelStats:
-        s = collect_stats(m, x, threads=out.threads, warmup=out.warmup, repeats=out.repeats,
-                          metric=metric)
-        return s.with_file_bytes(_file_bytes(m))
+        return measure_model(m, x, out, metric)
 
-    train, val = loaders(data)
+    train, val = train_loader(data, config.data), val_loader(data)
     dense_metric = evaluate(model, val)
     before = stats(model, example, dense_metric)
     say(f"dense: {before.params:,} parameters, {before.macs:,} MACs, "
@@ -196,6 +138,7 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     folder = Path(out.dir)
     model_dir = save_pruned(model, plan, folder / "pruned")
     report["after"]["file_bytes"] = (model_dir / WEIGHTS).stat().st_size
+    attach_sensitivity(report, folder)
     files = write_report(report, folder, html=out.html)
     say(f"report written to {files.json}" + (f" and {files.html}" if files.html else ""))
     return RunResult(report, files, model_dir, features)

@@ -15,14 +15,14 @@ from ..config import PruneConfig
 from ..errors import ConfigError
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
-from .config import DataSource, ModelSource, OutputConfig, RunConfig
+from .config import DataSource, IterativeRun, ModelSource, OutputConfig, RunConfig
 
 __all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict"]
 
 #: recipe section → the dataclass it builds
 SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": PruneConfig,
                              "finetune": FinetuneConfig, "distill": DistillConfig,
-                             "out": OutputConfig}
+                             "out": OutputConfig, "iterative": IterativeRun}
 
 
 class RecipeError(ConfigError):
@@ -79,7 +79,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     for name, cls in SECTIONS.items():
         if name not in data:
             continue
-        if name == "distill" and data[name] is None:
+        if name in ("distill", "iterative") and data[name] is None:
             kwargs[name] = None
             continue
         kwargs[name] = _section(name, cls, getattr(defaults, name), data[name] or {}, source)

@@ -1,0 +1,111 @@
+"""The inputs of a run: the model a :class:`ModelSource` names and the data a
+:class:`DataSource` names, checked to fit each other, plus the loaders and measurements that
+``prune``, ``run`` (one shot or iterative) and ``analyze`` share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..data.arrays import ArrayData
+from ..data.spec import load_data_spec
+from ..errors import ConfigError, PrunekitError
+from ..models.spec import load_model_spec, parse_model_spec
+from ..models.weights import load_weights
+from ..report.stats import ModelStats, collect_stats
+from .config import DataSource, ModelSource, OutputConfig
+
+__all__ = ["RunInputs", "build_model", "file_bytes", "load_inputs", "measure_model",
+           "train_loader", "val_loader"]
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """A built model (eval mode), its data and a one-sample example input."""
+
+    model: nn.Module
+    data: ArrayData
+    example: torch.Tensor
+
+
+def build_model(source: ModelSource, *, seed: int | None = None) -> nn.Module:
+    """Build the model ``source`` names, load its weights; ``seed`` fixes a random init."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = load_model_spec(parse_model_spec(source.spec), trust_pickle=source.trust_pickle)
+    if source.weights is not None:
+        load_weights(model, source.weights, trust_pickle=source.trust_pickle)
+    return model.eval()
+
+
+def _shaped(data: ArrayData, shape: tuple[int, ...] | None) -> ArrayData:
+    """Reshape every sample to ``shape[1:]`` (the example-input shape without the batch)."""
+    if shape is None:
+        return data
+    sample = data.x_val.shape[1:]
+    if data.x_val[0].numel() != torch.Size(shape[1:]).numel():
+        raise ConfigError(f"data samples of shape {tuple(sample)} cannot be reshaped to the "
+                          f"input shape {shape} (per sample {shape[1:]})")
+    return replace(data, x_train=data.x_train.reshape(-1, *shape[1:]),
+                   x_val=data.x_val.reshape(-1, *shape[1:]), feature_names=None)
+
+
+def _check_fit(model: nn.Module, example: torch.Tensor, data: ArrayData, spec: str) -> None:
+    """Fail with one clear line when the data does not fit the model."""
+    try:
+        with torch.no_grad():
+            out = model(example)
+    except Exception as exc:  # noqa: BLE001 - user models may raise anything
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise PrunekitError(f"{spec} does not run on data samples of shape "
+                            f"{tuple(example.shape)} from {data.name} ({type(exc).__name__}: "
+                            f"{first}); pass --input-shape or other data") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise PrunekitError(f"{spec} must return class logits (batch, classes) for "
+                            f"classification data; it returned "
+                            f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)}")
+    if out.shape[1] < data.num_classes:
+        raise PrunekitError(f"{data.name} has {data.num_classes} classes but {spec} outputs "
+                            f"{out.shape[1]} logits")
+
+
+def load_inputs(model_source: ModelSource, data_source: DataSource, *,
+                seed: int | None = None) -> RunInputs:
+    """Build the model, load and shape the data, and check that one sample runs."""
+    model = build_model(model_source, seed=seed)
+    data = load_data_spec(data_source.spec, label_column=data_source.label_column,
+                          val_fraction=data_source.val_fraction, seed=data_source.seed,
+                          image_size=data_source.image_size)
+    data = _shaped(data, model_source.input_shape)
+    example = data.x_val[:1].clone()
+    _check_fit(model, example, data, model_source.spec)
+    return RunInputs(model, data, example)
+
+
+def train_loader(data: ArrayData, source: DataSource, seed: int | None = None) -> DataLoader:
+    """The training split, shuffled in an order fixed by ``seed`` (default: the data seed)."""
+    gen = torch.Generator().manual_seed(source.seed if seed is None else seed)
+    return DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=source.batch_size,
+                      shuffle=True, generator=gen)
+
+
+def val_loader(data: ArrayData) -> DataLoader:
+    """The validation split, in a fixed order."""
+    return DataLoader(TensorDataset(data.x_val, data.y_val), batch_size=256)
+
+
+def file_bytes(model: nn.Module) -> int:
+    """Size of the model's weights as a safetensors file."""
+    return len(safetensors_bytes({k: v.contiguous() for k, v in model.state_dict().items()}))
+
+
+def measure_model(model: nn.Module, example: torch.Tensor, out: OutputConfig,
+                  metric: float | None) -> ModelStats:
+    """The report's figures of ``model`` under the latency settings of ``out``."""
+    stats = collect_stats(model, example, threads=out.threads, warmup=out.warmup,
+                          repeats=out.repeats, metric=metric)
+    return stats.with_file_bytes(file_bytes(model))

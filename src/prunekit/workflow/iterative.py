@@ -1,0 +1,127 @@
+"""An iterative run (``prunekit prune --iterative``, a recipe's ``iterative`` section):
+:func:`prunekit.recover.iterative_prune` on the run's model and data, every kept step
+checkpointed atomically in ``OUT/checkpoints`` (resumable with ``resume=True``), then the
+final model (``pruned/``) and the report written as by a one-shot run.
+
+The dense model is built with ``torch.manual_seed(data.seed)`` first, so a resumed run
+starts from the same model as the interrupted one even when its weights are random.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, PrunekitError
+from ..models.spec import parse_model_spec
+from ..recover.iterate import STATE, IterativeConfig, StepRecord, iterative_prune
+from ..report.build import build_report, point
+from ..report.io import write_report
+from ..report.sensitivity import attach_sensitivity
+from ..serialization import WEIGHTS, save_pruned
+from ..train.finetune import evaluate
+from .config import RunConfig
+from .inputs import load_inputs, measure_model, train_loader, val_loader
+from .pipeline import RunResult
+
+__all__ = ["CHECKPOINTS", "run_iterative"]
+
+CHECKPOINTS = "checkpoints"
+Log = Callable[[str], None]
+
+
+def _step_line(record: StepRecord) -> str:
+    verdict = "kept" if record.accepted else "rolled back"
+    return (f"step {record.step}: asked {record.factor:.2f}x, reached {record.reduction:.2f}x, "
+            f"accuracy {100 * record.metric:.2f}% (drop {100 * record.drop:+.2f} points): "
+            f"{verdict}")
+
+
+def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = None,
+                  on_step: Callable[[StepRecord], None] | None = None) -> RunResult:
+    """Run ``config`` (whose ``iterative`` section is set) and write its files.
+
+    Without ``resume`` a folder that already holds checkpoints is refused.
+    """
+    settings = config.iterative
+    if settings is None:
+        raise ConfigError("run_iterative needs a RunConfig with an iterative section")
+    if config.prune.input_features:
+        raise ConfigError("input-feature pruning is not available in iterative runs")
+    say: Log = log if log is not None else (lambda _msg: None)
+    start = time.perf_counter()
+    folder = Path(config.out.dir)
+    checkpoints = folder / CHECKPOINTS
+    if (checkpoints / STATE).is_file() and not resume:
+        raise ConfigError(f"{str(checkpoints)!r} holds checkpoints of an earlier iterative run: "
+                          "pass --resume to continue it, or choose another --out")
+    if resume and not (checkpoints / STATE).is_file():
+        say(f"nothing to resume in {checkpoints}: starting from the dense model")
+    say(f"model: {config.model.spec}")
+    inputs = load_inputs(config.model, config.data, seed=config.data.seed)
+    model, data, example = inputs.model, inputs.data, inputs.example
+    say(f"data: {data.name}, {len(data.y_train)} train / {len(data.y_val)} validation samples")
+    val = val_loader(data)
+    before = measure_model(model, example, config.out, evaluate(model, val))
+    iterative = IterativeConfig(target=float(settings.target), budget=float(settings.budget),
+                                metric=settings.metric, step_factor=float(settings.step_factor),
+                                max_steps=settings.max_steps, finetune=config.finetune,
+                                distill=config.distill, seed=config.data.seed)
+    key = "flops_reduction" if settings.metric == "macs" else "params_reduction"
+
+    def step_config(_model: Any, factor: float) -> Any:
+        targets: dict[str, float | None] = {"flops_reduction": None, "params_reduction": None}
+        targets[key] = factor
+        return dataclasses.replace(config.prune, **targets)
+
+    def report_step(record: StepRecord) -> None:
+        say(_step_line(record))
+        if on_step is not None:
+            on_step(record)
+
+    t0 = time.perf_counter()
+    result = iterative_prune(model, example, lambda seed: train_loader(data, config.data, seed),
+                             val, iterative, checkpoints, step_config=step_config,
+                             on_step=report_step)
+    if result.resumed_from:
+        say(f"resumed after step {result.resumed_from - 1}")
+    if result.plan is None:
+        raise PrunekitError(f"no step of the iterative run stayed within the accuracy budget "
+                            f"{settings.budget:g}: raise --budget or lower --step-factor "
+                            f"(checkpoints in {checkpoints})")
+    timings = {"iterate": time.perf_counter() - t0}
+    final = result.model.eval()
+    after = measure_model(final, example, config.out, result.metric)
+    points = [point("dense", "dense", before)]
+    for record in result.history:
+        if record.accepted:
+            cost = {"macs": None, "params": None}
+            base = before.macs if settings.metric == "macs" else before.params
+            cost[settings.metric] = round(base / record.reduction)
+            points.append(point(f"step {record.step}", "fine-tuned", macs=cost["macs"],
+                                params=cost["params"], metric=record.metric))
+    timings["total"] = time.perf_counter() - start
+    plan = result.plan
+    report = build_report(
+        model={"name": parse_model_spec(config.model.spec).name, "spec": config.model.spec,
+               "input_shape": list(example.shape), "pruned_input_shape": list(example.shape)},
+        task={"dataset": data.name, "metric": "accuracy", "split": "validation",
+              "train_samples": len(data.y_train), "val_samples": len(data.y_val)},
+        before=before, after=after, plan=plan, points=points,
+        settings={"run": config.settings(), "prune": plan.settings,
+                  "skipped_groups": list(plan.settings.get("skipped_groups", [])),
+                  "iterative": {"baseline": result.baseline, "reduction": result.reduction,
+                                "resumed_from": result.resumed_from,
+                                "history": [dataclasses.asdict(r) for r in result.history],
+                                "checkpoints": CHECKPOINTS}},
+        timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})
+    model_dir = save_pruned(copy.deepcopy(final), plan, folder / "pruned")
+    report["after"]["file_bytes"] = (model_dir / WEIGHTS).stat().st_size
+    attach_sensitivity(report, folder)
+    files = write_report(report, folder, html=config.out.html)
+    say(f"report written to {files.json}" + (f" and {files.html}" if files.html else ""))
+    return RunResult(report, files, model_dir)
