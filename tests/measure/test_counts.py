@@ -156,3 +156,23 @@ def test_latency_cuda() -> None:
     result = measure_latency(model, torch.randn(4, 16, device="cuda"), warmup=2, repeats=5)
     assert result.device.startswith("cuda")
     assert 0 < result.p10_ms <= result.median_ms <= result.p90_ms
+
+
+class SelfAttention(torch.nn.Module):
+    def __init__(self, heads: int) -> None:
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(16 * heads, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+@pytest.mark.parametrize("heads", [2, 3])
+def test_attention_is_counted_whether_or_not_its_fast_path_would_run(heads: int):
+    """The fused inference path of nn.MultiheadAttention is invisible to the FLOP counter."""
+    model = SelfAttention(heads).eval()
+    embed, tokens = 16 * heads, 4
+    projections = tokens * embed * 3 * embed + tokens * embed * embed
+    attention = 2 * tokens * tokens * embed  # q·kᵀ and weights·v
+    assert count_macs(model, torch.randn(1, tokens, embed)) == projections + attention
+    assert torch.backends.mha.get_fastpath_enabled()  # restored afterwards

@@ -7,12 +7,13 @@ activations, bias adds, normalisation) are not counted here either.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from prunekit.errors import ConfigError
 from prunekit.runtime import eval_mode
@@ -67,11 +68,36 @@ def count_flops(model: nn.Module, example_inputs: ExampleInputs) -> int:
     Runs under ``torch.no_grad()`` in eval mode; the training flags of all submodules are
     restored afterwards. The count scales with the batch size of the example.
     """
-    with eval_mode(model), torch.no_grad():
-        counter = FlopCounterMode(display=False)
+    with eval_mode(model), torch.no_grad(), _mha_fastpath_disabled():
+        counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
         with counter:
             run_model(model, example_inputs)
     return int(counter.get_total_flops())
+
+
+def _sdpa_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any,
+                out_shape: Any = None, **kwargs: Any) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# scaled_dot_product_attention on CPU runs this op, which PyTorch's counter has no formula for
+_EXTRA_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
+
+
+@contextmanager
+def _mha_fastpath_disabled() -> Iterator[None]:
+    """``nn.MultiheadAttention``'s inference fast path is one fused op the FLOP counter does
+    not see (and takes it or not by head count), so count on the regular path."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None:
+        yield
+        return
+    enabled = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(enabled)
 
 
 def count_macs(model: nn.Module, example_inputs: ExampleInputs) -> int:
