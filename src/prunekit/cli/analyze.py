@@ -9,6 +9,7 @@ import click
 
 from .common import (
     Printer,
+    model_and_pruning_options,
     emit_json,
     format_table,
     json_option,
@@ -42,17 +43,7 @@ def _ratios(text: str) -> tuple[float, ...]:
 @click.option("--groups", multiple=True,
               help="Only groups whose key matches this glob (e.g. 'features.*'); repeatable.")
 @click.option("--importance", default="l2", show_default=True, help="Importance criterion.")
-@click.option("--ignore", multiple=True, help="Module name (glob) to leave unpruned; repeatable.")
-@click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Round kept units per group up to a multiple of this.")
-@click.option("--input-shape", default=None,
-              help="Example input shape, batch first (e.g. 1,64): data samples are reshaped "
-                   "to it.")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Weights to load (.safetensors, or a .pt state dict read weights-only).")
-@click.option("--trust-pickle", is_flag=True,
-              help="Allow unpickling a model or weights file (runs code stored in it: only "
-                   "for files you trust).")
+@model_and_pruning_options
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the train/validation split.")
 @out_option("prunekit-out", "Folder for sensitivity.json and sensitivity.png (a report.json "

@@ -55,6 +55,28 @@ class Printer:
         click.echo(text)
 
 
+def model_and_pruning_options(fn: F) -> F:
+    """Options ``prune`` and ``analyze`` share: what to leave whole and how to load the model."""
+    options = [
+        click.option("--ignore", multiple=True,
+                     help="Module name (glob) to leave unpruned; repeatable."),
+        click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Round kept units per group up to a multiple of this."),
+        click.option("--input-shape", default=None,
+                     help="Example input shape, batch first (e.g. 1,64): data samples are "
+                          "reshaped to it."),
+        click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Weights to load (.safetensors, or a .pt state dict read "
+                          "weights-only)."),
+        click.option("--trust-pickle", is_flag=True,
+                     help="Allow unpickling a model or weights file (runs code stored in it: "
+                          "only for files you trust)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def emit_json(data: Any) -> None:
     """Write ``data`` as indented JSON to stdout."""
     sys.stdout.write(json.dumps(data, indent=1, allow_nan=False) + "\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import json_option, out_option, parse_shape, quiet_option
+from .common import json_option, model_and_pruning_options, out_option, parse_shape, quiet_option
 
 __all__ = ["prune"]
 
@@ -30,17 +30,7 @@ __all__ = ["prune"]
               show_default=True)
 @click.option("--flops-reduction", type=float, default=None,
               help="Instead of --ratio: prune until FLOPs shrink this many times (2 = half).")
-@click.option("--ignore", multiple=True, help="Module name (glob) to leave unpruned; repeatable.")
-@click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Round kept units per group up to a multiple of this.")
-@click.option("--input-shape", default=None,
-              help="Example input shape, batch first (e.g. 1,64): data samples are reshaped "
-                   "to it.")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Weights to load (.safetensors, or a .pt state dict read weights-only).")
-@click.option("--trust-pickle", is_flag=True,
-              help="Allow unpickling a model or weights file (runs code stored in it: only "
-                   "for files you trust).")
+@model_and_pruning_options
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tuning epochs after pruning (distilled from the unpruned model).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tuning rate.")
