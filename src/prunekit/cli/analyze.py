@@ -9,6 +9,7 @@ import click
 
 from .common import (
     Printer,
+    data_options,
     model_and_pruning_options,
     emit_json,
     format_table,
@@ -31,13 +32,7 @@ def _ratios(text: str) -> tuple[float, ...]:
 
 @click.command("analyze")
 @click.argument("model_spec")
-@click.option("--data", "data_spec", default="digits", show_default=True,
-              help="digits (built in), path/to/data.npz (arrays x, y), path/to/table.csv or "
-                   "an image folder (class subfolders).")
-@click.option("--label-column", default="label", show_default=True,
-              help="CSV data: the column that holds the class.")
-@click.option("--image-size", type=click.IntRange(min=1), default=224, show_default=True,
-              help="Image-folder data: images are resized to this square size.")
+@data_options
 @click.option("--ratios", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", show_default=True,
               help="Fractions of each group's units to remove, increasing, in (0, 1).")
 @click.option("--groups", multiple=True,

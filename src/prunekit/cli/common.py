@@ -55,6 +55,23 @@ class Printer:
         click.echo(text)
 
 
+def data_options(fn: F) -> F:
+    """``--data``, ``--label-column`` and ``--image-size``: where samples come from."""
+    options = [
+        click.option("--data", "data_spec", default="digits", show_default=True,
+                     help="digits (built in), path/to/data.npz (arrays x, y), "
+                          "path/to/table.csv or an image folder (class subfolders)."),
+        click.option("--label-column", default="label", show_default=True,
+                     help="CSV data: the column that holds the class."),
+        click.option("--image-size", type=click.IntRange(min=1), default=224,
+                     show_default=True,
+                     help="Image-folder data: images are resized to this square size."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def model_and_pruning_options(fn: F) -> F:
     """Options ``prune`` and ``analyze`` share: what to leave whole and how to load the model."""
     options = [

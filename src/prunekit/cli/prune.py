@@ -6,20 +6,15 @@ from pathlib import Path
 
 import click
 
-from .common import json_option, model_and_pruning_options, out_option, parse_shape, quiet_option
+from .common import (data_options, json_option, model_and_pruning_options, out_option,
+                     parse_shape, quiet_option)
 
 __all__ = ["prune"]
 
 
 @click.command("prune")
 @click.argument("model_spec")
-@click.option("--data", "data_spec", default="digits", show_default=True,
-              help="digits (built in), path/to/data.npz (arrays x, y), path/to/table.csv or "
-                   "an image folder (class subfolders).")
-@click.option("--label-column", default="label", show_default=True,
-              help="CSV data: the column that holds the class.")
-@click.option("--image-size", type=click.IntRange(min=1), default=224, show_default=True,
-              help="Image-folder data: images are resized to this square size.")
+@data_options
 @click.option("--input-features", is_flag=True,
               help="Also prune input features (dim 1 of the input; CSV columns) and report "
                    "which remain.")
