@@ -214,8 +214,9 @@ def main() -> None:
 
     body = table(results, models, tools) + [""] + summary(results, models, tools)
     if args.merge:
-        body += ["", f"Rows merged from separate runs, one per tool, on this machine with the "
-                 f"same settings: {args.merge} (the first file's row wins). Engine times of runs "
+        body += ["", f"Rows merged from separate runs, one per tool, on this machine: "
+                 f"{args.merge} (the first file's row wins; a 'timeout after N s' cell states "
+                 "that run's per-model limit). Engine times of runs "
                  "that shared the machine with other jobs are rough; "
                  "docs/benchmarks/engine_speed.md has timings from a quiet machine."]
     print("\n".join(body))
