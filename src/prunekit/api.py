@@ -68,7 +68,6 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
                                   input_features=config.input_features,
                                   on_meta=not criterion.needs_activations,
                                   split_units=config.split_units)
-    reference = [graph.trace.values[r.index].shape for r in graph.trace.output_refs()]
     if graph.on_meta and not _inputs_match_model(model, example_inputs):
         _output_shapes(model, example_inputs)  # shapes alone hide dtype/device mismatches
     for pattern in config.overrides:
@@ -108,6 +107,7 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
 
     apply_plan(model, plan, check=False)  # the plan was just built from this model
     if not config.verify:  # otherwise a pruned copy already ran and matched every shape
+        reference = [graph.trace.values[r.index].shape for r in graph.trace.output_refs()]
         try:
             shapes = _output_shapes(model, slice_inputs(example_inputs, plan), on_meta=on_meta)
         except TraceError as exc:

@@ -126,3 +126,19 @@ def test_loading_a_folder_without_the_manifest_is_refused(tmp_path):
     prunekit.save_pruned(model, result.plan, tmp_path / "plain")
     with pytest.raises(prunekit.PlanError, match="manifest .* is missing"):
         load_pruned_transformers(tmp_path / "plain")
+
+
+@pytest.mark.parametrize("change, message", [({"format": "other"}, "was not written by"),
+                                             ({"class": "NoSuchModel"}, "has no model class")])
+def test_a_foreign_or_unknown_manifest_is_refused(tmp_path, change, message):
+    import json
+
+    from prunekit.hf import load_pruned_transformers, save_pruned_transformers
+
+    model = llama(2)
+    result = prunekit.prune(model, IDS, ratio=0.5)
+    folder = save_pruned_transformers(model, result.plan, tmp_path / "pruned")
+    manifest = json.loads((folder / "prunekit.json").read_text())
+    (folder / "prunekit.json").write_text(json.dumps({**manifest, **change}))
+    with pytest.raises(prunekit.PlanError, match=message):
+        load_pruned_transformers(folder)

@@ -9,6 +9,7 @@ import click
 
 from .common import (
     Printer,
+    check_model_spec,
     data_options,
     model_and_pruning_options,
     emit_json,
@@ -52,15 +53,11 @@ def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int,
     """Measure how much the validation accuracy of MODEL_SPEC drops when each coupled group
     alone loses a fraction of its units (no fine-tuning)."""
     from ..errors import ConfigError
-    from ..models.spec import parse_model_spec
     from ..recover.sensitivity import SensitivityConfig
     from ..workflow.analyze import run_analysis
     from ..workflow.config import DataSource, ModelSource
 
-    try:
-        parse_model_spec(model_spec)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="MODEL_SPEC") from None
+    check_model_spec(model_spec)
     shape = parse_shape(input_shape) if input_shape else None
     try:
         config = SensitivityConfig(ratios=_ratios(ratios), groups=groups, importance=importance,

@@ -94,6 +94,17 @@ def model_and_pruning_options(fn: F) -> F:
     return fn
 
 
+def check_model_spec(model_spec: str) -> None:
+    """Reject a malformed MODEL_SPEC as a usage error (exit 2) before any work starts."""
+    from ..errors import ConfigError
+    from ..models.spec import parse_model_spec
+
+    try:
+        parse_model_spec(model_spec)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="MODEL_SPEC") from None
+
+
 def emit_json(data: Any) -> None:
     """Write ``data`` as indented JSON to stdout."""
     sys.stdout.write(json.dumps(data, indent=1, allow_nan=False) + "\n")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (data_options, json_option, model_and_pruning_options, out_option,
+from .common import (check_model_spec, data_options, json_option, model_and_pruning_options,
+                     out_option,
                      parse_shape, quiet_option)
 
 __all__ = ["prune"]
@@ -70,7 +71,6 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     --iterative, in checkpointed steps until a target (--resume continues after a crash)."""
     from ..config import PruneConfig
     from ..errors import ConfigError
-    from ..models.spec import parse_model_spec
     from ..train.distill import DistillConfig
     from ..train.finetune import FinetuneConfig
     from ..workflow.config import (
@@ -82,10 +82,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     )
     from .run_common import execute
 
-    try:
-        parse_model_spec(model_spec)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="MODEL_SPEC") from None
+    check_model_spec(model_spec)
     shape = parse_shape(input_shape) if input_shape else None
     try:
         prune_config = PruneConfig(ratio=ratio, importance=importance,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import TraceError
+
 
 LABEL_DTYPE = np.int32  # half the memory of int64; graphs stay far below the limit
 LABEL_LIMIT = int(np.iinfo(LABEL_DTYPE).max)
@@ -52,7 +54,8 @@ class LabelSpace:
 
     def fresh(self, n: int) -> np.ndarray:
         if self.count + n > LABEL_LIMIT:
-            raise ValueError(f"more than {LABEL_LIMIT} labels: the traced graph is too large")
+            raise TraceError(f"more than {LABEL_LIMIT} labels: the traced graph is too large "
+                             "to analyse; trace with a smaller example input")
         ids = np.arange(self.count, self.count + n, dtype=LABEL_DTYPE)
         self.count += n
         return ids

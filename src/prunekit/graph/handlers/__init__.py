@@ -5,4 +5,4 @@ from .base import (Handler, ModuleShapes, OpaqueContext, handler_for, is_opaque,
 from . import attention, layers, recurrent, zoo  # noqa: F401  (registration)
 
 __all__ = ["Handler", "ModuleShapes", "OpaqueContext", "handler_for", "is_opaque",
-           "register_handler"]
+           "register_handler", "register_handler_by_name"]
