@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -13,7 +14,7 @@ from torch.func import functional_call
 from torch.utils._pytree import tree_flatten
 
 from .config import PruneConfig
-from .errors import ConfigError, TraceError, VerificationError
+from .errors import ConfigError, TraceError, UnsupportedOpError, VerificationError
 from .graph.dependency import DependencyGraph, Group
 from .graph.trace import as_args, to_meta
 from .importance.base import Importance
@@ -30,12 +31,17 @@ MAX_VERIFY_ROUNDS = 64
 
 @dataclass
 class PruneResult:
-    """The pruned model (the same object, pruned in place), its plan, and what was skipped."""
+    """The pruned model (the same object, pruned in place), its plan, and what was skipped.
+
+    ``skipped`` names the groups left whole because pruning them broke the model's forward;
+    ``skip_reasons`` says, per skipped group, where it broke.
+    """
 
     model: nn.Module
     plan: Plan
     graph: DependencyGraph
     skipped: list[str] = field(default_factory=list)
+    skip_reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def example_inputs_kept(self) -> dict[str, dict[str, Any]]:
@@ -79,6 +85,7 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     for g in groups:
         comp_group[g.components] = g.id
     excluded: set[int] = set()
+    reasons: dict[int, str] = {}
     on_meta = graph.on_meta
     for _ in range(MAX_VERIFY_ROUNDS):
         active = [g for g in groups if g.id not in excluded]
@@ -99,11 +106,19 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
                 f"the pruned model disagrees with the plan at op {mismatch.op} in module "
                 f"{mismatch.module!r}, and no pruned group reaches it; please report this "
                 "model, and prune with ignore=[...] around that module meanwhile")
+        reason = _mismatch_reason(model, mismatch.op, mismatch.module)
+        reasons.update({c: reason for c in culprits - excluded})
         excluded |= culprits
     else:
         raise VerificationError("could not find a consistent plan; narrow the model with ignore=")
     skipped = [g.name for g in groups if g.id in excluded]
+    skip_reasons = {g.name: reasons[g.id] for g in groups if g.id in excluded}
     plan.settings["skipped_groups"] = skipped
+    _refuse_skipped_overrides(config, skip_reasons)
+    if skip_reasons:
+        name, reason = next(iter(skip_reasons.items()))
+        warnings.warn(f"prunekit left {len(skip_reasons)} group(s) whole, e.g. {name!r}: "
+                      f"{reason}. PruneResult.skip_reasons lists them all.", stacklevel=3)
 
     apply_plan(model, plan, check=False)  # the plan was just built from this model
     if not config.verify:  # otherwise a pruned copy already ran and matched every shape
@@ -115,7 +130,32 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
         if shapes != reference:
             raise VerificationError(
                 f"pruning changed the output shapes from {reference} to {shapes}")
-    return PruneResult(model, plan, graph, skipped)
+    return PruneResult(model, plan, graph, skipped, skip_reasons)
+
+
+def _mismatch_reason(model: nn.Module, op: str, module: str) -> str:
+    """Where a pruned copy broke, with the class to write a handler for."""
+    try:
+        cls = type(model.get_submodule(module)) if module else type(model)
+    except AttributeError:
+        cls = None
+    where = f"module {module or '<top level>'!r}" + \
+        (f" ({cls.__module__}.{cls.__qualname__})" if cls is not None else "")
+    return (f"pruning it breaks op {op} in {where}: that forward does not accept the new "
+            "sizes (in attention, usually a reshape by a head count or head size attribute); "
+            "it stays whole unless a handler for that class is registered "
+            "(prunekit.register_handler)")
+
+
+def _refuse_skipped_overrides(config: PruneConfig, skip_reasons: dict[str, str]) -> None:
+    """A group the user asked for by name must not be skipped silently."""
+    for pattern, ratio in config.overrides.items():
+        if ratio <= 0:
+            continue
+        for name, reason in skip_reasons.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                raise UnsupportedOpError(f"cannot prune {name!r} (asked for by override "
+                                         f"{pattern!r}): {reason}")
 
 
 def _select(model: nn.Module, graph: DependencyGraph, groups: list[Group],

@@ -294,6 +294,7 @@ def record_trace(
 
     The model runs in eval mode under ``torch.no_grad()``; its training flags are restored.
     """
+    _check_attention_implementation(model)
     args, kwargs = as_args(example_inputs)
     trace = Trace()
     known = {id(t): (kind, name) for name, t, kind in named_tensors(model)}
@@ -323,6 +324,11 @@ def record_trace(
     except Exception as exc:  # the user's model failed: say where
         where = recorder.module_stack[-1] or "the model's top-level forward"
         failed_at = recorder.failed_at if recorder.failed_at is not None else len(trace.nodes)
+        if "HigherOrderOperator" in str(exc):
+            raise TraceError(
+                f"{where!r} calls a higher-order operator (such as flex_attention), which "
+                "prunekit cannot record; make that module use plain ops while pruning "
+                f"(Hugging Face: {_ATTENTION_HINT})", node_index=failed_at, partial=trace) from exc
         raise TraceError(
             f"could not run the model on the example inputs to record its graph: the error "
             f"came from {where!r}: {type(exc).__name__}: {exc}. Check that example_inputs "
@@ -335,6 +341,21 @@ def record_trace(
             h.remove()
     trace.outputs = tree_map(recorder.ref, out)
     return trace
+
+
+_TRACEABLE_ATTENTION = (None, "eager", "sdpa")
+_ATTENTION_HINT = ("model.set_attn_implementation('sdpa') before pruning, or load with "
+                   "attn_implementation='sdpa' or 'eager'")
+
+
+def _check_attention_implementation(model: nn.Module) -> None:
+    """Hugging Face attention kernels other than eager/SDPA cannot be traced: say so first."""
+    config = getattr(model, "config", None)
+    implementation = getattr(config, "_attn_implementation", None)
+    if isinstance(implementation, str) and implementation not in _TRACEABLE_ATTENTION:
+        raise TraceError(f"{type(model).__name__} uses attn_implementation="
+                         f"{implementation!r}, which prunekit cannot trace; call "
+                         f"{_ATTENTION_HINT}. Switch back after pruning if you like.")
 
 
 def meta_copy(model: nn.Module) -> nn.Module:

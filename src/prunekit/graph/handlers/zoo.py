@@ -77,3 +77,10 @@ register_handler_by_name("transformers.models.bert.modeling_bert.BertSelfAttenti
                                                 "attention_head_size", total="all_head_size"))
 register_handler_by_name("transformers.models.opt.modeling_opt.OPTAttention",
                          handler=HeadAttributes("q_proj", "num_heads", "head_dim"))
+# Hugging Face ViT: attention with q/k/v projections and ``head_dim`` (recent versions) or
+# BERT-style ``attention_head_size`` / ``all_head_size`` (older versions).
+register_handler_by_name("transformers.models.vit.modeling_vit.ViTAttention",
+                         handler=HeadAttributes("q_proj", "num_attention_heads", "head_dim"))
+register_handler_by_name("transformers.models.vit.modeling_vit.ViTSelfAttention",
+                         handler=HeadAttributes("query", "num_attention_heads",
+                                                "attention_head_size", total="all_head_size"))

@@ -1,0 +1,129 @@
+"""Every transformer family the transformers issue names, built from a config with random
+weights: pruned at 30% and 50% they run with outputs of the original shape and fewer MACs,
+and zeroed heads/neurons removed leave the outputs unchanged. Plus the clear errors."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import pytest
+import torch
+
+import prunekit
+from prunekit.measure import count_macs
+from prunekit.testing import run_exact_check
+
+transformers = pytest.importorskip("transformers")
+timm = pytest.importorskip("timm")
+torchvision = pytest.importorskip("torchvision")
+
+from test_exact_handlers import randomize  # noqa: E402  (same folder)
+
+IDS = torch.randint(0, 100, (1, 8), generator=torch.Generator().manual_seed(0))
+IMAGE = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+TEXT = dict(num_hidden_layers=2, num_attention_heads=4, vocab_size=100)
+
+
+def _hf(config_class: str, model_class: str = "AutoModel", **settings) -> Callable[[], torch.nn.Module]:
+    def make() -> torch.nn.Module:
+        config = getattr(transformers, config_class)(**settings)
+        return getattr(transformers, model_class).from_config(config)
+    return make
+
+
+def _timm(name: str) -> Callable[[], torch.nn.Module]:
+    return lambda: timm.create_model(name, img_size=32, patch_size=8, depth=2, num_classes=10)
+
+
+#: family -> (factory, example input, split_units that prunes attention in it)
+FAMILIES: dict[str, tuple[Callable[[], torch.nn.Module], torch.Tensor, str]] = {
+    "hf-bert": (_hf("BertConfig", "AutoModelForSequenceClassification", hidden_size=64,
+                    intermediate_size=96, **TEXT), IDS, "inner"),
+    "hf-gpt2": (_hf("GPT2Config", "AutoModelForCausalLM", n_embd=64, n_layer=2, n_head=4,
+                    vocab_size=100), IDS, "inner"),
+    "hf-opt": (_hf("OPTConfig", "AutoModelForCausalLM", hidden_size=64, ffn_dim=96,
+                   word_embed_proj_dim=64, **TEXT), IDS, "inner"),
+    "hf-llama": (_hf("LlamaConfig", "AutoModelForCausalLM", hidden_size=64, intermediate_size=96,
+                     num_key_value_heads=2, **TEXT), IDS, "outer"),
+    "hf-mistral": (_hf("MistralConfig", "AutoModelForCausalLM", hidden_size=64,
+                       intermediate_size=96, num_key_value_heads=2, **TEXT), IDS, "outer"),
+    "hf-qwen2": (_hf("Qwen2Config", "AutoModelForCausalLM", hidden_size=64, intermediate_size=96,
+                     num_key_value_heads=2, **TEXT), IDS, "outer"),
+    "hf-vit": (_hf("ViTConfig", "AutoModelForImageClassification", hidden_size=64,
+                   num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
+                   image_size=32, patch_size=8, num_labels=10), IMAGE, "inner"),
+    "timm-vit": (_timm("vit_tiny_patch16_224"), IMAGE, "inner"),
+    "timm-deit": (_timm("deit_tiny_distilled_patch16_224"), IMAGE, "inner"),
+    "torchvision-vit": (lambda: torchvision.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=96,
+        num_classes=10), IMAGE, "inner"),
+    "torchvision-swin": (lambda: torchvision.models.SwinTransformer(
+        patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4],
+        num_classes=10), IMAGE, "inner"),
+}
+
+
+def build(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return FAMILIES[family][0]().eval()
+
+
+def first_output(out: object) -> torch.Tensor:
+    return out.logits if hasattr(out, "logits") else out  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("ratio", [0.3, 0.5])
+def test_family_prunes_to_fewer_macs_with_outputs_of_the_same_shape(family: str, ratio: float):
+    _, x, split = FAMILIES[family]
+    model = build(family)
+    with torch.no_grad():
+        dense_shape = first_output(model(x)).shape
+    macs = count_macs(model, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision Swin's attention stays whole (see docs)
+        result = prunekit.prune(model, x, ratio=ratio, split_units=split)
+    with torch.no_grad():
+        assert first_output(model(x)).shape == dense_shape
+    assert count_macs(model, x) < macs * (0.85 if ratio == 0.3 else 0.75)
+    if family != "torchvision-swin":
+        assert result.skipped == [], result.skip_reasons
+
+
+@pytest.mark.parametrize("family", sorted(f for f in FAMILIES if not f.startswith("hf-") or
+                                          f == "hf-vit"))
+@pytest.mark.parametrize("split_units", ["inner", "outer"])
+def test_vision_family_zeroed_units_are_removed_exactly(family: str, split_units: str):
+    check = run_exact_check(randomize(build(family)), FAMILIES[family][1].double(),
+                            split_units=split_units)
+    assert check.max_diff <= 1e-9
+    assert check.params_after < check.params_before
+
+
+def test_hf_vit_head_size_follows_the_pruned_projections():
+    model = build("hf-vit")
+    prunekit.prune(model, IMAGE, ratio=0.5, split_units="inner")
+    encoder = model.vit.encoder.layer if hasattr(model.vit, "encoder") else model.vit.layers
+    attention = encoder[0].attention
+    inner = getattr(attention, "attention", attention)  # older versions nest the projections
+    head_size = getattr(inner, "head_dim", None) or getattr(inner, "attention_head_size")
+    assert head_size == 8  # 16 per head before
+
+
+def test_a_skipped_group_says_why_and_an_override_for_it_is_refused():
+    model = build("torchvision-swin")
+    with pytest.warns(UserWarning, match="left .* whole, e.g."):
+        result = prunekit.prune(model, IMAGE, ratio=0.5)
+    assert result.skipped and set(result.skip_reasons) == set(result.skipped)
+    assert all("ShiftedWindowAttention" in reason for reason in result.skip_reasons.values())
+    with pytest.raises(prunekit.UnsupportedOpError, match="asked for by override.*handler"):
+        prunekit.prune(build("torchvision-swin"), IMAGE, ratio=0.1,
+                       overrides={result.skipped[0]: 0.5})
+
+
+def test_an_attention_kernel_that_cannot_be_traced_is_refused_with_the_fix():
+    model = build("hf-llama")
+    model.config._attn_implementation = "flex_attention"
+    with pytest.raises(prunekit.TraceError, match="set_attn_implementation\\('sdpa'\\)"):
+        prunekit.prune(model, IDS, ratio=0.5)
