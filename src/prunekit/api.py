@@ -114,7 +114,7 @@ def prune(model: nn.Module, example_inputs: Any, ratio: float = 0.5, *,
     skipped = [g.name for g in groups if g.id in excluded]
     skip_reasons = {g.name: reasons[g.id] for g in groups if g.id in excluded}
     plan.settings["skipped_groups"] = skipped
-    _refuse_skipped_overrides(config, skip_reasons)
+    _refuse_skipped_overrides(config, [g.name for g in groups], skip_reasons)
     if skip_reasons:
         name, reason = next(iter(skip_reasons.items()))
         warnings.warn(f"prunekit left {len(skip_reasons)} group(s) whole, e.g. {name!r}: "
@@ -147,15 +147,14 @@ def _mismatch_reason(model: nn.Module, op: str, module: str) -> str:
             "(prunekit.register_handler)")
 
 
-def _refuse_skipped_overrides(config: PruneConfig, skip_reasons: dict[str, str]) -> None:
-    """A group the user asked for by name must not be skipped silently."""
+def _refuse_skipped_overrides(config: PruneConfig, names: list[str],
+                              skip_reasons: dict[str, str]) -> None:
+    """An override must not come to nothing silently: refuse one whose groups were all skipped."""
     for pattern, ratio in config.overrides.items():
-        if ratio <= 0:
-            continue
-        for name, reason in skip_reasons.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                raise UnsupportedOpError(f"cannot prune {name!r} (asked for by override "
-                                         f"{pattern!r}): {reason}")
+        matched = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+        if ratio > 0 and matched and all(name in skip_reasons for name in matched):
+            raise UnsupportedOpError(f"cannot prune {matched[0]!r} (asked for by override "
+                                     f"{pattern!r}): {skip_reasons[matched[0]]}")
 
 
 def _select(model: nn.Module, graph: DependencyGraph, groups: list[Group],
