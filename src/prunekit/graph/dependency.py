@@ -133,7 +133,8 @@ class DependencyGraph:
                 init(ref.index)
             if node.target.startswith("module:"):
                 try:
-                    outs = handler_for(node.op).couple(OpaqueContext(trace, space, dims, node))
+                    outs = handler_for(node.op).couple(
+                        OpaqueContext(trace, space, dims, node, split_units))
                     _check_outputs(trace, node.outputs, outs)
                 except (ValueError, IndexError, TypeError, AssertionError, KeyError,
                         NotImplementedError) as exc:  # a handler that cannot read this call

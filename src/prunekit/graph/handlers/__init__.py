@@ -2,7 +2,7 @@
 
 from .base import (Handler, ModuleShapes, OpaqueContext, handler_for, is_opaque, register_handler,
                    register_handler_by_name)
-from . import attention, layers, recurrent, zoo  # noqa: F401  (registration)
+from . import attention, layers, recurrent, windowed, zoo  # noqa: F401  (registration)
 
 __all__ = ["Handler", "ModuleShapes", "OpaqueContext", "handler_for", "is_opaque",
            "register_handler", "register_handler_by_name"]

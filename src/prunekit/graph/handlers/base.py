@@ -53,11 +53,12 @@ class OpaqueContext:
     """What an opaque handler sees while coupling labels for one call of its module."""
 
     def __init__(self, trace: Trace, space: LabelSpace, dims: list[list[Dim] | None],
-                 node: Node) -> None:
+                 node: Node, split_units: str = "inner") -> None:
         self.trace = trace
         self.space = space
         self._dims = dims
         self.node = node
+        self.split_units = split_units  # "inner" (head-size positions) or "outer" (heads)
         self.module: nn.Module = node.op
 
     def input(self, position: int, name: str) -> list[Dim] | None:
