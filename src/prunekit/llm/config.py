@@ -33,6 +33,11 @@ class OneShotConfig:
     the mean Hessian diagonal added to it) only matter for SparseGPT. ``ignore`` lists
     substrings of linear-layer names inside a block (e.g. ``"mlp.down_proj"``) to leave
     dense. ``device`` is where each block is pruned (default: where it already is).
+
+    ``outlier_weighted`` (unstructured only) makes the sparsity non-uniform across blocks
+    (OWL): blocks with more outlier weights (Wanda score above ``outlier_threshold`` times
+    its layer's mean) are pruned less, within ``sparsity ± outlier_spread``, and the mean
+    over blocks stays ``sparsity``.
     """
 
     method: str = "wanda"
@@ -43,6 +48,9 @@ class OneShotConfig:
     batch_size: int = 8
     device: str | None = None
     ignore: tuple[str, ...] = ()
+    outlier_weighted: bool = False
+    outlier_threshold: float = 5.0
+    outlier_spread: float = 0.08
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -75,6 +83,18 @@ class OneShotConfig:
             raise ConfigError(
                 f"OneShotConfig: damp must be in (0, 1), got {self.damp!r}; 0.01 is typical"
             )
+        if self.outlier_weighted and nm is not None:
+            raise ConfigError(
+                f"OneShotConfig: outlier_weighted sparsity varies per block, which an N:M "
+                f"pattern ({self.pattern!r}) cannot; use pattern='unstructured'"
+            )
+        if not (isinstance(self.outlier_threshold, (int, float)) and self.outlier_threshold > 0):
+            raise ConfigError(f"OneShotConfig: outlier_threshold must be > 0, got "
+                              f"{self.outlier_threshold!r}; 5 is typical")
+        spread = self.outlier_spread
+        if not (isinstance(spread, (int, float)) and 0.0 <= spread <= min(s, 1.0 - s)):
+            raise ConfigError(f"OneShotConfig: outlier_spread must be in [0, min(sparsity, "
+                              f"1 - sparsity)] = [0, {min(s, 1.0 - s):g}], got {spread!r}")
         if not isinstance(self.ignore, tuple) or not all(isinstance(i, str) for i in self.ignore):
             raise ConfigError(
                 f"OneShotConfig: ignore must be a tuple of strings, got {self.ignore!r}"

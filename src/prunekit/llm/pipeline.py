@@ -8,6 +8,7 @@ activations) live on the compute device; each block goes back where it was after
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from .families import check_sequence_length, family_of, find_blocks
 from .layers import get_weight_2d, in_features, prunable_layers, set_weight_2d
 from .masks import check_nm_shape
 from .methods import METHOD_FNS, NEEDS_HESSIAN
+from .outliers import block_sparsities, outlier_ratio
 from .stats import InputStats
 
 
@@ -66,12 +68,10 @@ def _check_layers(layers: dict[str, nn.Module], block_index: int, config: OneSho
 
 
 @torch.no_grad()
-def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
-                 config: OneShotConfig, device: torch.device) -> list[LayerReport]:
-    layers = prunable_layers(block, config.ignore)
-    _check_layers(layers, index, config)
-    need_h = config.method in NEEDS_HESSIAN
-    stats = {n: InputStats(in_features(m), hessian=need_h, device=device)
+def _gather_stats(block: nn.Module, inputs: BlockInputs, layers: dict[str, nn.Module],
+                  hessian: bool, device: torch.device) -> dict[str, InputStats]:
+    """Input statistics of every layer of ``block`` over the calibration batches."""
+    stats = {n: InputStats(in_features(m), hessian=hessian, device=device)
              for n, m in layers.items()}
     handles = [stats[n].attach(m) for n, m in layers.items()]
     try:
@@ -82,6 +82,15 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
     finally:
         for h in handles:
             h.remove()
+    return stats
+
+
+@torch.no_grad()
+def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
+                 config: OneShotConfig, device: torch.device) -> list[LayerReport]:
+    layers = prunable_layers(block, config.ignore)
+    _check_layers(layers, index, config)
+    stats = _gather_stats(block, inputs, layers, config.method in NEEDS_HESSIAN, device)
     reports = []
     fn = METHOD_FNS[config.method]
     for name, mod in layers.items():
@@ -94,6 +103,31 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
                                    time.perf_counter() - t0))
         del stats[name]
     return reports
+
+
+@torch.no_grad()
+def _block_configs(model: nn.Module, blocks: list[nn.Module], data: CalibrationData,
+                   config: OneShotConfig, device: torch.device, decoder: bool
+                   ) -> list[OneShotConfig]:
+    """One config per block: the same sparsity, or OWL's when ``outlier_weighted``."""
+    if not config.outlier_weighted:
+        return [config] * len(blocks)
+    inputs = capture_block_inputs(model, blocks[0], data, config.batch_size, device,
+                                  decoder=decoder)
+    ratios, sizes = [], []
+    for block in blocks:  # a dense pass: outliers of the unpruned model
+        home = next(block.parameters()).device
+        block.to(device)
+        layers = prunable_layers(block, config.ignore)
+        stats = _gather_stats(block, inputs, layers, False, device)
+        weights = [get_weight_2d(m).to(device) for m in layers.values()]
+        ratios.append(outlier_ratio(weights, [stats[n].column_norms for n in layers],
+                                    config.outlier_threshold))
+        sizes.append(sum(w.numel() for w in weights))
+        inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
+        block.to(home)
+    sparsities = block_sparsities(ratios, sizes, config.sparsity, config.outlier_spread)
+    return [dataclasses.replace(config, sparsity=s, outlier_weighted=False) for s in sparsities]
 
 
 def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotConfig, *,
@@ -117,12 +151,13 @@ def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotCon
     start = time.perf_counter()
     reports: list[LayerReport] = []
     try:
+        configs = _block_configs(model, blocks, data, config, device, family.decoder)
         inputs = capture_block_inputs(model, blocks[0], data, config.batch_size, device,
                                       decoder=family.decoder)
         for index, block in enumerate(blocks):
             home = next(block.parameters()).device
             block.to(device)
-            reports.extend(_prune_block(block, index, inputs, config, device))
+            reports.extend(_prune_block(block, index, inputs, configs[index], device))
             with torch.no_grad():
                 inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
             block.to(home)
