@@ -38,6 +38,11 @@ def test_export_onnx_matches_pytorch_and_int8(cli: Runner, pruned_out: Path) -> 
     from prunekit.report import load_report
     assert load_report(pruned_out)["int8"] == q  # the folder's report gains the int8 figures
     assert result["report"] == str(pruned_out / "report.json")
+    page = (pruned_out / "report.html").read_text()  # and its page shows them
+    table = page[page.index("<h2>Before and after</h2>"):page.index("<h2>Kept units")]
+    assert "<th>pruned int8</th>" in table
+    assert f"<td class=num>{q['size_bytes']['int8']:,}</td>" in table
+    assert f"<td class=num>{q['latency_ms_median']['int8']:,.3f}</td>" in table
 
 
 def test_export_without_plan_is_a_usage_error(cli: Runner, tmp_path: Path) -> None:

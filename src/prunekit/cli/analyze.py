@@ -46,13 +46,15 @@ def _ratios(text: str) -> tuple[float, ...]:
                             "there gains the curves).")
 @json_option
 @quiet_option
-def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int, ratios: str,
+def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int,
+            split: str | None, feature_column: str | None, metric: str, ratios: str,
             groups: tuple[str, ...], importance: str, ignore: tuple[str, ...], round_to: int,
             input_shape: str | None, weights: Path | None, trust_pickle: bool, seed: int,
             out: Path, as_json: bool, quiet: bool) -> None:
-    """Measure how much the validation accuracy of MODEL_SPEC drops when each coupled group
-    alone loses a fraction of its units (no fine-tuning)."""
+    """Measure how much the validation metric (--metric, default accuracy) of MODEL_SPEC
+    drops when each coupled group alone loses a fraction of its units (no fine-tuning)."""
     from ..errors import ConfigError
+    from ..metrics import format_metric
     from ..recover.sensitivity import SensitivityConfig
     from ..workflow.analyze import run_analysis
     from ..workflow.config import DataSource, ModelSource
@@ -67,24 +69,28 @@ def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int,
     printer = Printer(quiet=quiet or as_json)
     last = config.ratios[-1]
 
-    def on_point(key: str, ratio: float, metric: float) -> None:
+    def on_point(key: str, ratio: float, _value: float) -> None:
         if ratio == last:
             printer.info(f"  {key}: done")
 
     result = run_analysis(
         ModelSource(model_spec, None if weights is None else str(weights), shape, trust_pickle),
-        DataSource(data_spec, label_column, seed=seed, image_size=image_size), config, out,
+        DataSource(data_spec, label_column, seed=seed, image_size=image_size, split=split,
+                   feature_column=feature_column, metric=metric), config, out,
         log=printer.info, on_point=on_point)
     doc = result.document
     if as_json:
         emit_json({"sensitivity": doc, "files": result.files})
         return
     base = float(doc["baseline"])
+    fraction = bool(doc["metric_fraction"])
     headers = ["group (units)", *[f"{r:g}" for r in doc["ratios"]]]
     rows = [[f"{key} ({doc['units'].get(key, '?')})",
-             *[f"{100 * (base - v):+.1f}" for v in values]]
+             *[f"{100 * (base - v):+.1f}" if fraction else f"{base - v:+.4g}"
+               for v in values]]
             for key, values in doc["curves"].items()]
-    printer.result(f"accuracy drop in points (baseline {100 * base:.2f}%), each group pruned "
-                   "alone at each ratio, no fine-tuning:")
+    unit = " in points" if fraction else ""
+    printer.result(f"{doc['metric']} drop{unit} (baseline {format_metric(base, fraction)}), "
+                   "each group pruned alone at each ratio, no fine-tuning:")
     printer.result(format_table(headers, rows))
     printer.result("files: " + ", ".join(result.files.values()))

@@ -55,21 +55,66 @@ class Printer:
         click.echo(text)
 
 
-def data_options(fn: F) -> F:
-    """``--data``, ``--label-column`` and ``--image-size``: where samples come from."""
+def _check_metric(_ctx: click.Context, _param: click.Parameter,
+                  value: str | None) -> str | None:
+    """Reject an unknown ``--metric`` as a usage error before any work starts."""
+    from ..errors import ConfigError
+    from ..metrics import parse_metric
+
+    if value is None:
+        return None
+    try:
+        parse_metric(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def make_data_options(default: str | None) -> Callable[[F], F]:
+    """``--data`` (default ``default``; ``None``: no data), ``--label-column``,
+    ``--image-size``, ``--split``, ``--feature-column`` and ``--metric``."""
+    from ..metrics import METRIC_HELP
+
+    none_note = " Default: none (random input, no metric)." if default is None else ""
     options = [
-        click.option("--data", "data_spec", default="digits", show_default=True,
+        click.option("--data", "data_spec", default=default, show_default=default is not None,
                      help="digits (built in), path/to/data.npz (arrays x, y), "
-                          "path/to/table.csv or an image folder (class subfolders)."),
+                          "path/to/table.csv, a Hugging Face dataset folder (save_to_disk) "
+                          "or an image folder (class subfolders)." + none_note),
         click.option("--label-column", default="label", show_default=True,
-                     help="CSV data: the column that holds the class."),
+                     help="CSV or Hugging Face data: the column that holds the class "
+                          "(Hugging Face: labels, target or y are tried when label is "
+                          "absent)."),
         click.option("--image-size", type=click.IntRange(min=1), default=224,
                      show_default=True,
-                     help="Image-folder data: images are resized to this square size."),
+                     help="Image-folder data: images are resized to this square size "
+                          "(Hugging Face images: only when the model's input size is "
+                          "unknown and their sizes differ)."),
+        click.option("--split", default=None,
+                     help="Hugging Face DatasetDict: the split to use, divided into "
+                          "train/validation (NAME), or TRAIN,VAL [default: train, and "
+                          "validation/test when present]."),
+        click.option("--feature-column", default=None,
+                     help="Hugging Face data: the input column (image or array), or numeric "
+                          "columns A,B,C [default: the image column, else a column named "
+                          "image/pixel_values/x/features, else the only other column]."),
+        click.option("--metric", default="accuracy" if default is not None else None,
+                     show_default=default is not None, callback=_check_metric,
+                     help=f"Metric on the validation split: {METRIC_HELP}."
+                          + (" Needs --data." if default is None else "")),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+
+    def decorate(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def data_options(fn: F) -> F:
+    """The data options of ``prune`` and ``analyze`` (``--data`` defaults to digits)."""
+    return make_data_options("digits")(fn)
 
 
 def model_and_pruning_options(fn: F) -> F:

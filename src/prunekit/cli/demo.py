@@ -33,11 +33,14 @@ def _x(before: float | None, after: float | None) -> str:
 
 def summary_table(report: dict[str, Any]) -> str:
     """The before/after table of a report, as plain text."""
+    from ..metrics import format_metric
+
     b, a = report["before"], report["after"]
     lb, la = b["latency_ms"], a["latency_ms"]
+    fraction = bool(report["task"].get("metric_fraction", True))
 
     def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.2f}%"
+        return format_metric(v, fraction)
 
     rows = [
         ["parameters", f"{b['params']:,}", f"{a['params']:,}", _x(b["params"], a["params"])],
@@ -51,7 +54,7 @@ def summary_table(report: dict[str, Any]) -> str:
     ]
     note = (f"latency: {la['device']}, batch {la['batch_size']}, {la['dtype']}, "
             f"{la['threads']} thread(s), median of {la['repeats']} runs after {la['warmup']} "
-            "warm-up")
+            "warm-up" + (", CUDA-graph replay" if la.get("cuda_graph") else ""))
     return format_table(["", "before", "after", "before/after"], rows) + "\n" + note
 
 

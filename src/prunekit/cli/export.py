@@ -45,15 +45,19 @@ def _report_model(pruned: Path) -> dict[str, Any]:
 
 
 def _record_int8(pruned: Path, int8: dict[str, Any]) -> Path | None:
-    """Write the int8 figures into the folder's report.json (key ``int8``), if it has one."""
-    from ..report.io import load_report, write_report
+    """Write the int8 figures into the folder's report.json (key ``int8``), if it has one,
+    and render its report.html again (when there is one) so the page shows them."""
+    from ..report.io import REPORT_HTML, load_report, write_report
+    from ..report.sensitivity import attach_sensitivity
 
     candidate = _report_path(pruned)
     if candidate is None:
         return None
     report = load_report(candidate)
     report["int8"] = int8
-    write_report(report, candidate.parent, html=False)
+    folder = candidate.parent
+    attach_sensitivity(report, folder)
+    write_report(report, folder, html=(folder / REPORT_HTML).is_file())
     return candidate
 
 
@@ -128,7 +132,7 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
         recorded_in = _record_int8(pruned, result["int8"])
         if recorded_in is not None:
             result["report"] = str(recorded_in)
-            printer.info(f"int8 figures added to {recorded_in}")
+            printer.info(f"int8 figures added to {recorded_in} (and its report.html)")
     atomic_write_text(target.with_name("export.json"), json.dumps(result, indent=1) + "\n")
     if as_json:
         emit_json(result)

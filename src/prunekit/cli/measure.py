@@ -1,4 +1,5 @@
-"""``prunekit measure SPEC``: parameters, MACs, size and latency of any model."""
+"""``prunekit measure SPEC``: parameters, MACs, size and latency of any model, and with
+``--data`` its metric on the validation split."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .common import (
     emit_json,
     format_table,
     json_option,
+    make_data_options,
     out_option,
     parse_shape,
     quiet_option,
@@ -27,7 +29,8 @@ VERSION = 1
 @click.command("measure")
 @click.argument("spec")
 @click.option("--input-shape", default=None,
-              help="Example input shape, e.g. 1,3,224,224 [default: from the spec].")
+              help="Example input shape, e.g. 1,3,224,224 [default: from the spec, or one "
+                   "sample of --data].")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Weights to load (.safetensors, or a .pt state dict read weights-only).")
 @click.option("--pruned", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -36,6 +39,12 @@ VERSION = 1
 @click.option("--trust-pickle", is_flag=True,
               help="Allow unpickling a model or weights file (runs code stored in it: only "
                    "for files you trust).")
+@make_data_options(None)
+@click.option("--device", default="cpu", show_default=True,
+              help="Where to measure latency and memory: cpu, cuda or cuda:N.")
+@click.option("--cuda-graph", is_flag=True,
+              help="Time CUDA-graph replays of one captured forward pass, so kernel-launch "
+                   "overhead does not hide the model's cost (needs --device cuda).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for latency [default: torch's setting].")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
@@ -44,41 +53,68 @@ VERSION = 1
 @json_option
 @quiet_option
 def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Path | None,
-            trust_pickle: bool, threads: int | None, warmup: int, repeats: int,
+            trust_pickle: bool, data_spec: str | None, label_column: str, image_size: int,
+            split: str | None, feature_column: str | None, metric: str | None, device: str,
+            cuda_graph: bool, threads: int | None, warmup: int, repeats: int,
             out: Path | None, as_json: bool, quiet: bool) -> None:
     """Measure SPEC: torchvision:NAME (weights=None), timm:NAME (pretrained=False),
     prunekit:digits_cnn, a local Hugging Face folder (config.json; token-id inputs), or
-    path/to/file.py:factory: parameters, MACs, FLOPs, size, latency and peak memory."""
+    path/to/file.py:factory: parameters, MACs, FLOPs, size, latency and peak memory; with
+    --data also the metric on its validation split."""
     import torch
 
     from ..errors import ConfigError, PrunekitError
     from ..files import atomic_write_text
+    from ..measure.latency import resolve_device
+    from ..metrics import format_metric, parse_metric
     from ..models.spec import load_model_spec, parse_model_spec
     from ..models.weights import load_weights
     from ..report.stats import collect_stats
 
     if weights is not None and pruned is not None:
         raise click.UsageError("give --weights or --pruned, not both")
+    if data_spec is None:
+        given = [name for name, value in (("--metric", metric), ("--split", split),
+                                          ("--feature-column", feature_column))
+                 if value is not None]
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise click.UsageError(f"{' and '.join(given)} {verb} --data (the metric is "
+                                   "measured on a data set's validation split)")
+    if cuda_graph and not device.strip().startswith("cuda"):
+        raise click.UsageError("--cuda-graph needs a CUDA device: pass --device cuda (graph "
+                               "capture times GPU kernels; on cpu there is nothing to capture)")
     try:
         parsed = parse_model_spec(spec)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="SPEC") from None
     shape = parse_shape(input_shape) if input_shape else parsed.default_input_shape
+    target = resolve_device(device)
     printer = Printer(quiet=quiet or as_json)
     printer.info(f"building {spec}")
     model = load_model_spec(parsed, trust_pickle=trust_pickle)
-    if shape is None:
+    if shape is None and data_spec is None:
         raise ConfigError(f"{spec!r} implies no input shape: pass --input-shape, e.g. 1,3,224,224")
     if weights is not None:
         load_weights(model, weights, trust_pickle=trust_pickle)
     if pruned is not None:
         from ..serialization import load_pruned
         model = load_pruned(model, pruned).eval()
-    example = (torch.randint(0, 100, shape) if parsed.integer_inputs  # token ids
-               else torch.randn(*shape))
-    printer.info(f"measuring on input {tuple(shape)}")
+    task: dict[str, Any] | None = None
+    value: float | None = None
+    if data_spec is not None:
+        value, task, example = _evaluate(model, spec, input_shape, trust_pickle, data_spec,
+                                         label_column, image_size, split, feature_column,
+                                         metric or "accuracy", printer)
+        shape = tuple(example.shape)
+    else:
+        assert shape is not None
+        example = (torch.randint(0, 100, shape) if parsed.integer_inputs  # token ids
+                   else torch.randn(*shape))
+    printer.info(f"measuring on input {tuple(shape)}, {target}")
     try:
-        stats = collect_stats(model, example, threads=threads, warmup=warmup, repeats=repeats)
+        stats = collect_stats(model.to(target), example.to(target), threads=threads,
+                              warmup=warmup, repeats=repeats, cuda_graph=cuda_graph)
     except PrunekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
@@ -87,7 +123,11 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
                             f"({type(exc).__name__}: {first}); pass --input-shape") from None
     result: dict[str, Any] = {"schema": SCHEMA, "version": VERSION, "model": spec,
                               "input_shape": list(shape), **stats.to_dict()}
-    del result["metric"], result["file_bytes"]
+    del result["file_bytes"]
+    if task is None:
+        del result["metric"]
+    else:
+        result["metric"], result["task"] = value, task
     if out is not None:
         atomic_write_text(out / "measure.json", json.dumps(result, indent=1) + "\n")
     if as_json:
@@ -100,7 +140,31 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
             ["latency p10-p90 (ms)", f"{lat['p10']:.3f}-{lat['p90']:.3f}"]]
     if stats.peak_memory is not None:
         rows.append(["peak memory growth (bytes)", f"{stats.peak_memory.rss_growth_bytes:,}"])
+    if task is not None:
+        fraction = parse_metric(task["metric_spec"]).fraction
+        rows.append([f"{task['metric']} (validation)", format_metric(value, fraction)])
     printer.result(format_table([spec, ""], rows))
+    graph = ", CUDA-graph replay" if lat["cuda_graph"] else ""
     printer.result(f"latency: {lat['device']}, batch {lat['batch_size']}, {lat['dtype']}, "
                    f"{lat['threads']} thread(s), median of {lat['repeats']} runs after "
-                   f"{lat['warmup']} warm-up")
+                   f"{lat['warmup']} warm-up{graph}")
+
+
+def _evaluate(model: Any, spec: str, input_shape: str | None, trust_pickle: bool,
+              data_spec: str, label_column: str, image_size: int, split: str | None,
+              feature_column: str | None, metric: str, printer: Printer
+              ) -> tuple[float, dict[str, Any], Any]:
+    """The metric of ``model`` on the validation split of ``data_spec``, the report's
+    ``task`` object and a one-sample example input from the data."""
+    from ..metrics import load_metric
+    from ..train.finetune import evaluate
+    from ..workflow.config import DataSource, ModelSource
+    from ..workflow.inputs import fit_data, task_info, val_loader
+
+    source = DataSource(data_spec, label_column, image_size=image_size, split=split,
+                        feature_column=feature_column, metric=metric)
+    shape = parse_shape(input_shape) if input_shape else None
+    inputs = fit_data(model, ModelSource(spec, None, shape, trust_pickle), source)
+    printer.info(f"data: {inputs.data.name}, {len(inputs.data.y_val)} validation samples")
+    value = evaluate(model, val_loader(inputs.data), load_metric(metric))
+    return value, task_info(inputs.data, source), inputs.example

@@ -37,6 +37,12 @@ __all__ = ["prune"]
               help="CPU threads for latency [default: torch's setting].")
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed forward passes per latency figure.")
+@click.option("--latency-device", default="cpu", show_default=True,
+              help="Where latency and peak memory are measured: cpu, cuda or cuda:N (pruning "
+                   "and fine-tuning stay on cpu).")
+@click.option("--cuda-graph", is_flag=True,
+              help="Time CUDA-graph replays of one captured forward pass, so kernel-launch "
+                   "overhead does not hide the model's cost (needs --latency-device cuda).")
 @click.option("--no-html", is_flag=True, help="Write report.json only.")
 @click.option("--iterative", is_flag=True,
               help="Prune in steps until a target, fine-tuning after each (--finetune-epochs) "
@@ -49,7 +55,8 @@ __all__ = ["prune"]
 @click.option("--step-factor", type=float, default=2.0, show_default=True,
               help="Iterative: reduction asked of each step (shrinks after a rolled-back step).")
 @click.option("--budget", type=float, default=0.01, show_default=True,
-              help="Iterative: largest accuracy drop from the dense model (0.01 = one point).")
+              help="Iterative: largest drop of the metric from the dense model (0.01 = one "
+                   "point of accuracy).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=20, show_default=True,
               help="Iterative: most steps.")
 @click.option("--resume", is_flag=True,
@@ -58,12 +65,12 @@ __all__ = ["prune"]
 @json_option
 @quiet_option
 def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
-          input_features: bool,
+          split: str | None, feature_column: str | None, metric: str, input_features: bool,
           ratio: float, importance: str, scope: str, flops_reduction: float | None,
           ignore: tuple[str, ...], round_to: int, input_shape: str | None,
           weights: Path | None, trust_pickle: bool, finetune_epochs: int, lr: float,
           no_distill: bool, batch_size: int, seed: int, threads: int | None, repeats: int,
-          no_html: bool, iterative: bool, target_macs_reduction: float | None,
+          latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool, target_macs_reduction: float | None,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
     """Prune MODEL_SPEC (torchvision:NAME, timm:NAME, prunekit:digits_cnn,
@@ -100,22 +107,28 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
         if all(t is not None for t in targets):
             raise click.UsageError("give --target-macs-reduction or --target-params-reduction, "
                                    "not both")
-        metric = "params" if target_params_reduction is not None else "macs"
+        cost = "params" if target_params_reduction is not None else "macs"
         target = target_params_reduction or target_macs_reduction or 2.0
         try:
-            iterate = IterativeRun(target=target, metric=metric,  # type: ignore[arg-type]
+            iterate = IterativeRun(target=target, metric=cost,  # type: ignore[arg-type]
                                    budget=budget, step_factor=step_factor, max_steps=max_steps)
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
+    try:
+        output = OutputConfig(str(out), html=not no_html, threads=threads,
+                              warmup=min(5, repeats), repeats=repeats, device=latency_device,
+                              cuda_graph=cuda_graph)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     config = RunConfig(
         model=ModelSource(model_spec, None if weights is None else str(weights), shape,
                           trust_pickle),
         data=DataSource(data_spec, label_column, batch_size=batch_size, seed=seed,
-                        image_size=image_size),
+                        image_size=image_size, split=split, feature_column=feature_column,
+                        metric=metric),
         prune=prune_config,
         finetune=FinetuneConfig(epochs=finetune_epochs, lr=lr),
         distill=None if no_distill else DistillConfig(),
-        out=OutputConfig(str(out), html=not no_html, threads=threads,
-                         warmup=min(5, repeats), repeats=repeats),
+        out=output,
         iterative=iterate)
     execute(config, as_json=as_json, quiet=quiet, resume=resume)

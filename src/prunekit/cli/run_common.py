@@ -18,8 +18,10 @@ __all__ = ["execute"]
 def execute(config: RunConfig, *, as_json: bool, quiet: bool, resume: bool = False) -> None:
     """Run ``config`` (one shot, or iterative when ``config.iterative`` is set; ``resume``
     continues an interrupted iterative run); print a table (or JSON) and the files written."""
+    from ..measure.latency import resolve_device
     from .demo import summary_table
 
+    resolve_device(config.out.device)  # an unusable latency device fails before any work
     printer = Printer(quiet=quiet or as_json)
     if config.iterative is not None:
         from ..workflow.iterative import run_iterative

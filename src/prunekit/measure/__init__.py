@@ -6,7 +6,7 @@ from prunekit.measure.counts import (
     count_parameters,
     model_size_bytes,
 )
-from prunekit.measure.latency import LatencyResult, measure_latency
+from prunekit.measure.latency import LatencyResult, measure_latency, resolve_device
 from prunekit.measure.memory import PeakMemory, measure_peak_memory
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "measure_latency",
     "measure_peak_memory",
     "model_size_bytes",
+    "resolve_device",
 ]

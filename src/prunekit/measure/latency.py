@@ -1,6 +1,8 @@
 """Latency of a forward pass: warm up, repeat, report the median and the spread.
 
 Every result carries the batch size, dtype, device and thread count it was measured with.
+On CUDA, passes are timed with CUDA events; optionally one pass is captured in a CUDA graph
+and its replays are timed, so kernel-launch overhead does not hide the model's cost.
 Speed claims belong to benchmarks, not to unit tests.
 """
 
@@ -8,9 +10,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -18,7 +20,8 @@ from torch import nn
 from prunekit.errors import ConfigError
 from prunekit.measure.counts import ExampleInputs, eval_mode, run_model
 
-__all__ = ["LatencyResult", "measure_latency"]
+__all__ = ["LatencyResult", "capture_cuda_graph", "measure_latency", "resolve_device",
+           "time_with_events"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,14 @@ class LatencyResult:
     device: str
     dtype: str
     batch_size: int | None
+    cuda_graph: bool = False
 
     def __str__(self) -> str:
+        graph = ", CUDA-graph replay" if self.cuda_graph else ""
         return (
             f"{self.median_ms:.3f} ms median (p10 {self.p10_ms:.3f}, p90 {self.p90_ms:.3f}; "
             f"n={self.repeats}, batch {self.batch_size}, {self.dtype}, {self.device}, "
-            f"{self.threads} threads)"
+            f"{self.threads} threads{graph})"
         )
 
 
@@ -75,6 +80,78 @@ def _describe(model: nn.Module, example_inputs: ExampleInputs) -> tuple[torch.de
     return device, str(dtype).removeprefix("torch."), batch
 
 
+class _Event(Protocol):
+    """What the timing loop needs of an event (``torch.cuda.Event`` in practice)."""
+
+    def record(self) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+    def elapsed_time(self, end: Any) -> float: ...
+
+
+def time_with_events(step: Callable[[], Any], repeats: int,
+                     new_event: Callable[[], _Event]) -> list[float]:
+    """Milliseconds of ``repeats`` calls of ``step``, each between two recorded events.
+
+    On CUDA ``new_event`` makes timing ``torch.cuda.Event`` objects and ``step`` runs the
+    model or replays a captured graph; any object with the same three methods works.
+    """
+    times_ms: list[float] = []
+    for _ in range(repeats):
+        start, end = new_event(), new_event()
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        times_ms.append(float(start.elapsed_time(end)))
+    return times_ms
+
+
+def capture_cuda_graph(step: Callable[[], Any], *, warmup: int = 3,
+                       cuda: Any = None) -> Callable[[], None]:
+    """Capture ``step`` (one forward pass on static inputs) in a CUDA graph; return its
+    replay.
+
+    ``warmup`` (at least 3) runs go on a side stream first, as capture requires; the graph
+    is replayed once before it is returned. ``cuda`` is the ``torch.cuda`` module (tests
+    pass a stand-in).
+    """
+    cuda = torch.cuda if cuda is None else cuda
+    side = cuda.Stream()
+    side.wait_stream(cuda.current_stream())
+    with cuda.stream(side):
+        for _ in range(max(3, warmup)):
+            step()
+    cuda.current_stream().wait_stream(side)
+    graph = cuda.CUDAGraph()
+    with cuda.graph(graph):
+        step()
+    graph.replay()
+    cuda.synchronize()
+    return graph.replay
+
+
+def resolve_device(text: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a device that exists here; raise
+    :class:`ConfigError` otherwise."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {text!r}: use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {text!r} is not supported for measurements: use cpu, cuda "
+                          "or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {text!r}: CUDA is not available here (torch "
+                              f"{torch.__version__}, no usable GPU): measure on cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {text!r}: only {torch.cuda.device_count()} CUDA "
+                              "device(s) here")
+    return device
+
+
 def measure_latency(
     model: nn.Module,
     example_inputs: ExampleInputs,
@@ -82,12 +159,16 @@ def measure_latency(
     warmup: int = 10,
     repeats: int = 50,
     threads: int | None = None,
+    cuda_graph: bool = False,
 ) -> LatencyResult:
     """Time ``repeats`` forward passes after ``warmup`` untimed ones, in eval mode, no grad.
 
     On CPU each pass is timed with :func:`time.perf_counter`; on CUDA with CUDA events after
-    a synchronize. ``threads`` sets :func:`torch.set_num_threads` for the measurement only;
-    the previous setting and the model's training flags are restored afterwards.
+    a synchronize. ``cuda_graph=True`` (CUDA only; :class:`ConfigError` elsewhere) captures
+    one forward pass in a ``torch.cuda.CUDAGraph`` and times its replays, so kernel-launch
+    overhead does not hide the model's cost; inputs must then be tensors on the model's
+    device. ``threads`` sets :func:`torch.set_num_threads` for the measurement only; the
+    previous setting and the model's training flags are restored afterwards.
     """
     if warmup < 0:
         raise ConfigError(f"warmup must be >= 0, got {warmup}")
@@ -98,30 +179,37 @@ def measure_latency(
 
     device, dtype, batch = _describe(model, example_inputs)
     on_cuda = device.type == "cuda"
+    if cuda_graph and not on_cuda:
+        raise ConfigError(f"CUDA-graph timing needs a model on a CUDA device; this one is on "
+                          f"{device}: move it to cuda, or time without cuda_graph")
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
         used_threads = torch.get_num_threads()
         times_ms: list[float] = []
+
+        def step() -> None:
+            run_model(model, example_inputs)
+
         with eval_mode(model), torch.no_grad():
-            for _ in range(warmup):
-                run_model(model, example_inputs)
             if on_cuda:
                 with torch.cuda.device(device):
+                    timed: Callable[[], Any] = step
+                    if cuda_graph:
+                        timed = capture_cuda_graph(step, warmup=warmup)
+                    else:
+                        for _ in range(warmup):
+                            step()
                     torch.cuda.synchronize()
-                    for _ in range(repeats):
-                        start = torch.cuda.Event(enable_timing=True)
-                        end = torch.cuda.Event(enable_timing=True)
-                        start.record()
-                        run_model(model, example_inputs)
-                        end.record()
-                        end.synchronize()
-                        times_ms.append(float(start.elapsed_time(end)))
+                    times_ms = time_with_events(
+                        timed, repeats, lambda: torch.cuda.Event(enable_timing=True))
             else:
+                for _ in range(warmup):
+                    step()
                 for _ in range(repeats):
                     t0 = time.perf_counter()
-                    run_model(model, example_inputs)
+                    step()
                     times_ms.append((time.perf_counter() - t0) * 1e3)
     finally:
         if threads is not None:
@@ -137,4 +225,5 @@ def measure_latency(
         device=str(device),
         dtype=dtype,
         batch_size=batch,
+        cuda_graph=cuda_graph,
     )

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from torch import nn
 
 from ..errors import ConfigError, PrunekitError
 from .pickled import PICKLE_SUFFIXES, load_pickled_model
 
-__all__ = ["ModelSpec", "load_model_spec", "parse_model_spec"]
+__all__ = ["ModelSpec", "load_file_function", "load_model_spec", "parse_model_spec"]
 
 _BUILTIN = {"digits_cnn": (1, 1, 8, 8)}
 
@@ -102,11 +106,13 @@ def _timm_model(name: str) -> nn.Module:
     return timm.create_model(name, pretrained=False)
 
 
-def _file_model(path_text: str, factory: str) -> nn.Module:
+@contextmanager
+def _imported(path_text: str, what: str) -> Iterator[ModuleType]:
+    """Import the Python file ``path_text`` as a module (its code runs) for the duration."""
     path = Path(path_text)
     if not path.is_file():
-        raise ConfigError(f"model file {path_text!r} does not exist")
-    module_name = f"prunekit_user_model_{abs(hash(path.resolve()))}"
+        raise ConfigError(f"{what} file {path_text!r} does not exist")
+    module_name = f"prunekit_user_{what.replace(' ', '_')}_{abs(hash(path.resolve()))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot import {path_text!r} as a Python module")
@@ -118,6 +124,23 @@ def _file_model(path_text: str, factory: str) -> nn.Module:
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
             raise PrunekitError(f"importing {path_text!r} failed: {type(exc).__name__}: "
                                 f"{exc}") from None
+        yield module
+    finally:
+        sys.modules.pop(module_name, None)
+
+
+def load_file_function(path_text: str, name: str, *, what: str = "Python") -> Callable[..., Any]:
+    """The callable ``name`` defined in the Python file ``path_text`` (imported: its code
+    runs; only pass files you trust). ``what`` names the file in errors (e.g. ``metric``)."""
+    with _imported(path_text, what) as module:
+        fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ConfigError(f"{path_text!r} defines no callable {name!r}")
+    return fn
+
+
+def _file_model(path_text: str, factory: str) -> nn.Module:
+    with _imported(path_text, "model") as module:
         fn = getattr(module, factory, None)
         if not callable(fn):
             raise ConfigError(f"{path_text!r} defines no callable {factory!r}")
@@ -126,8 +149,6 @@ def _file_model(path_text: str, factory: str) -> nn.Module:
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
             raise PrunekitError(f"{path_text}:{factory}() failed: {type(exc).__name__}: "
                                 f"{exc}") from None
-    finally:
-        sys.modules.pop(module_name, None)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{path_text}:{factory}() returned {type(model).__name__}, "
                           "not a torch.nn.Module")

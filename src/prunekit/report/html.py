@@ -39,6 +39,13 @@ def _pct(value: Any) -> str:
     return "&ndash;" if value is None else f"{100 * value:.2f}%"
 
 
+def _metric(value: Any, report: dict[str, Any]) -> str:
+    """A metric value: a percentage for fractions (accuracy), else 4 significant digits."""
+    if value is None:
+        return "&ndash;"
+    return _pct(value) if report["task"].get("metric_fraction", True) else f"{value:.4g}"
+
+
 def _ratio(before: Any, after: Any) -> str:
     if not before or not after:
         return "&ndash;"
@@ -67,16 +74,41 @@ def _summary_table(report: dict[str, Any]) -> str:
          _ratio(lb["median"], la["median"])),
         ("latency p10&ndash;p90 (ms)", f"{lb['p10']:.3f}&ndash;{lb['p90']:.3f}",
          f"{la['p10']:.3f}&ndash;{la['p90']:.3f}", ""),
-        (_e(metric), _pct(b["metric"]), _pct(a["metric"]), ""),
+        (_e(metric), _metric(b["metric"], report), _metric(a["metric"], report), ""),
     ]
     body = "".join(f"<tr><td>{name}</td><td class=num>{x}</td><td class=num>{y}</td>"
                    f"<td class=num>{r}</td></tr>" for name, x, y, r in rows)
+    int8_rows, int8_note = _int8_rows(report.get("int8"))
+    graph = ", timed as CUDA-graph replays" if la.get("cuda_graph") else ""
     return ("<table><tr><th></th><th>before</th><th>after</th><th>before / after</th></tr>"
-            f"{body}</table>"
+            f"{body}{int8_rows}</table>"
             f'<p class="note">Latency: {_e(la["device"])}, batch {_e(la["batch_size"])}, '
             f'{_e(la["dtype"])}, {_e(la["threads"])} thread(s), median of {_e(la["repeats"])} '
-            f'runs after {_e(la["warmup"])} warm-up runs. MACs counted by PyTorch\'s '
-            "FlopCounterMode (FLOPs / 2).</p>")
+            f'runs after {_e(la["warmup"])} warm-up runs{graph}. MACs counted by PyTorch\'s '
+            f"FlopCounterMode (FLOPs / 2).{int8_note}</p>")
+
+
+def _int8_rows(int8: dict[str, Any] | None) -> tuple[str, str]:
+    """Rows (pruned fp32 against int8) and a note for the ``int8`` section, if present."""
+    if not int8:
+        return "", ""
+    size, lat = int8["size_bytes"], int8["latency_ms_median"]
+    cond = int8.get("latency_conditions") or {}
+    rows = [("int8: serialized size (bytes, state dict)", _num(size["fp32"]),
+             _num(size["int8"]), _ratio(size["fp32"], size["int8"])),
+            ("int8: latency median (ms)", _num(float(lat["fp32"]), 3),
+             _num(float(lat["int8"]), 3), _ratio(lat["fp32"], lat["int8"]))]
+    head = ("<tr><th>int8 export (prunekit export --int8)</th><th>pruned fp32</th>"
+            "<th>pruned int8</th><th>fp32 / int8</th></tr>")
+    body = "".join(f"<tr><td>{name}</td><td class=num>{x}</td><td class=num>{y}</td>"
+                   f"<td class=num>{r}</td></tr>" for name, x, y, r in rows)
+    diff = int8.get("max_abs_diff_vs_fp32")
+    note = (f" int8: {_e(int8.get('quantized_linear_layers', '?'))} Linear layer(s) quantized "
+            f"by {_e(int8.get('method', 'dynamic quantization'))}; latency on "
+            f"{_e(cond.get('device', 'cpu'))}, {_e(cond.get('threads', '?'))} thread(s), median "
+            f"of {_e(cond.get('repeats', '?'))} runs; largest output difference from fp32 "
+            f"{'&ndash;' if diff is None else f'{float(diff):.3g}'}.")
+    return head + body, note
 
 
 def _layers_table(layers: list[dict[str, Any]]) -> str:
@@ -90,13 +122,14 @@ def _layers_table(layers: list[dict[str, Any]]) -> str:
             f"{body}</table>")
 
 
-def _points_table(points: list[dict[str, Any]]) -> str:
+def _points_table(report: dict[str, Any]) -> str:
+    metric = str(report["task"].get("metric", "metric"))
     body = "".join(f"<tr><td>{_e(p['label'])}</td><td>{_e(p['stage'])}</td>"
-                   f"<td class=num>{_num(p['macs'])}</td>"
-                   f"<td class=num>{_num(p['params'])}</td><td class=num>{_pct(p['metric'])}"
-                   "</td></tr>" for p in points)
+                   f"<td class=num>{_num(p['macs'])}</td><td class=num>{_num(p['params'])}</td>"
+                   f"<td class=num>{_metric(p['metric'], report)}</td></tr>"
+                   for p in report["points"])
     return ("<table><tr><th>variant</th><th>stage</th><th>MACs</th><th>parameters</th>"
-            "<th>metric</th></tr>"
+            f"<th>{_e(metric)}</th></tr>"
             f"{body}</table>")
 
 
@@ -114,8 +147,9 @@ def _sensitivity(report: dict[str, Any]) -> list[str]:
         for key, values in section["curves"].items())
     return ["<h2>Sensitivity curves</h2>",
             _img(sensitivity_curves_png(section), "sensitivity curves"),
-            (f'<p class="note">Each group pruned alone, no fine-tuning; metric on the '
-             f"validation data (baseline {_num(float(section['baseline']))}).</p>"),
+            (f'<p class="note">Each group pruned alone, no fine-tuning; '
+             f"{_e(section.get('metric', 'metric'))} on the validation data (baseline "
+             f"{_num(float(section['baseline']))}).</p>"),
             f"<table><tr><th>group</th><th>units</th>{head}</tr>{body}</table>"]
 
 
@@ -129,15 +163,18 @@ def render_html(report: dict[str, Any]) -> str:
         f"<h1>{_e(title)}</h1>",
         (f'<p class="note">Created {_e(report["created"])} &middot; data: '
          f'{_e(report["task"].get("dataset", "?"))} ({_e(report["task"].get("split", ""))}) '
-         f"&middot; prunekit {_e(report['versions'].get('prunekit'))}, torch "
+         f"&middot; metric: {_e(metric)} &middot; prunekit "
+         f"{_e(report['versions'].get('prunekit'))}, torch "
          f"{_e(report['versions'].get('torch'))}</p>"),
         "<h2>Before and after</h2>", _summary_table(report),
         "<h2>Kept units per layer</h2>", _img(kept_units_png(report["layers"]),
                                              "kept units per group"),
         _layers_table(report["layers"]),
-        f"<h2>{_e(metric)} vs MACs</h2>", _img(metric_vs_macs_png(report["points"], metric),
-                                               f"{metric} vs MACs"),
-        _points_table(report["points"]),
+        f"<h2>{_e(metric)} vs MACs</h2>",
+        _img(metric_vs_macs_png(report["points"], metric,
+                                fraction=bool(report["task"].get("metric_fraction", True))),
+             f"{metric} vs MACs"),
+        _points_table(report),
         *_sensitivity(report),
         "<h2>Settings</h2>",
         f"<pre>{_e(json.dumps(report['settings'], indent=1))}</pre>",

@@ -51,8 +51,10 @@ def kept_units_png(layers: list[dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def metric_vs_macs_png(points: list[dict[str, Any]], metric_name: str) -> bytes | None:
-    """The metric against MACs for the dense model and each fine-tuned variant.
+def metric_vs_macs_png(points: list[dict[str, Any]], metric_name: str, *,
+                       fraction: bool = True) -> bytes | None:
+    """The metric against MACs for the dense model and each fine-tuned variant
+    (``fraction``: values in [0, 1], drawn as percentages).
 
     Points measured right after pruning (before recovery) are left out of the plot, where
     they would flatten the scale; the report lists them in its table.
@@ -68,7 +70,8 @@ def metric_vs_macs_png(points: list[dict[str, Any]], metric_name: str) -> bytes 
 
     ax = fig.add_subplot()
     xs = [p["macs"] / 1e6 for p in usable]
-    ys = [100 * p["metric"] for p in usable]
+    scale = 100 if fraction else 1
+    ys = [scale * p["metric"] for p in usable]
     ax.plot(xs, ys, color="#2f6db5", marker="o", linewidth=1)
     for p, x, y in zip(usable, xs, ys):
         ax.annotate(str(p["label"]), (x, y), fontsize=8, textcoords="offset points",
@@ -78,10 +81,14 @@ def metric_vs_macs_png(points: list[dict[str, Any]], metric_name: str) -> bytes 
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(xs)
     low, high = min(ys), max(ys)
-    pad = max(0.5, (high - low) * 0.25)
-    ax.set_ylim(low - pad, min(100.3, high + pad))
+    if fraction:
+        pad = max(0.5, (high - low) * 0.25)
+        ax.set_ylim(low - pad, min(100.3, high + pad))
+    else:
+        pad = max(abs(high) * 0.01, (high - low) * 0.25, 1e-6)
+        ax.set_ylim(low - pad, high + pad)
     ax.set_xlabel("MACs (millions, log scale)")
-    ax.set_ylabel(f"{metric_name} (%)")
+    ax.set_ylabel(f"{metric_name} (%)" if fraction else metric_name)
     ax.set_title(f"{metric_name} vs MACs (dense and fine-tuned)")
     ax.grid(True, alpha=0.3)
     return _png(fig)

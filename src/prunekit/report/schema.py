@@ -69,6 +69,15 @@ def check_sensitivity(data: Any, where: str = "sensitivity") -> dict[str, Any]:
     return data
 
 
+def _check_int8(data: Any, where: str) -> None:
+    """The ``int8`` section of ``prunekit export --int8``: fp32 and int8 size and latency."""
+    _require(data, ("size_bytes", "latency_ms_median"), where)
+    for key in ("size_bytes", "latency_ms_median"):
+        _require(data[key], ("fp32", "int8"), f"{where}.{key}")
+        for kind in ("fp32", "int8"):
+            _number(data[key][kind], f"{where}.{key}.{kind}")
+
+
 def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
     """Check ``data`` against schema version 1 and return it; raise :class:`ReportError`."""
     _require(data, ("schema", "version"), source)
@@ -96,6 +105,8 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         _require(point, _POINT, f"{source}: points[{i}]")
     if data.get("sensitivity") is not None:
         check_sensitivity(data["sensitivity"], f"{source}: sensitivity")
+    if data.get("int8") is not None:
+        _check_int8(data["int8"], f"{source}: int8")
     memory = [data[side].get("peak_memory") for side in ("before", "after")]
     for side, value in zip(("before", "after"), memory):
         if value is not None:

@@ -26,7 +26,8 @@ def latency_dict(latency: LatencyResult, warmup: int) -> dict[str, Any]:
     """A latency result as the report's ``latency_ms`` object (conditions included)."""
     return {"median": latency.median_ms, "p10": latency.p10_ms, "p90": latency.p90_ms,
             "repeats": latency.repeats, "warmup": warmup, "threads": latency.threads,
-            "batch_size": latency.batch_size, "device": latency.device, "dtype": latency.dtype}
+            "batch_size": latency.batch_size, "device": latency.device, "dtype": latency.dtype,
+            "cuda_graph": latency.cuda_graph}
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,15 @@ class ModelStats:
 def collect_stats(model: nn.Module, example_inputs: ExampleInputs, *, threads: int | None = None,
                   warmup: int = 10, repeats: int = 50, metric: float | None = None,
                   latency_inputs: ExampleInputs | None = None,
-                  memory: bool = True) -> ModelStats:
+                  memory: bool = True, cuda_graph: bool = False) -> ModelStats:
     """Count ``model`` on ``example_inputs`` and time it on ``latency_inputs`` (default: the
     same), on the model's device. Counts scale with the batch size of ``example_inputs``.
-    ``memory``: also the peak-RSS growth of one forward pass on the timed inputs."""
+    ``memory``: also the peak-RSS growth of one forward pass on the timed inputs;
+    ``cuda_graph``: time CUDA-graph replays (CUDA only, see :func:`measure_latency`)."""
     timed = example_inputs if latency_inputs is None else latency_inputs
     peak = measure_peak_memory(model, timed) if memory else None
-    latency = measure_latency(model, timed, warmup=warmup, repeats=repeats, threads=threads)
+    latency = measure_latency(model, timed, warmup=warmup, repeats=repeats, threads=threads,
+                              cuda_graph=cuda_graph)
     return ModelStats(params=count_parameters(model), flops=count_flops(model, example_inputs),
                       size_bytes=model_size_bytes(model), latency=latency, warmup=warmup,
                       metric=metric, peak_memory=peak)

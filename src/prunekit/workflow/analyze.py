@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_bytes, atomic_write_text
+from ..metrics import load_metric, parse_metric
 from ..recover.sensitivity import SensitivityConfig, analyze_sensitivity
 from ..report.io import REPORT_HTML, REPORT_JSON, load_report, write_report
 from ..report.plots import sensitivity_curves_png
@@ -45,9 +46,12 @@ def run_analysis(model: ModelSource, data: DataSource, config: SensitivityConfig
     say(f"model: {model.spec}")
     inputs = load_inputs(model, data)
     say(f"data: {inputs.data.name}, {len(inputs.data.y_val)} validation samples")
+    metric = parse_metric(data.metric)
     result = analyze_sensitivity(inputs.model, inputs.example, val_loader(inputs.data),
-                                 config=config, on_point=on_point)
-    document = {**result.to_dict(), "metric": "accuracy", "split": "validation",
+                                 config=config, metric_fn=load_metric(metric),
+                                 on_point=on_point)
+    document = {**result.to_dict(), "metric": metric.name, "metric_spec": metric.text,
+                "metric_fraction": metric.fraction, "split": "validation",
                 "dataset": inputs.data.name, "model": model.spec,
                 "input_shape": list(inputs.example.shape), "settings": {
                     "importance": config.importance, "ignore": list(config.ignore),

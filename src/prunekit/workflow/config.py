@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from ..config import PruneConfig
 from ..errors import ConfigError
+from ..metrics import parse_metric
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 
@@ -45,9 +46,12 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class DataSource:
-    """Classification data: ``digits``, ``path.npz``, ``path.csv`` (with ``label_column``) or
-    an image folder (class subfolders, resized to ``image_size``), split into
-    train/validation by ``val_fraction`` and ``seed``."""
+    """Classification data: ``digits``, ``path.npz``, ``path.csv`` (with ``label_column``),
+    a Hugging Face dataset folder (``save_to_disk``; ``split`` ``NAME`` or ``TRAIN,VAL``,
+    ``feature_column``, ``label_column``) or an image folder (class subfolders, resized to
+    ``image_size``), split into train/validation by ``val_fraction`` and ``seed``; ``metric``
+    is measured on the validation split (``accuracy``, ``top5`` / ``topk:5``, or
+    ``path/to/file.py:function``)."""
 
     spec: str = "digits"
     label_column: str = "label"
@@ -55,10 +59,18 @@ class DataSource:
     batch_size: int = 64
     seed: int = 0
     image_size: int = 224
+    split: str | None = None
+    feature_column: str | None = None
+    metric: str = "accuracy"
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, str) or not self.spec.strip():
             raise ConfigError(f"data spec must be a non-empty string, got {self.spec!r}")
+        for name in ("split", "feature_column"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string or null, got {value!r}")
+        parse_metric(self.metric)
         if not isinstance(self.val_fraction, (int, float)) or not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -71,17 +83,30 @@ class DataSource:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """Where files go and how latency is measured (``threads=None``: torch's setting)."""
+    """Where files go and how latency is measured (``threads=None``: torch's setting;
+    ``device``: where latency and memory are measured, ``cpu``, ``cuda`` or ``cuda:N``;
+    ``cuda_graph``: time CUDA-graph replays, CUDA devices only)."""
 
     dir: str = "prunekit-out"
     html: bool = True
     threads: int | None = None
     warmup: int = 5
     repeats: int = 20
+    device: str = "cpu"
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.dir, str) or not self.dir:
             raise ConfigError(f"out dir must be a non-empty string, got {self.dir!r}")
+        if not isinstance(self.device, str) or not (
+                self.device in ("cpu", "cuda") or (self.device.startswith("cuda:")
+                                                   and self.device[5:].isdigit())):
+            raise ConfigError(f"device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if not isinstance(self.cuda_graph, bool):
+            raise ConfigError(f"cuda_graph must be true or false, got {self.cuda_graph!r}")
+        if self.cuda_graph and not self.device.startswith("cuda"):
+            raise ConfigError("CUDA-graph timing needs a CUDA device: set the latency device "
+                              "to cuda (--latency-device cuda, or out.device in a recipe)")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1, got {self.threads!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from safetensors.torch import save as safetensors_bytes
@@ -14,13 +16,15 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..data.arrays import ArrayData
 from ..data.spec import load_data_spec
 from ..errors import ConfigError, PrunekitError
+from ..measure.latency import resolve_device
+from ..metrics import parse_metric
 from ..models.spec import load_model_spec, parse_model_spec
 from ..models.weights import load_weights
 from ..report.stats import ModelStats, collect_stats
 from .config import DataSource, ModelSource, OutputConfig
 
-__all__ = ["RunInputs", "build_model", "file_bytes", "load_inputs", "measure_model",
-           "train_loader", "val_loader"]
+__all__ = ["RunInputs", "build_model", "file_bytes", "fit_data", "load_inputs",
+           "measure_model", "task_info", "train_loader", "val_loader"]
 
 
 @dataclass(frozen=True)
@@ -73,17 +77,29 @@ def _check_fit(model: nn.Module, example: torch.Tensor, data: ArrayData, spec: s
                             f"{out.shape[1]} logits")
 
 
-def load_inputs(model_source: ModelSource, data_source: DataSource, *,
-                seed: int | None = None) -> RunInputs:
-    """Build the model, load and shape the data, and check that one sample runs."""
-    model = build_model(model_source, seed=seed)
+def fit_data(model: nn.Module, model_source: ModelSource,
+             data_source: DataSource) -> RunInputs:
+    """Load the data for ``model``, shape it to the model's input and check one sample runs.
+
+    Images of a Hugging Face dataset are converted to the model's input per sample (from
+    ``model_source.input_shape`` or the spec's default shape), when known.
+    """
+    shape = model_source.input_shape or parse_model_spec(model_source.spec).default_input_shape
     data = load_data_spec(data_source.spec, label_column=data_source.label_column,
                           val_fraction=data_source.val_fraction, seed=data_source.seed,
-                          image_size=data_source.image_size)
+                          image_size=data_source.image_size, split=data_source.split,
+                          feature_column=data_source.feature_column,
+                          sample_shape=None if shape is None else tuple(shape[1:]))
     data = _shaped(data, model_source.input_shape)
     example = data.x_val[:1].clone()
     _check_fit(model, example, data, model_source.spec)
     return RunInputs(model, data, example)
+
+
+def load_inputs(model_source: ModelSource, data_source: DataSource, *,
+                seed: int | None = None) -> RunInputs:
+    """Build the model, load and shape the data, and check that one sample runs."""
+    return fit_data(build_model(model_source, seed=seed), model_source, data_source)
 
 
 def train_loader(data: ArrayData, source: DataSource, seed: int | None = None) -> DataLoader:
@@ -105,7 +121,21 @@ def file_bytes(model: nn.Module) -> int:
 
 def measure_model(model: nn.Module, example: torch.Tensor, out: OutputConfig,
                   metric: float | None) -> ModelStats:
-    """The report's figures of ``model`` under the latency settings of ``out``."""
-    stats = collect_stats(model, example, threads=out.threads, warmup=out.warmup,
-                          repeats=out.repeats, metric=metric)
+    """The report's figures of ``model`` under the latency settings of ``out`` (on
+    ``out.device``: a copy of the model moves there, the model itself stays)."""
+    device = resolve_device(out.device)
+    timed, inputs = model, example
+    if device.type != "cpu":
+        timed, inputs = copy.deepcopy(model).to(device), example.to(device)
+    stats = collect_stats(timed, inputs, threads=out.threads, warmup=out.warmup,
+                          repeats=out.repeats, metric=metric, cuda_graph=out.cuda_graph)
     return stats.with_file_bytes(file_bytes(model))
+
+
+def task_info(data: ArrayData, source: DataSource) -> dict[str, Any]:
+    """The report's ``task`` object: the data, the metric (name, spec, whether a fraction)
+    and the sample counts."""
+    metric = parse_metric(source.metric)
+    return {"dataset": data.name, "metric": metric.name, "metric_spec": metric.text,
+            "metric_fraction": metric.fraction, "split": "validation",
+            "train_samples": len(data.y_train), "val_samples": len(data.y_val)}

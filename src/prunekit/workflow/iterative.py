@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, PrunekitError
+from ..metrics import MetricSpec, format_metric, load_metric, parse_metric
 from ..models.spec import parse_model_spec
 from ..recover.iterate import STATE, IterativeConfig, StepRecord, iterative_prune
 from ..report.build import build_report, point
@@ -25,7 +26,7 @@ from ..report.sensitivity import attach_sensitivity
 from ..serialization import WEIGHTS, save_pruned
 from ..train.finetune import evaluate
 from .config import RunConfig
-from .inputs import load_inputs, measure_model, train_loader, val_loader
+from .inputs import load_inputs, measure_model, task_info, train_loader, val_loader
 from .pipeline import RunResult
 
 __all__ = ["CHECKPOINTS", "run_iterative"]
@@ -34,10 +35,12 @@ CHECKPOINTS = "checkpoints"
 Log = Callable[[str], None]
 
 
-def _step_line(record: StepRecord) -> str:
+def _step_line(record: StepRecord, metric: MetricSpec) -> str:
     verdict = "kept" if record.accepted else "rolled back"
+    drop = (f"{100 * record.drop:+.2f} points" if metric.fraction
+            else f"{record.drop:+.4g}")
     return (f"step {record.step}: asked {record.factor:.2f}x, reached {record.reduction:.2f}x, "
-            f"accuracy {100 * record.metric:.2f}% (drop {100 * record.drop:+.2f} points): "
+            f"{metric.name} {format_metric(record.metric, metric.fraction)} (drop {drop}): "
             f"{verdict}")
 
 
@@ -66,7 +69,9 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     model, data, example = inputs.model, inputs.data, inputs.example
     say(f"data: {data.name}, {len(data.y_train)} train / {len(data.y_val)} validation samples")
     val = val_loader(data)
-    before = measure_model(model, example, config.out, evaluate(model, val))
+    metric = parse_metric(config.data.metric)
+    metric_fn = load_metric(metric)
+    before = measure_model(model, example, config.out, evaluate(model, val, metric_fn))
     iterative = IterativeConfig(target=float(settings.target), budget=float(settings.budget),
                                 metric=settings.metric, step_factor=float(settings.step_factor),
                                 max_steps=settings.max_steps, finetune=config.finetune,
@@ -79,14 +84,14 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
         return dataclasses.replace(config.prune, **targets)
 
     def report_step(record: StepRecord) -> None:
-        say(_step_line(record))
+        say(_step_line(record, metric))
         if on_step is not None:
             on_step(record)
 
     t0 = time.perf_counter()
     result = iterative_prune(model, example, lambda seed: train_loader(data, config.data, seed),
                              val, iterative, checkpoints, step_config=step_config,
-                             on_step=report_step)
+                             metric_fn=metric_fn, on_step=report_step)
     if result.resumed_from:
         say(f"resumed after step {result.resumed_from - 1}")
     if result.plan is None:
@@ -109,8 +114,7 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     report = build_report(
         model={"name": parse_model_spec(config.model.spec).name, "spec": config.model.spec,
                "input_shape": list(example.shape), "pruned_input_shape": list(example.shape)},
-        task={"dataset": data.name, "metric": "accuracy", "split": "validation",
-              "train_samples": len(data.y_train), "val_samples": len(data.y_val)},
+        task=task_info(data, config.data),
         before=before, after=after, plan=plan, points=points,
         settings={"run": config.settings(), "prune": plan.settings,
                   "skipped_groups": list(plan.settings.get("skipped_groups", [])),

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..api import prune
 from ..errors import ConfigError
+from ..metrics import format_metric, load_metric, parse_metric
 from ..models.spec import parse_model_spec
 from ..report.build import build_report, point
 from ..report.io import ReportFiles, write_report
@@ -28,7 +29,7 @@ from ..report.stats import ModelStats
 from ..serialization import WEIGHTS, save_pruned
 from ..train.finetune import EpochRecord, evaluate, finetune
 from .config import RunConfig
-from .inputs import load_inputs, measure_model, train_loader, val_loader
+from .inputs import load_inputs, measure_model, task_info, train_loader, val_loader
 
 __all__ = ["RunResult", "run_pruning"]
 
@@ -76,11 +77,16 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     def stats(m: nn.Module, x: torch.Tensor, metric: float) -> ModelStats:
         return measure_model(m, x, out, metric)
 
+    spec = parse_metric(config.data.metric)
+    metric_fn = load_metric(spec)
+
+    def shown(value: float) -> str:
+        return f"{spec.name} {format_metric(value, spec.fraction)}"
+
     train, val = train_loader(data, config.data), val_loader(data)
-    dense_metric = evaluate(model, val)
+    dense_metric = evaluate(model, val, metric_fn)
     before = stats(model, example, dense_metric)
-    say(f"dense: {before.params:,} parameters, {before.macs:,} MACs, "
-        f"accuracy {100 * dense_metric:.2f}%")
+    say(f"dense: {before.params:,} parameters, {before.macs:,} MACs, {shown(dense_metric)}")
     teacher = copy.deepcopy(model) if config.finetune.epochs and config.distill else None
 
     t0 = time.perf_counter()
@@ -105,17 +111,17 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         student = _SelectFeatures(model, kept)  # the teacher keeps reading every feature
         example_after = example.index_select(1, torch.as_tensor(kept))
         say(f"input features: kept {len(kept)} of {len(names)}")
-    pruned_metric = evaluate(student, val)
-    say(f"pruned: accuracy {100 * pruned_metric:.2f}% before fine-tuning")
+    pruned_metric = evaluate(student, val, metric_fn)
+    say(f"pruned: {shown(pruned_metric)} before fine-tuning")
 
     t0 = time.perf_counter()
     final_metric = pruned_metric
     if config.finetune.epochs:
         tuned = finetune(student, train, val, config.finetune, teacher=teacher,
                          distill=config.distill if teacher is not None else None,
-                         on_epoch=on_epoch)
-        final_metric = evaluate(student, val)
-        say(f"fine-tuned {len(tuned.history)} epoch(s): accuracy {100 * final_metric:.2f}%")
+                         metric_fn=metric_fn, on_epoch=on_epoch)
+        final_metric = evaluate(student, val, metric_fn)
+        say(f"fine-tuned {len(tuned.history)} epoch(s): {shown(final_metric)}")
     timings["finetune"] = time.perf_counter() - t0
     after = stats(model, example_after, final_metric)
 
@@ -131,8 +137,7 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     report = build_report(
         model={"name": parse_model_spec(config.model.spec).name, "spec": config.model.spec,
                "input_shape": list(example.shape), "pruned_input_shape": list(example_after.shape)},
-        task={"dataset": data.name, "metric": "accuracy", "split": "validation",
-              "train_samples": len(data.y_train), "val_samples": len(data.y_val)},
+        task=task_info(data, config.data),
         before=before, after=after, plan=plan, points=points, settings=settings,
         timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})
     folder = Path(out.dir)
