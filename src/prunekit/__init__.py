@@ -2,6 +2,7 @@
 
 from .api import PruneResult, prune
 from .config import PruneConfig
+from .depth import DepthResult, prune_depth
 from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
                      VerificationError)
 from .graph import DependencyGraph, register_handler
@@ -15,4 +16,4 @@ __version__ = "0.1.0"
 __all__ = ["prune", "PruneResult", "PruneConfig", "Plan", "apply_plan", "save_pruned",
            "load_pruned", "DependencyGraph", "register_handler", "register_importance",
            "PrunekitError", "ConfigError", "PlanError", "TraceError", "UnsupportedOpError",
-           "VerificationError", "__version__"]
+           "VerificationError", "prune_depth", "DepthResult", "__version__"]
