@@ -1,7 +1,9 @@
 """Sparsity schedules (an open registry keyed by name) and the in-loop gradual pruner.
 
 Built in: ``"one_shot"``, ``"cubic"`` (Zhu & Gupta), ``"linear"``, ``"exponential"`` and
-``"steps"``. All steps are counted in optimizer steps.
+``"steps"``. All steps are counted in optimizer steps. :class:`GradualPruner` masks
+weights; :class:`StructuredGradualPruner` masks whole channel groups and removes them at
+the end.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from .base import (
 from .discrete import OneShotSchedule, StepSchedule
 from .gradual import CubicSchedule, ExponentialSchedule, GradualSchedule, LinearSchedule
 from .pruner import GradualPruner
+from .structured import StructuredConfig, StructuredGradualPruner
 
 __all__ = [
     "CubicSchedule", "ExponentialSchedule", "GradualPruner", "GradualSchedule",
-    "LinearSchedule", "OneShotSchedule", "Schedule", "StepSchedule", "available_schedules",
+    "LinearSchedule", "OneShotSchedule", "Schedule", "StepSchedule", "StructuredConfig",
+    "StructuredGradualPruner", "available_schedules",
     "get_schedule", "register_schedule", "schedule_from_dict",
 ]
