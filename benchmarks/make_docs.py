@@ -50,6 +50,19 @@ JOBS: list[tuple[str, str, list[str], str]] = [
     ("minilm_oneshot", "One-shot pruning of a real pretrained encoder (all-MiniLM-L6-v2)",
      ["benchmarks/minilm_oneshot.py", "--markdown", "docs/benchmarks/minilm_oneshot.md"],
      "minilm_oneshot.md"),
+    ("minilm_structured_refit", "Structured one-shot pruning with a least-squares re-fit "
+     "(all-MiniLM-L6-v2)",
+     ["benchmarks/minilm_structured_refit.py", "--markdown",
+      "docs/benchmarks/minilm_structured_refit.md"], "minilm_structured_refit.md"),
+    ("minilm_depth", "Depth pruning of a real pretrained encoder (all-MiniLM-L6-v2)",
+     ["benchmarks/minilm_depth.py", "--markdown", "docs/benchmarks/minilm_depth.md"],
+     "minilm_depth.md"),
+    ("transformer_families", "Transformer families: 30% and 50%, dense vs pruned latency",
+     ["benchmarks/transformer_families.py", "--markdown",
+      "docs/benchmarks/transformer_families.md"], "transformer_families.md"),
+    ("latency_aware", "Latency-aware allocation (CPU)",
+     ["benchmarks/latency_aware.py", "--markdown", "docs/benchmarks/latency_aware.md"],
+     "latency_aware.md"),
 ]
 
 INTRO = """# prunekit benchmarks
