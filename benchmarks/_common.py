@@ -260,3 +260,17 @@ def write_markdown(path: str, title: str, env: Environment, body: list[str],
     text = [f"# {title}", "", *env.lines(), f"- generated: {time.strftime('%Y-%m-%d %H:%M %Z')}",
             "", *notes, *([""] if notes else []), *body, ""]
     out.write_text("\n".join(text))
+
+
+def ms_cell(ms: float, base_ms: float, digits: int = 2) -> str:
+    """A latency table cell: milliseconds and the speed-up over ``base_ms``."""
+    return f"{ms:.{digits}f} ({base_ms / ms:.2f}×)"
+
+
+def add_latency_options(parser: Any, *, repeats: int = 20, max_length: int | None = 64) -> None:
+    """The options every CPU-latency benchmark shares."""
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--threads", type=int, default=2)
+    if max_length is not None:
+        parser.add_argument("--max-length", type=int, default=max_length)
+    parser.add_argument("--markdown", default=None)

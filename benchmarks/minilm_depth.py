@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Environment, write_markdown  # noqa: E402
+from _common import Environment, add_latency_options, ms_cell, write_markdown  # noqa: E402
 from minilm_oneshot import DATA, load_minilm, read_sentences  # noqa: E402
 
 import prunekit  # noqa: E402
@@ -89,18 +89,15 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         which = ", ".join(sorted(r["removed"])) or "—"
         lines.append(f"| {r['count']} | {r['criterion']} | {which} | {r['params'] / 1e6:.2f} | "
-                     f"{r['cosine']:.4f} | {r['ms'][0]:.2f} ({dense['ms'][0] / r['ms'][0]:.2f}×) "
-                     f"| {r['ms'][1]:.2f} ({dense['ms'][1] / r['ms'][1]:.2f}×) |")
+                     f"{r['cosine']:.4f} | {ms_cell(r['ms'][0], dense['ms'][0])} | "
+                     f"{ms_cell(r['ms'][1], dense['ms'][1])} |")
     return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", default="1,2,3")
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--markdown", default=None)
+    add_latency_options(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = run([int(c) for c in args.counts.split(",")], args.repeats, args.threads,

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Environment, write_markdown  # noqa: E402
+from _common import Environment, add_latency_options, ms_cell, write_markdown  # noqa: E402
 from minilm_oneshot import DATA, load_minilm, read_sentences  # noqa: E402
 
 import prunekit  # noqa: E402
@@ -92,18 +92,15 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         reload = "" if r["criterion"] == "dense" else ("yes" if r["reload_identical"] else "NO")
         lines.append(
             f"| {name} | {r['ratio']:.0%} | {shape} | {r['params'] / 1e6:.2f} | "
-            f"{r['cosine']:.4f} | {reload} | {r['ms_b1']:.2f} ({dense['ms_b1'] / r['ms_b1']:.2f}×) "
-            f"| {r['ms_b8']:.2f} ({dense['ms_b8'] / r['ms_b8']:.2f}×) |")
+            f"{r['cosine']:.4f} | {reload} | {ms_cell(r['ms_b1'], dense['ms_b1'])} | "
+            f"{ms_cell(r['ms_b8'], dense['ms_b8'])} |")
     return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ratios", default="0.3,0.5")
-    ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--markdown", default=None)
+    add_latency_options(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = run([float(r) for r in args.ratios.split(",")], args.repeats, args.threads,

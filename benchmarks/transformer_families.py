@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Environment, write_markdown  # noqa: E402
+from _common import Environment, add_latency_options, ms_cell, write_markdown  # noqa: E402
 
 import prunekit  # noqa: E402
 from prunekit.measure import count_macs, count_parameters, measure_latency  # noqa: E402
@@ -131,12 +131,12 @@ def table(rows: list[dict[str, Any]], batch: int) -> list[str]:
     for r in rows:
         base = r.get("base", r)
         macs_x = base["macs"] / r["macs"]
-        speed = [b / m for b, m in zip(base["ms"], r["ms"])]
+        speed = base["ms"][1] / r["ms"][1]
         lines.append(
             f"| {r['family']} | {r['what']} | {r['ratio']:.0%} | {r['ok']} | {r['skipped']} | "
             f"{r['seconds']:.1f} | {r['params'] / 1e6:.1f} | {macs_x:.2f} | "
-            f"{base['params'] / r['params']:.2f} | {r['ms'][0]:.1f} ({speed[0]:.2f}×) | "
-            f"{r['ms'][1]:.1f} ({speed[1]:.2f}×) | {speed[1] / macs_x:.2f} |")
+            f"{base['params'] / r['params']:.2f} | {ms_cell(r['ms'][0], base['ms'][0], 1)} | "
+            f"{ms_cell(r['ms'][1], base['ms'][1], 1)} | {speed / macs_x:.2f} |")
     return lines
 
 
@@ -146,9 +146,7 @@ def main() -> None:
     ap.add_argument("--ratios", default="0.3,0.5")
     ap.add_argument("--seq", type=int, default=64, help="tokens per sequence (text models)")
     ap.add_argument("--batch", type=int, default=8, help="the larger batch size timed")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--markdown", default=None)
+    add_latency_options(ap, repeats=5, max_length=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     unknown = set(args.families.split(",")) - set(FAMILIES)
