@@ -1,7 +1,9 @@
 """One-shot, layer-by-layer pruning of Hugging Face decoders and encoders.
 
 Magnitude, Wanda and SparseGPT, unstructured or N:M, one block at a time on calibration
-data. Importing this package does not import ``transformers``.
+data; and structured removal of FFN neurons and attention heads with a least-squares
+re-fit of the following projection (:func:`prune_structured`). Importing this package
+does not import ``transformers``.
 """
 
 from .calibration import (
@@ -14,16 +16,22 @@ from .config import METHODS, OneShotConfig
 from .evaluate import embedding_fidelity, mean_pooled_embeddings, perplexity
 from .families import FAMILIES, Family, find_blocks, supported_model_types
 from .pipeline import LayerReport, OneShotResult, prune_sequential
+from .refit import UNIT_CRITERIA, refit_weights, relative_error
 from .sparsegpt import sparsegpt_prune
+from .structured import StructuredConfig, StructuredResult, UnitReport, prune_structured
 
 __all__ = [
                           "FAMILIES",
                           "METHODS",
+                          "UNIT_CRITERIA",
                           "CalibrationData",
                           "Family",
                           "LayerReport",
                           "OneShotConfig",
                           "OneShotResult",
+                          "StructuredConfig",
+                          "StructuredResult",
+                          "UnitReport",
                           "calibration_from_sentences",
                           "calibration_from_tensors",
                           "calibration_from_text",
@@ -32,6 +40,9 @@ __all__ = [
                           "mean_pooled_embeddings",
                           "perplexity",
                           "prune_sequential",
+                          "prune_structured",
+                          "refit_weights",
+                          "relative_error",
                           "sparsegpt_prune",
                           "supported_model_types",
 ]

@@ -1,0 +1,213 @@
+"""Least-squares re-fit of a projection whose input units (columns) are removed.
+
+A projection ``y = x W^T + b`` (``W``: ``[out, in]``) loses a set ``R`` of its input
+columns; the kept columns ``K`` are re-fitted on calibration inputs ``X`` (``[tokens, in]``)
+so that its outputs change as little as possible:
+
+    min_{W'_K, b'} ||X_K W'_K^T + b' - X W^T - b||^2 + lam ||W'_K - W_K||^2
+
+With ``H`` the second moment ``X^T X / n`` (or the covariance when the bias absorbs the
+mean, i.e. a least-squares fit with an intercept), the solution is
+
+    W'_K = W_K + Delta,   Delta^T = (H_KK + lam I)^{-1} H_KR W_R^T
+    b'   = b + W_R mu_R - Delta mu_K          (only with an intercept)
+
+Damping is relative to the mean diagonal of ``H_KK`` (SparseGPT's ``damp``) and pulls the
+solution towards the original weights, not towards zero: a removed unit whose activations
+are always zero leaves ``W`` unchanged, exactly. Everything is solved in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from ..errors import PrunekitError
+
+
+class GramStats:
+    """Accumulates ``sum X^T X``, ``sum X`` and the token count of a layer's inputs.
+
+    Each batch's product is taken in float32 and added to float64 sums. Rows where
+    ``token_mask`` (set before each batch) is False, e.g. padding, are skipped.
+    """
+
+    def __init__(self, features: int, device: torch.device) -> None:
+        self.count = 0
+        self.xtx = torch.zeros(features, features, dtype=torch.float64, device=device)
+        self.total = torch.zeros(features, dtype=torch.float64, device=device)
+        self.token_mask: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        """Add a batch of inputs ``[..., features]``."""
+        if self.token_mask is not None and x.shape[:-1] == self.token_mask.shape:
+            x = x[self.token_mask.to(torch.bool)]
+        x = x.reshape(-1, x.shape[-1]).to(device=self.xtx.device, dtype=torch.float32)
+        self.count += x.shape[0]
+        self.xtx += (x.t() @ x).double()
+        self.total += x.sum(dim=0).double()
+
+    def attach(self, module: nn.Module, stop: type[Exception] | None = None) -> RemovableHandle:
+        """Feed ``module``'s input to :meth:`add`; raise ``stop`` afterwards if given."""
+        def hook(_mod: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            self.add(inputs[0].detach())
+            if stop is not None:
+                raise stop
+        return module.register_forward_pre_hook(hook)
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(X^T X / n, mean of X)`` in float64."""
+        if self.count == 0:
+            raise PrunekitError("no calibration tokens reached the layer (all padding?)")
+        return self.xtx / self.count, self.total / self.count
+
+
+def covariance(second_moment: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """``E[x x^T] - mu mu^T``: the second moment an intercept leaves to fit."""
+    return second_moment - torch.outer(mean, mean)
+
+
+def damped_cholesky(h: torch.Tensor, damp: float, retries: int = 6) -> torch.Tensor:
+    """Lower Cholesky factor of ``H + damp * mean(diag H) I`` (float64).
+
+    When ``H`` is singular and ``damp`` is 0 (or too small), damping grows tenfold per retry
+    from ``max(damp, 1e-10)``.
+    """
+    h = h.to(torch.float64)
+    mean_diag = float(torch.diagonal(h).mean()) if h.numel() else 1.0
+    mean_diag = mean_diag if mean_diag > 0 else 1.0
+    eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+    lam = damp
+    for _ in range(retries + 1):
+        chol, info = torch.linalg.cholesky_ex(h + lam * mean_diag * eye if lam else h)
+        if int(info) == 0:
+            return chol
+        lam = max(lam * 10.0, 1e-10) if lam else 1e-10
+    raise PrunekitError(
+        f"the damped input Gram matrix ({h.shape[0]} x {h.shape[0]}) is not positive "
+        f"definite even with damping {lam:g}; raise StructuredConfig(damp=...) or use more "
+        "calibration data"
+    )
+
+
+def refit_weights(weight: torch.Tensor, second_moment: torch.Tensor, removed: torch.Tensor, *,
+                  damp: float = 0.01, mean: torch.Tensor | None = None,
+                  bias: torch.Tensor | None = None, refit: bool = True
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """New ``(weight, bias)`` of a projection after removing input ``removed`` columns.
+
+    ``weight`` is ``[out, in]``; the returned weight has the same shape with the removed
+    columns zero. ``mean`` given (and ``bias`` not None) fits an intercept: the bias absorbs
+    the mean of the removed activations (and of the correction). ``refit=False`` only does
+    that, without touching kept columns.
+    """
+    w = weight.to(torch.float64)
+    n_in = w.shape[1]
+    drop = torch.zeros(n_in, dtype=torch.bool, device=w.device)
+    drop[removed.to(w.device)] = True
+    keep = (~drop).nonzero().squeeze(1)
+    dropped = drop.nonzero().squeeze(1)
+    center = mean is not None and bias is not None
+    h = second_moment.to(w)
+    if center:
+        assert mean is not None
+        h = covariance(h, mean.to(w))
+    new_w = w.clone()
+    new_w[:, dropped] = 0.0
+    delta = torch.zeros(w.shape[0], keep.numel(), dtype=w.dtype, device=w.device)
+    if refit and dropped.numel() and keep.numel():
+        chol = damped_cholesky(h[keep][:, keep], damp)
+        rhs = h[keep][:, dropped] @ w[:, dropped].t()
+        delta = torch.cholesky_solve(rhs, chol).t()
+        new_w[:, keep] += delta
+    new_b = None
+    if bias is not None:
+        new_b = bias.to(torch.float64).clone()
+        if center:
+            assert mean is not None
+            mu = mean.to(w)
+            new_b += w[:, dropped] @ mu[dropped] - delta @ mu[keep]
+    return new_w, new_b
+
+
+def relative_error(weight: torch.Tensor, new_weight: torch.Tensor, second_moment: torch.Tensor,
+                   mean: torch.Tensor, bias_shift: torch.Tensor | None = None) -> float:
+    """``E||x W'^T + b' - x W^T - b||^2 / E||x W^T||^2`` on the calibration tokens."""
+    w = weight.to(torch.float64)
+    d = new_weight.to(torch.float64) - w
+    g, mu = second_moment.to(w), mean.to(w)
+    err = float(torch.einsum("oi,ij,oj->", d, g, d))
+    if bias_shift is not None:
+        shift = bias_shift.to(w)
+        err += float(2.0 * shift @ (d @ mu) + shift @ shift)
+    energy = float(torch.einsum("oi,ij,oj->", w, g, w))
+    return max(err, 0.0) / energy if energy > 0 else 0.0
+
+
+# -- choosing units ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnitProblem:
+    """What a criterion sees: the projection, its input moments, the units' columns."""
+
+    weight: torch.Tensor  # [out, in] float64
+    moment: torch.Tensor  # [in, in] float64 (covariance when the bias absorbs the mean)
+    columns: torch.Tensor  # [n_units, k] long: input columns owned by each unit
+    damp: float
+    rounds: int
+
+
+def wanda_units(problem: UnitProblem, n_remove: int) -> torch.Tensor:
+    """Lowest ``sum_j ||W[:, j]|| * ||X_j||`` over each unit's columns (Wanda, per unit)."""
+    col = problem.weight.norm(dim=0) * torch.diagonal(problem.moment).clamp_min(0).sqrt()
+    scores = col[problem.columns].sum(dim=1)
+    return torch.argsort(scores, stable=True)[:n_remove]
+
+
+def obs_units(problem: UnitProblem, n_remove: int) -> torch.Tensor:
+    """Greedy Optimal Brain Surgeon on whole units: least error after re-fitting the rest.
+
+    A unit owning columns ``S`` costs ``tr(W_S [H^-1]_SS^-1 W_S^T)`` when removed and
+    compensated; units go in ``rounds`` batches, with ``W`` and ``H^-1`` updated after each.
+    Units with all-zero (or, with an intercept, constant) activations cost nothing.
+    """
+    w = problem.weight.clone()
+    h = problem.moment
+    hinv = torch.cholesky_inverse(damped_cholesky(h, problem.damp))
+    cols = problem.columns.to(w.device)
+    n_units = cols.shape[0]
+    dead = torch.diagonal(h)[cols].sum(dim=1) <= 0
+    alive = torch.ones(n_units, dtype=torch.bool, device=w.device)
+    chosen: list[torch.Tensor] = []
+    step = max(1, math.ceil(n_remove / max(problem.rounds, 1)))
+    done = 0
+    while done < n_remove:
+        idx = alive.nonzero().squeeze(1)
+        c = cols[idx]
+        blocks = hinv[c[:, :, None], c[:, None, :]]  # [a, k, k]
+        ws = w[:, c].permute(1, 2, 0)  # [a, k, out]
+        scores = (ws * torch.linalg.solve(blocks, ws)).sum(dim=(1, 2))
+        scores = torch.where(dead[idx], torch.zeros_like(scores), scores)
+        take = idx[torch.argsort(scores, stable=True)[:min(step, n_remove - done)]]
+        r = cols[take].reshape(-1)
+        update = torch.linalg.solve(hinv[r][:, r], hinv[r])  # [|r|, in]
+        w -= w[:, r] @ update
+        hinv -= hinv[:, r] @ update
+        w[:, r] = 0.0
+        hinv[r] = 0.0
+        hinv[:, r] = 0.0
+        alive[take] = False
+        chosen.append(take)
+        done += int(take.numel())
+    if not chosen:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.cat(chosen).cpu()
+
+
+UnitCriterion = Callable[[UnitProblem, int], torch.Tensor]
+UNIT_CRITERIA: dict[str, UnitCriterion] = {"wanda": wanda_units, "obs": obs_units}
