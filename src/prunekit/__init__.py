@@ -6,6 +6,7 @@ from .depth import DepthResult, prune_depth
 from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
                      VerificationError)
 from .graph import DependencyGraph, register_handler
+from . import hf_config  # noqa: F401  (registers the Hugging Face config refresh)
 from .importance import register_importance
 from .plan import Plan
 from .serialization import load_pruned, save_pruned

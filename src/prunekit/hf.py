@@ -1,9 +1,10 @@
 """Pruned Hugging Face models on disk: one folder, no pickle, one call to reload.
 
 The folder holds the pruned weights (``model.safetensors``), the plan (``plan.json``: every
-tensor's kept indices, so per-layer shapes may differ), the *original* ``config.json`` and a
-small manifest naming the model class. Loading builds the original architecture from the
-config, replays the plan and loads the weights; ``transformers`` is imported only then.
+tensor's kept indices, so per-layer shapes may differ), ``config.json`` (with the pruned sizes
+that are uniform across layers and the original ones under ``prunekit_original``, see
+:mod:`.hf_config`) and a small manifest naming the model class. Loading builds the original
+architecture, replays the plan and loads the weights; ``transformers`` is imported only then.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import torch.nn as nn
 
 from .errors import PlanError
+from .hf_config import ORIGINAL
 from .plan import Plan
 from .serialization import load_pruned, save_pruned
 
@@ -51,8 +53,13 @@ def load_pruned_transformers(directory: str | os.PathLike[str]) -> nn.Module:
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise PlanError(f"transformers {transformers.__version__} has no model class "
                         f"{manifest.get('class')!r}; install the version that saved it")
-    config = cls.config_class.from_dict(_read_json(folder / CONFIG, "the config"))
-    model = cls(config)
+    settings = _read_json(folder / CONFIG, "the config")
+    for key, value in (settings.pop(ORIGINAL, None) or {}).items():
+        if value is None:
+            settings.pop(key, None)  # the size was derived, not stored, before pruning
+        else:
+            settings[key] = value
+    model = cls(cls.config_class.from_dict(settings))
     return load_pruned(model, folder).eval()
 
 

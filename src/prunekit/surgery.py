@@ -85,6 +85,8 @@ def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True) -> nn.Module
         module = _module(modules, name)
         handler_for(module).set_attributes(module, attrs)
         touched.add(name)
+    if touched:
+        touched.add("")  # the root refreshes model-level state (e.g. a Hugging Face config)
     for name in touched:
         module = _module(modules, name)
         handler_for(module).after_apply(module)
