@@ -90,3 +90,24 @@ def test_settings_are_checked(trained, digits, val, train_at, tmp_path) -> None:
         IterativeConfig(target=2.0, budget=-1)
     with pytest.raises(ConfigError, match="step_factor"):
         IterativeConfig(target=2.0, budget=0.1, step_factor=1.01)
+
+
+def test_no_budget_is_a_fixed_gradual_schedule(trained, digits, val, train_at, tmp_path) -> None:
+    """budget=None keeps every step that shrinks the model, however much the metric drops:
+    the validation loader never accepts or rolls back a step."""
+    x = digits.x_val[:1]
+
+    def ruinous(model, factor):  # each step removes far too much for any budget
+        return prunekit.PruneConfig(flops_reduction=factor)
+
+    config = IterativeConfig(target=16.0, budget=None, step_factor=4.0,
+                             finetune=FinetuneConfig(epochs=0))
+    result = iterative_prune(trained, x, train_at, val, config, tmp_path / "run",
+                             step_config=ruinous)
+    assert [r.accepted for r in result.history] == [True, True]
+    assert result.history[0].factor == pytest.approx(4.0)
+    assert result.reduction >= 16.0 * 0.999
+    assert result.history[-1].drop > 0.005  # a budget of 0.5 points would have refused it
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["settings"]["budget"] is None
+    with pytest.raises(ConfigError, match="budget"):
+        IterativeConfig(target=2.0, budget=float("nan"))

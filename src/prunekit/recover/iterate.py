@@ -1,5 +1,7 @@
 """Iterate until target (dynamic pruning): prune a step → fine-tune → evaluate → keep the
-step, or roll it back and try a smaller one when the metric budget is broken.
+step, or roll it back and try a smaller one when the metric budget is broken. With
+``budget=None`` it is a fixed gradual schedule instead: every step that shrinks the model is
+kept, so nothing is selected on the validation loader.
 
 Every step is checkpointed atomically in ``checkpoint_dir``: an accepted step writes
 ``step_NNN/`` (:func:`prunekit.save_pruned`: safetensors weights + the plan composed since
@@ -47,14 +49,16 @@ class IterativeConfig:
     """Iterative pruning settings.
 
     - ``target``: stop once the model has this many times fewer ``metric`` (MACs/params).
-    - ``budget``: largest allowed metric drop from the dense model (0.005 = 0.5 points).
+    - ``budget``: largest allowed metric drop from the dense model (0.005 = 0.5 points);
+      ``None`` keeps every step that shrinks the model (a fixed gradual schedule: the
+      validation loader is then only reported, never used to accept or roll back).
     - ``step_factor``: reduction asked of each step; after a rollback it becomes
       ``step_factor ** shrink``; the run stops when it falls below ``min_step_factor``.
     - ``finetune`` / ``distill``: recovery after each step (``distill`` uses the dense model).
     """
 
     target: float
-    budget: float
+    budget: float | None
     metric: Literal["macs", "params"] = "macs"
     step_factor: float = 2.0
     shrink: float = 0.5
@@ -69,9 +73,10 @@ class IterativeConfig:
         where = "IterativeConfig"
         if not isinstance(self.target, (int, float)) or self.target < 1:
             raise ConfigError(f"{where}.target must be >= 1 (times fewer), got {self.target!r}")
-        if not isinstance(self.budget, (int, float)) or self.budget < 0:
+        if self.budget is not None and (not isinstance(self.budget, (int, float))
+                                        or not self.budget >= 0):
             raise ConfigError(f"{where}.budget must be >= 0 in metric units (0.005 = half a "
-                              f"point of accuracy), got {self.budget!r}")
+                              f"point of accuracy) or None, got {self.budget!r}")
         if self.metric not in ("macs", "params"):
             raise ConfigError(f"{where}.metric must be 'macs' or 'params', got {self.metric!r}")
         if not isinstance(self.min_step_factor, (int, float)) or self.min_step_factor <= 1:
@@ -198,7 +203,8 @@ def iterative_prune(model: nn.Module, example_inputs: Any,
         value = evaluate(candidate, val_loader, metric_fn)
         new_reduction = base_cost / max(_cost(candidate, example_inputs, config.metric), 1.0)
         drop = sign * (baseline - value)
-        accepted = drop <= config.budget and new_reduction > reduction * (1 + 1e-9)
+        within = config.budget is None or drop <= config.budget
+        accepted = within and new_reduction > reduction * (1 + 1e-9)
         name = None
         if accepted:
             name = f"step_{step:03d}"

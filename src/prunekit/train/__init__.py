@@ -1,4 +1,5 @@
-"""Recovery after pruning: a plain-PyTorch fine-tuning loop with optional distillation."""
+"""Recovery after pruning: a plain-PyTorch fine-tuning loop with optional distillation and
+input mixup."""
 
 from .distill import DistillConfig, distillation_loss, distilled_loss
 from .finetune import (
@@ -9,12 +10,14 @@ from .finetune import (
                        evaluate,
                        finetune,
 )
+from .mixup import Mixup
 
 __all__ = [
                        "DistillConfig",
                        "EpochRecord",
                        "FinetuneConfig",
                        "FinetuneResult",
+                       "Mixup",
                        "accuracy",
                        "distillation_loss",
                        "distilled_loss",

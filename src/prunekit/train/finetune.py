@@ -3,8 +3,9 @@
 Works with any model, loaders and loss: each batch is ``(inputs, targets)`` where ``inputs``
 is a tensor, a tuple/list of positional tensors or a dict of keyword tensors. The loop uses
 AdamW or SGD with a per-step cosine learning-rate schedule, gradient-norm clipping,
-evaluation after every epoch, early stopping on the validation metric, and mixed precision
-(autocast) only when the model is on a CUDA device.
+optional mixup of the training inputs (:mod:`.mixup`; a distillation teacher sees the mixed
+inputs), evaluation after every epoch, early stopping on the validation metric, and mixed
+precision (autocast) only when the model is on a CUDA device.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .distill import DistillConfig, distilled_loss
+from .mixup import Mixup, mixed_task_loss
 
 __all__ = [
     "EpochRecord",
@@ -52,6 +54,9 @@ class FinetuneConfig:
     - ``restore_best``: load the weights of the best epoch at the end.
     - ``amp``: use autocast (bf16 where supported, else fp16 with loss scaling) on CUDA;
       ignored on CPU.
+    - ``mixup``: ``Beta(mixup, mixup)`` parameter of per-sample input mixup (``0``: off);
+      needs floating-point tensor inputs. With a distillation teacher and ``alpha=1`` this
+      is "function matching": the student matches the teacher on mixed images.
     """
 
     epochs: int = 10
@@ -66,6 +71,7 @@ class FinetuneConfig:
     mode: Literal["max", "min"] = "max"
     restore_best: bool = True
     amp: bool = True
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 0:
@@ -89,6 +95,10 @@ class FinetuneConfig:
             raise ConfigError(f"min_delta must be >= 0, got {self.min_delta!r}")
         if self.mode not in ("max", "min"):
             raise ConfigError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if (not isinstance(self.mixup, (int, float)) or isinstance(self.mixup, bool)
+                or not 0 <= self.mixup < math.inf):
+            raise ConfigError(f"mixup must be a finite number >= 0 (Beta parameter; 0 = off), "
+                              f"got {self.mixup!r}")
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""
@@ -248,6 +258,7 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config.epochs * steps_per_epoch)
     autocast, scaler = _autocast(device, config.amp)
+    mixup = Mixup.from_torch_seed(config.mixup) if config.mixup > 0 else None
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     stale = 0
     was_training = model.training
@@ -258,9 +269,15 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
             loss_sum, batches = 0.0, 0
             for batch in train_loader:
                 inputs, targets = _to_device(_split(batch), device)
+                mixed = mixup(inputs) if mixup is not None else None
+                if mixed is not None:
+                    inputs = mixed.inputs
                 with autocast:
                     outputs = _call(model, inputs)
-                    loss = task_loss(outputs, targets)
+                    if mixed is not None:
+                        loss = mixed_task_loss(outputs, targets, mixed, loss_fn)
+                    else:
+                        loss = task_loss(outputs, targets)
                     if teacher is not None:
                         with torch.no_grad():
                             teacher_out = _call(teacher, inputs)
