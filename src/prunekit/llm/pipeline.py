@@ -9,6 +9,7 @@ activations) live on the compute device; each block goes back where it was after
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from .families import check_sequence_length, family_of, find_blocks
 from .layers import get_weight_2d, in_features, prunable_layers, set_weight_2d
 from .masks import check_nm_shape
 from .methods import METHOD_FNS, NEEDS_HESSIAN
+from .offload import DiskStore, InMemory
 from .outliers import block_sparsities, outlier_ratio
 from .stats import InputStats
 
@@ -55,10 +57,19 @@ class OneShotResult:
         return zeros / total if total else 0.0
 
 
-def _compute_device(config: OneShotConfig, block: nn.Module) -> torch.device:
+def _home_device(model: nn.Module) -> torch.device:
+    """Where the model's non-block weights live (blocks offloaded to disk come back there)."""
+    for p in model.parameters():
+        if not p.is_meta:
+            return p.device
+    return torch.device("cpu")
+
+
+def _compute_device(config: OneShotConfig, model: nn.Module, block: nn.Module) -> torch.device:
     if config.device is not None:
         return torch.device(config.device)
-    return next(block.parameters()).device
+    device = next(block.parameters()).device
+    return _home_device(model) if device.type == "meta" else device
 
 
 def _check_layers(layers: dict[str, nn.Module], block_index: int, config: OneShotConfig) -> None:
@@ -107,17 +118,16 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
 
 @torch.no_grad()
 def _block_configs(model: nn.Module, blocks: list[nn.Module], data: CalibrationData,
-                   config: OneShotConfig, device: torch.device, decoder: bool
-                   ) -> list[OneShotConfig]:
+                   config: OneShotConfig, device: torch.device, decoder: bool,
+                   store: InMemory | DiskStore) -> list[OneShotConfig]:
     """One config per block: the same sparsity, or OWL's when ``outlier_weighted``."""
     if not config.outlier_weighted:
         return [config] * len(blocks)
     inputs = capture_block_inputs(model, blocks[0], data, config.batch_size, device,
                                   decoder=decoder)
     ratios, sizes = [], []
-    for block in blocks:  # a dense pass: outliers of the unpruned model
-        home = next(block.parameters()).device
-        block.to(device)
+    for index, block in enumerate(blocks):  # a dense pass: outliers of the unpruned model
+        store.fetch(index, block, device)
         layers = prunable_layers(block, config.ignore)
         stats = _gather_stats(block, inputs, layers, False, device)
         weights = [get_weight_2d(m).to(device) for m in layers.values()]
@@ -125,17 +135,23 @@ def _block_configs(model: nn.Module, blocks: list[nn.Module], data: CalibrationD
                                     config.outlier_threshold))
         sizes.append(sum(w.numel() for w in weights))
         inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
-        block.to(home)
+        store.put_back(index, block)
     sparsities = block_sparsities(ratios, sizes, config.sparsity, config.outlier_spread)
     return [dataclasses.replace(config, sparsity=s, outlier_weighted=False) for s in sparsities]
 
 
 def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotConfig, *,
-                     return_hidden: bool = False) -> OneShotResult:
+                     return_hidden: bool = False,
+                     offload_dir: str | os.PathLike[str] | None = None,
+                     keep_offloaded: bool = False) -> OneShotResult:
     """Prune every block of a supported Hugging Face ``model`` in place, block by block.
 
     ``return_hidden=True`` keeps the last block's outputs on the calibration batches
     (before any final norm), e.g. to check them against a plain forward pass.
+    ``offload_dir`` keeps every block but the one being pruned on disk (one safetensors file
+    each, see :class:`prunekit.llm.offload.DiskStore`); blocks already on the ``meta``
+    device are read from their files there. At the end the blocks come back into memory,
+    unless ``keep_offloaded`` (then the files hold the pruned blocks).
     """
     if not isinstance(data, CalibrationData):
         raise ConfigError(
@@ -145,22 +161,22 @@ def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotCon
     family = family_of(model)
     blocks = find_blocks(model)
     check_sequence_length(model, data.seq_len)
-    device = _compute_device(config, blocks[0])
+    device = _compute_device(config, model, blocks[0])
     was_training = model.training
     model.eval()
     start = time.perf_counter()
     reports: list[LayerReport] = []
+    store = InMemory() if offload_dir is None else DiskStore(offload_dir, model, blocks)
     try:
-        configs = _block_configs(model, blocks, data, config, device, family.decoder)
+        configs = _block_configs(model, blocks, data, config, device, family.decoder, store)
         inputs = capture_block_inputs(model, blocks[0], data, config.batch_size, device,
                                       decoder=family.decoder)
         for index, block in enumerate(blocks):
-            home = next(block.parameters()).device
-            block.to(device)
+            store.fetch(index, block, device)
             reports.extend(_prune_block(block, index, inputs, configs[index], device))
             with torch.no_grad():
                 inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
-            block.to(home)
+            store.put_back(index, block)
     except torch.OutOfMemoryError as exc:
         raise PrunekitError(
             f"out of memory on {device} while pruning block {len(reports) and reports[-1].block}: "
@@ -169,5 +185,7 @@ def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotCon
         ) from exc
     finally:
         model.train(was_training)
+    if isinstance(store, DiskStore) and not keep_offloaded:
+        store.restore(_home_device(model))
     hidden = tuple(h.detach().cpu() for h in inputs.hidden) if return_hidden else None
     return OneShotResult(config, tuple(reports), time.perf_counter() - start, hidden)
