@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import torch
 
+from prunekit.llm import CalibrationData
+
 # (family, config class name, config kwargs, model class name); a conformance table.
 TINY: dict[str, tuple[str, dict[str, Any], str]] = {
     "llama": ("LlamaConfig", {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -45,3 +47,14 @@ def tiny_model() -> Callable[[str], torch.nn.Module]:
         return getattr(transformers, model_name)(config).eval()
 
     return build
+
+
+def calibration(family: str, n: int = 6) -> CalibrationData:
+    """``n`` random 16-token sequences (seed 0); BERT gets two padded rows."""
+    ids = torch.randint(0, 100, (n, 16), generator=torch.Generator().manual_seed(0))
+    if family != "bert":
+        return CalibrationData(ids)
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0
+    mask[4, 5:] = 0
+    return CalibrationData(ids, mask)

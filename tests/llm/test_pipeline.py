@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, calibration
 
 from prunekit.llm import (
     CalibrationData,
@@ -24,14 +24,7 @@ Factory = Callable[[str], torch.nn.Module]
 
 
 def _data(family: str) -> CalibrationData:
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 100, (6, 16), generator=g)
-    if family != "bert":
-        return CalibrationData(ids)
-    mask = torch.ones_like(ids)
-    mask[1, 9:] = 0
-    mask[4, 5:] = 0
-    return CalibrationData(ids, mask)
+    return calibration(family)
 
 
 def _last_block_outputs(model: torch.nn.Module, data: CalibrationData,

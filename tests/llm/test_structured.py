@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, calibration
 
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
@@ -32,13 +32,7 @@ def _ids(n: int, seed: int, length: int = 16) -> torch.Tensor:
 
 
 def _data(family: str, n: int = 32) -> CalibrationData:
-    ids = _ids(n, 0)
-    if family != "bert":
-        return CalibrationData(ids)
-    mask = torch.ones_like(ids)
-    mask[1, 9:] = 0
-    mask[4, 5:] = 0
-    return CalibrationData(ids, mask)
+    return calibration(family, n)
 
 
 def _last_block(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor | None = None,

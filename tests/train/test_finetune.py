@@ -8,31 +8,15 @@ import copy
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from train_helpers import KeywordModel, blobs, keyword_batches, mlp  # same folder
 
 from prunekit.errors import ConfigError
 from prunekit.train import DistillConfig, FinetuneConfig, evaluate, finetune
 
 
-def _blobs(n: int = 256, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=gen)
-    centers = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.5]])
-    x = centers[y] + 0.5 * torch.randn(n, 2, generator=gen)
-    train = DataLoader(TensorDataset(x[: n // 2], y[: n // 2]), batch_size=32, shuffle=True,
-                       generator=torch.Generator().manual_seed(seed))
-    val = DataLoader(TensorDataset(x[n // 2:], y[n // 2:]), batch_size=64)
-    return train, val
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
-
-
 def test_learns_and_records_history() -> None:
-    train, val = _blobs()
-    model = _model()
+    train, val = blobs()
+    model = mlp()
     result = finetune(model, train, val, FinetuneConfig(epochs=8, lr=1e-2))
     assert len(result.history) == 8
     assert result.best_metric > 0.9 > result.initial_metric - 0.5
@@ -41,16 +25,16 @@ def test_learns_and_records_history() -> None:
 
 
 def test_sgd_constant_schedule_without_clipping() -> None:
-    train, val = _blobs()
+    train, val = blobs()
     config = FinetuneConfig(epochs=3, lr=5e-2, optimizer="sgd", schedule="constant",
                             grad_clip=None)
-    result = finetune(_model(), train, val, config)
+    result = finetune(mlp(), train, val, config)
     assert all(r.lr == pytest.approx(5e-2) for r in result.history)
 
 
 def test_early_stopping_and_restore_best() -> None:
-    train, val = _blobs()
-    model = _model()
+    train, val = blobs()
+    model = mlp()
     initial = copy.deepcopy(model.state_dict())
     reference = [p.detach().clone() for p in model.parameters()]
 
@@ -67,31 +51,22 @@ def test_early_stopping_and_restore_best() -> None:
 
 
 def test_custom_loss_and_dict_inputs() -> None:
-    class KwModel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = _model()
-
-        def forward(self, features: torch.Tensor) -> torch.Tensor:
-            return self.net(features)
-
-    train, val = _blobs()
-    wrap = [({"features": x}, y) for x, y in train]
-    wrap_val = [({"features": x}, y) for x, y in val]
+    train, val = blobs()
+    wrap, wrap_val = keyword_batches(train), keyword_batches(val)
     calls = []
 
     def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         calls.append(1)
         return nn.functional.cross_entropy(out, target, label_smoothing=0.1)
 
-    result = finetune(KwModel(), wrap, wrap_val, FinetuneConfig(epochs=2, lr=1e-2),
+    result = finetune(KeywordModel(), wrap, wrap_val, FinetuneConfig(epochs=2, lr=1e-2),
                       loss_fn=loss_fn)
     assert calls and result.best_metric > 0.5
 
 
 def test_distillation_from_a_teacher() -> None:
-    train, val = _blobs()
-    teacher = _model()
+    train, val = blobs()
+    teacher = mlp()
     finetune(teacher, train, val, FinetuneConfig(epochs=6, lr=1e-2))
     torch.manual_seed(1)
     student = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
@@ -102,14 +77,14 @@ def test_distillation_from_a_teacher() -> None:
 
 
 def test_distill_without_teacher_is_an_error() -> None:
-    train, val = _blobs()
+    train, val = blobs()
     with pytest.raises(ConfigError, match="teacher"):
-        finetune(_model(), train, val, FinetuneConfig(epochs=1), distill=DistillConfig())
+        finetune(mlp(), train, val, FinetuneConfig(epochs=1), distill=DistillConfig())
 
 
 def test_zero_epochs_only_evaluates() -> None:
-    train, val = _blobs()
-    result = finetune(_model(), train, val, FinetuneConfig(epochs=0))
+    train, val = blobs()
+    result = finetune(mlp(), train, val, FinetuneConfig(epochs=0))
     assert result.history == [] and result.best_epoch == 0
 
 

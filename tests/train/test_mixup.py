@@ -9,27 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from train_helpers import KeywordModel, blobs, keyword_batches, mlp  # same folder
 
 from prunekit.errors import ConfigError
 from prunekit.train import DistillConfig, FinetuneConfig, Mixup, finetune
 from prunekit.train.mixup import MixedBatch, mixed_task_loss
-
-
-def _blobs(n: int = 256, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=gen)
-    centers = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.5]])
-    x = centers[y] + 0.5 * torch.randn(n, 2, generator=gen)
-    train = DataLoader(TensorDataset(x[: n // 2], y[: n // 2]), batch_size=32, shuffle=True,
-                       generator=torch.Generator().manual_seed(seed))
-    val = DataLoader(TensorDataset(x[n // 2:], y[n // 2:]), batch_size=64)
-    return train, val
-
-
-def _model(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
 def test_blend_is_per_sample_and_stays_nearest_its_own_input() -> None:
@@ -72,30 +56,30 @@ def test_task_loss_weights_each_sample() -> None:
 def test_finetune_with_mixup_learns_and_is_repeatable() -> None:
     runs = []
     for _ in range(2):
-        train, val = _blobs()  # fresh loaders: the shuffling generator restarts
-        model = _model()
+        train, val = blobs()  # fresh loaders: the shuffling generator restarts
+        model = mlp()
         torch.manual_seed(5)
         result = finetune(model, train, val, FinetuneConfig(epochs=8, lr=1e-2, mixup=0.4))
         runs.append((result.best_metric, [p.detach().clone() for p in model.parameters()]))
     assert runs[0][0] > 0.9
     for a, b in zip(runs[0][1], runs[1][1]):
         assert torch.equal(a, b)
-    plain = _model()
-    train, val = _blobs()
+    plain = mlp()
+    train, val = blobs()
     torch.manual_seed(5)
     finetune(plain, train, val, FinetuneConfig(epochs=8, lr=1e-2))
     assert any(not torch.equal(a, b) for a, b in zip(runs[0][1], plain.parameters()))
 
 
 def test_teacher_sees_the_mixed_inputs() -> None:
-    train, val = _blobs()
+    train, val = blobs()
     originals = {tuple(row.tolist()) for xb, _ in train for row in xb}
     seen: list[torch.Tensor] = []
 
     class Spy(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = _model(1)
+            self.net = mlp(1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             seen.append(x.detach().clone())  # the teacher only runs on training batches
@@ -103,7 +87,7 @@ def test_teacher_sees_the_mixed_inputs() -> None:
 
     teacher = Spy()
     torch.manual_seed(0)
-    finetune(_model(), train, val, FinetuneConfig(epochs=1, lr=1e-2, mixup=0.4),
+    finetune(mlp(), train, val, FinetuneConfig(epochs=1, lr=1e-2, mixup=0.4),
              teacher=teacher, distill=DistillConfig(alpha=1.0))
     rows = [tuple(r.tolist()) for x in seen for r in x]
     mixed = [r for r in rows if r not in originals]
@@ -122,19 +106,10 @@ def test_bad_alpha_for_the_mixer() -> None:
 
 
 def test_inputs_it_cannot_blend_are_named() -> None:
-    class KwModel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = _model()
-
-        def forward(self, features: torch.Tensor) -> torch.Tensor:
-            return self.net(features)
-
-    train, val = _blobs()
-    wrap = [({"features": x}, y) for x, y in train]
-    wrap_val = [({"features": x}, y) for x, y in val]
+    train, val = blobs()
+    wrap, wrap_val = keyword_batches(train), keyword_batches(val)
     with pytest.raises(ConfigError, match="mixup=0.0"):
-        finetune(KwModel(), wrap, wrap_val, FinetuneConfig(epochs=1, mixup=0.4))
+        finetune(KeywordModel(), wrap, wrap_val, FinetuneConfig(epochs=1, mixup=0.4))
     tokens = [(torch.randint(0, 5, (8, 2)), torch.randint(0, 3, (8,)))]
     with pytest.raises(ConfigError, match="floating-point"):
         finetune(nn.Sequential(nn.Embedding(5, 3), nn.Flatten(), nn.Linear(6, 3)), tokens,
