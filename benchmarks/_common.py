@@ -229,6 +229,7 @@ def version(dist: str) -> str:
 @dataclass(frozen=True)
 class Environment:
     threads: int
+    batch: str = "1"  # the batch size(s) the page measures with
 
     def lines(self) -> list[str]:
         import torch
@@ -239,7 +240,7 @@ class Environment:
             f"- torch {torch.__version__}, torchvision {version('torchvision')}, "
             f"timm {version('timm')}, torch-pruning {version('torch-pruning')}, "
             f"prunekit {version('prunekit')}, Python {platform.python_version()}",
-            f"- CPU, {self.threads} threads (`torch.set_num_threads`), batch size 1, fp32",
+            f"- CPU, {self.threads} threads (`torch.set_num_threads`), batch size {self.batch}, fp32",
             f"- command: `{command_line()}`",
         ]
 
@@ -255,11 +256,11 @@ def command_line() -> str:
 
 def write_markdown(path: str, title: str, env: Environment, body: list[str],
                    notes: list[str] = ()) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from prunekit.files import atomic_write_text
+
     text = [f"# {title}", "", *env.lines(), f"- generated: {time.strftime('%Y-%m-%d %H:%M %Z')}",
             "", *notes, *([""] if notes else []), *body, ""]
-    out.write_text("\n".join(text))
+    atomic_write_text(path, "\n".join(text))
 
 
 def ms_cell(ms: float, base_ms: float, digits: int = 2) -> str:

@@ -127,7 +127,7 @@ def main() -> None:
             f"{args.threads} threads; a shared machine, so single cells are rough",
         ]
         write_markdown(args.markdown, "Depth pruning of all-MiniLM-L6-v2 (whole blocks)",
-                       Environment(args.threads), lines, notes)
+                       Environment(args.threads, "1 and 8 when timing"), lines, notes)
 
 
 if __name__ == "__main__":

@@ -179,8 +179,9 @@ def main() -> None:
             f"- total runtime {time.perf_counter() - start:.0f} s; this is a shared 2-core "
             "virtual machine, so single cells are rough (expect ±15%)",
         ]
+        env = Environment(args.threads, f"1 when pruning, 1 and {args.batch} when timing")
         write_markdown(args.markdown, "Transformer families: prune at 30% and 50%, dense vs "
-                       "pruned latency on CPU", Environment(args.threads), lines, notes)
+                       "pruned latency on CPU", env, lines, notes)
 
 
 if __name__ == "__main__":
