@@ -14,14 +14,7 @@ from torch import nn
 from ..errors import ConfigError
 from .blocks import Block, find_blocks
 from .importance import MetricFn, get_depth_criterion, to_device
-from .remove import (
-    NO_BLOCKS,
-    apply_removal,
-    check_removal,
-    emptied_lists,
-    lookup_blocks,
-    output_shape,
-)
+from .remove import NO_BLOCKS, emptied_lists, lookup_blocks, remove_checked
 
 __all__ = ["DepthResult", "prune_depth"]
 
@@ -133,11 +126,6 @@ def prune_depth(model: nn.Module, calibration_data: Any, *, n_blocks: int | None
         raise ConfigError(f"cannot remove {count} blocks without emptying a layer list; at "
                           f"most {len(removed)} of the candidates can go")
     if removed:
-        was_training = model.training
-        model.eval()
-        shapes = output_shape(model, first)
-        model.train(was_training)
-        apply_removal(model, removed)
-        check_removal(model, first, shapes)
+        remove_checked(model, removed, first)
     return DepthResult([b.name for b in removed], scores, criterion, list(found), before,
                        _params(model), time.perf_counter() - start)

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, VerificationError
 from ..graph.trace import as_args
+from ..runtime import eval_mode
 from .blocks import Block, find_blocks, layer_count
 from .probe import first_tensor
 
@@ -165,17 +166,22 @@ def apply_removal(model: nn.Module, blocks: Sequence[Block]) -> nn.Module:
     return model
 
 
+def remove_checked(model: nn.Module, blocks: Sequence[Block], example_inputs: Any) -> None:
+    """Remove ``blocks`` in place, checking the model still runs with its output shape."""
+    with eval_mode(model):
+        before = output_shape(model, example_inputs)
+    apply_removal(model, blocks)
+    check_removal(model, example_inputs, before)
+
+
 def check_removal(model: nn.Module, example_inputs: Any, before: tuple[int, ...] | None) -> None:
     """Raise :class:`VerificationError` unless ``model`` runs with the output shape ``before``."""
-    was_training = model.training
-    model.eval()
     try:
-        after = output_shape(model, example_inputs)
+        with eval_mode(model):
+            after = output_shape(model, example_inputs)
     except Exception as exc:
         raise VerificationError(f"the model no longer runs after removing blocks: "
                                 f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        model.train(was_training)
     if after != before:
         raise VerificationError(f"removing blocks changed the output shape from {before} to "
                                 f"{after}")
@@ -190,10 +196,5 @@ def remove_blocks(model: nn.Module, names: Sequence[str], example_inputs: Any) -
     if isinstance(names, str):
         names = [names]
     chosen = select_blocks(find_blocks(model, example_inputs), list(names))
-    was_training = model.training
-    model.eval()
-    before = output_shape(model, example_inputs)
-    model.train(was_training)
-    apply_removal(model, chosen)
-    check_removal(model, example_inputs, before)
+    remove_checked(model, chosen, example_inputs)
     return chosen
