@@ -31,7 +31,7 @@ class InMemory:
         self._home[index] = next(block.parameters()).device
         block.to(device)
 
-    def put_back(self, index: int, block: nn.Module) -> None:
+    def put_back(self, index: int, block: nn.Module, *, changed: bool = True) -> None:
         block.to(self._home.pop(index))
 
 
@@ -75,9 +75,10 @@ class DiskStore:
             else:
                 module._buffers[leaf] = tensor
 
-    def put_back(self, index: int, block: nn.Module) -> None:
-        """Write block ``index`` (pruned) to its file and free its memory."""
-        self._write(index, block)
+    def put_back(self, index: int, block: nn.Module, *, changed: bool = True) -> None:
+        """Write block ``index`` to its file if ``changed`` (pruned), then free its memory."""
+        if changed:
+            self._write(index, block)
         block.to_empty(device="meta")
 
     def restore(self, device: torch.device | str = "cpu") -> None:

@@ -135,7 +135,7 @@ def _block_configs(model: nn.Module, blocks: list[nn.Module], data: CalibrationD
                                     config.outlier_threshold))
         sizes.append(sum(w.numel() for w in weights))
         inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
-        store.put_back(index, block)
+        store.put_back(index, block, changed=False)  # the dense pass changes no weights
     sparsities = block_sparsities(ratios, sizes, config.sparsity, config.outlier_spread)
     return [dataclasses.replace(config, sparsity=s, outlier_weighted=False) for s in sparsities]
 
