@@ -151,7 +151,7 @@ def sync_config(model: nn.Module) -> dict[str, Any]:
     original = dict(getattr(config, ORIGINAL, None) or {})
     changed = {}
     for key, value in sizes.items():
-        if value is None or not hasattr(config, key) and key != "head_dim":
+        if value is None or (not hasattr(config, key) and key != "head_dim"):
             continue
         old = getattr(config, key, None)
         if old != value:

@@ -68,3 +68,15 @@ def test_non_uniform_sizes_stay_and_reload_through_prunekit(tmp_path):
     save_pruned_transformers(model, result.plan, tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(load_pruned_transformers(tmp_path / "m")(x).logits, model(x).logits)
+
+
+def test_pruning_a_shape_only_copy_leaves_the_shared_config_alone():
+    from prunekit.graph.trace import meta_copy
+
+    model = build("hf-llama")
+    result = prunekit.prune(build("hf-llama"), FAMILIES["hf-llama"][1], ratio=0.5,
+                            split_units="outer")
+    copy = meta_copy(model)
+    assert copy.config is model.config  # the copy shares it, as verification's copies do
+    prunekit.apply_plan(copy, result.plan)
+    assert model.config.hidden_size == 64 and not hasattr(model.config, "prunekit_original")

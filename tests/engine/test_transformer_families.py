@@ -147,3 +147,45 @@ def test_an_attention_kernel_that_cannot_be_traced_is_refused_with_the_fix():
     model.config._attn_implementation = "flex_attention"
     with pytest.raises(prunekit.TraceError, match="set_attn_implementation\\('sdpa'\\)"):
         prunekit.prune(model, IDS, ratio=0.5)
+
+
+class FlexAttention(torch.nn.Module):
+    """Attention through a higher-order operator, outside any Hugging Face config."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        q = self.q(x).view(1, 2, 4, 4)
+        return flex_attention(q, q, q)
+
+
+def test_a_higher_order_operator_is_refused_with_the_fix():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flex_attention's own advice to compile it
+        with pytest.raises(prunekit.TraceError, match="higher-order operator"):
+            prunekit.prune(FlexAttention(), torch.randn(1, 4, 8))
+
+
+@pytest.mark.parametrize("split_units", ["inner", "outer"])
+def test_swin_v2_window_attention_prunes_exactly(split_units: str):
+    from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformerBlockV2
+
+    def make() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torchvision.models.SwinTransformer(
+            patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4],
+            window_size=[4, 4], num_classes=10, block=SwinTransformerBlockV2,
+            downsample_layer=PatchMergingV2).eval()
+
+    check = run_exact_check(randomize(make()), IMAGE.double(), split_units=split_units)
+    assert check.max_diff <= 1e-9 and check.params_after < check.params_before
+    model = make()
+    macs = count_macs(model, IMAGE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may be left whole
+        prunekit.prune(model, IMAGE, ratio=0.5, split_units=split_units)
+    assert model(IMAGE).shape == (1, 10) and count_macs(model, IMAGE) < macs * 0.5
