@@ -24,7 +24,8 @@ from .plan import GroupDecision, Plan, architecture_fingerprint
 Selection = dict[int, np.ndarray]  # group id -> removed unit indices
 
 
-def _kept_count(n: int, ratio: float, config: PruneConfig) -> int:
+def kept_count(n: int, ratio: float, config: PruneConfig) -> int:
+    """Units a group of ``n`` keeps at ``ratio``, rounded up to ``config.round_to``."""
     keep = n - int(math.floor(ratio * n + 1e-9))
     if config.round_to > 1 and n >= config.round_to:
         keep = min(n, int(math.ceil(keep / config.round_to) * config.round_to))
@@ -44,7 +45,7 @@ def select_local(groups: list[Group], scores: dict[int, torch.Tensor], config: P
                  ratio: float) -> Selection:
     chosen: Selection = {}
     for g in groups:
-        keep = _kept_count(g.n_units, group_ratio(g, config, ratio), config)
+        keep = kept_count(g.n_units, group_ratio(g, config, ratio), config)
         order = torch.argsort(scores[g.id].float(), stable=True).numpy()
         chosen[g.id] = np.sort(order[: g.n_units - keep])
     return chosen
@@ -61,7 +62,7 @@ def select_global(groups: list[Group], scores: dict[int, torch.Tensor], config: 
     owner = np.concatenate([np.full(g.n_units, i) for i, g in enumerate(pool)])
     unit = np.concatenate([np.arange(g.n_units) for g in pool])
     budget = int(math.floor(ratio * values.size + 1e-9))
-    limit = [g.n_units - _kept_count(g.n_units, config.max_ratio, config) for g in pool]
+    limit = [g.n_units - kept_count(g.n_units, config.max_ratio, config) for g in pool]
     taken = [0] * len(pool)
     picked: list[list[int]] = [[] for _ in pool]
     for k in np.argsort(values, kind="stable"):
@@ -74,7 +75,7 @@ def select_global(groups: list[Group], scores: dict[int, torch.Tensor], config: 
             budget -= 1
     for i, g in enumerate(pool):  # honour round_to on what remains
         keep = g.n_units - len(picked[i])
-        rounded = _kept_count(g.n_units, 1 - keep / g.n_units if g.n_units else 0.0, config)
+        rounded = kept_count(g.n_units, 1 - keep / g.n_units if g.n_units else 0.0, config)
         drop = g.n_units - rounded
         order = sorted(picked[i], key=lambda u: float(scores[g.id][u]))
         chosen[g.id] = np.sort(np.asarray(order[:drop], dtype=np.int64))

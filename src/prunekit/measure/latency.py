@@ -67,7 +67,9 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def _describe(model: nn.Module, example_inputs: ExampleInputs) -> tuple[torch.device, str, int | None]:
+def describe_run(model: nn.Module,
+                 example_inputs: ExampleInputs) -> tuple[torch.device, str, int | None]:
+    """The device, dtype name and batch size a timing of ``model`` on these inputs runs with."""
     tensors = _tensors(example_inputs)
     param = next(iter(model.parameters()), None)
     if param is not None:
@@ -177,7 +179,7 @@ def measure_latency(
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be >= 1 or None, got {threads}")
 
-    device, dtype, batch = _describe(model, example_inputs)
+    device, dtype, batch = describe_run(model, example_inputs)
     on_cuda = device.type == "cuda"
     if cuda_graph and not on_cuda:
         raise ConfigError(f"CUDA-graph timing needs a model on a CUDA device; this one is on "

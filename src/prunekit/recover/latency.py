@@ -52,9 +52,9 @@ from ..errors import ConfigError, PlanError
 from ..files import atomic_write_text
 from ..graph.dependency import DependencyGraph
 from ..measure.counts import ExampleInputs, run_model
-from ..measure.latency import _describe, measure_latency
+from ..measure.latency import describe_run, measure_latency
 from ..plan import architecture_fingerprint
-from ..planner import _kept_count, build_plan, select_local
+from ..planner import kept_count, build_plan, select_local
 from ..runtime import eval_mode
 from ..surgery import apply_plan
 from .sensitivity import group_keys
@@ -209,7 +209,7 @@ class LatencyTable:
             measured[key] = GroupLatency(sizes[key], [k for k, _ in grids[key]] + [total], {
                 c: [min(p[c]) if c in p else base_ms[c]
                     for p in samples[key]] + [base_ms[c]] for c in names})
-        device, dtype, batch = _describe(model, example_inputs)
+        device, dtype, batch = describe_run(model, example_inputs)
         return cls(min(dense), base_ms, measured, str(device), dtype,
                    torch.get_num_threads(), batch, torch.__version__,
                    architecture_fingerprint(model), skipped,
@@ -232,7 +232,7 @@ class LatencyTable:
         entry = self._entry(key)
         _check_ratio(ratio, key)
         config = config if config is not None else PruneConfig()
-        return sum(_kept_count(n, float(ratio), config) for n in entry.sizes)
+        return sum(kept_count(n, float(ratio), config) for n in entry.sizes)
 
     def predict_ms(self, ratios: Mapping[str, float], config: PruneConfig | None = None) -> float:
         """Predicted model latency (ms) with each group key pruned at its ratio (see the
@@ -360,7 +360,7 @@ def _points(sizes: list[int], points: int, multiple: int) -> list[tuple[int, flo
     config = PruneConfig(ratio=0.0)
     for target in _grid(total, points, multiple)[:-1]:
         ratio = (total - target) / total
-        kept = sum(_kept_count(n, ratio, config) for n in sizes)
+        kept = sum(kept_count(n, ratio, config) for n in sizes)
         if kept < total and (not out or kept > out[-1][0]):  # keys of several groups
             out.append((kept, ratio))
     return out
