@@ -38,6 +38,11 @@ class OneShotConfig:
     (OWL): blocks with more outlier weights (Wanda score above ``outlier_threshold`` times
     its layer's mean) are pruned less, within ``sparsity ± outlier_spread``, and the mean
     over blocks stays ``sparsity``.
+
+    ``swap_rounds`` (magnitude and Wanda only) refines each layer's mask afterwards with up to
+    that many swaps per output row, each lowering the layer's reconstruction error on the
+    calibration inputs (:mod:`prunekit.llm.swaps`); weights keep their values. It needs the
+    layer's ``in x in`` input Hessian, like SparseGPT. 0 (the default) keeps the plain method.
     """
 
     method: str = "wanda"
@@ -51,6 +56,7 @@ class OneShotConfig:
     outlier_weighted: bool = False
     outlier_threshold: float = 5.0
     outlier_spread: float = 0.08
+    swap_rounds: int = 0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -95,10 +101,25 @@ class OneShotConfig:
         if not (isinstance(spread, (int, float)) and 0.0 <= spread <= min(s, 1.0 - s)):
             raise ConfigError(f"OneShotConfig: outlier_spread must be in [0, min(sparsity, "
                               f"1 - sparsity)] = [0, {min(s, 1.0 - s):g}], got {spread!r}")
+        rounds = self.swap_rounds
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+            raise ConfigError(f"OneShotConfig: swap_rounds must be an integer >= 0, got "
+                              f"{rounds!r}; 100 is plenty for most layers")
+        if rounds and self.method == "sparsegpt":
+            raise ConfigError(
+                "OneShotConfig: swap_rounds refines the masks of 'magnitude' and 'wanda'; "
+                "SparseGPT already chooses its mask while it re-fits the kept weights, so "
+                "set swap_rounds=0 or pick another method"
+            )
         if not isinstance(self.ignore, tuple) or not all(isinstance(i, str) for i in self.ignore):
             raise ConfigError(
                 f"OneShotConfig: ignore must be a tuple of strings, got {self.ignore!r}"
             )
+
+    @property
+    def needs_hessian(self) -> bool:
+        """Whether the run gathers each layer's ``X^T X`` (SparseGPT, or mask swaps)."""
+        return self.method == "sparsegpt" or self.swap_rounds > 0
 
     @property
     def nm(self) -> tuple[int, int] | None:

@@ -10,14 +10,23 @@ from .config import OneShotConfig
 from .masks import prune_mask
 from .sparsegpt import sparsegpt_prune
 from .stats import InputStats
+from .swaps import swap_refine
 
 MethodFn = Callable[[torch.Tensor, InputStats, OneShotConfig], torch.Tensor]
 
 
+def _apply_mask(weight: torch.Tensor, mask: torch.Tensor, stats: InputStats,
+                config: OneShotConfig) -> torch.Tensor:
+    """Zero the masked weights, after refining the mask by swaps when the config asks."""
+    if config.swap_rounds:
+        mask = swap_refine(weight, stats.hessian, mask, nm=config.nm,
+                           max_rounds=config.swap_rounds)
+    return weight.masked_fill(mask, 0.0)
+
+
 def magnitude(weight: torch.Tensor, stats: InputStats, config: OneShotConfig) -> torch.Tensor:
     """Zero the smallest ``|W|`` per row (or per N:M group)."""
-    mask = prune_mask(weight.abs(), config.sparsity, config.nm)
-    return weight.masked_fill(mask, 0.0)
+    return _apply_mask(weight, prune_mask(weight.abs(), config.sparsity, config.nm), stats, config)
 
 
 def wanda_scores(weight: torch.Tensor, column_norms: torch.Tensor) -> torch.Tensor:
@@ -28,7 +37,7 @@ def wanda_scores(weight: torch.Tensor, column_norms: torch.Tensor) -> torch.Tens
 def wanda(weight: torch.Tensor, stats: InputStats, config: OneShotConfig) -> torch.Tensor:
     """Zero the lowest ``|W| * ||X||`` per output row (or per N:M group); no weight update."""
     mask = prune_mask(wanda_scores(weight, stats.column_norms), config.sparsity, config.nm)
-    return weight.masked_fill(mask, 0.0)
+    return _apply_mask(weight, mask, stats, config)
 
 
 def sparsegpt(weight: torch.Tensor, stats: InputStats, config: OneShotConfig) -> torch.Tensor:
@@ -39,4 +48,3 @@ def sparsegpt(weight: torch.Tensor, stats: InputStats, config: OneShotConfig) ->
 
 METHOD_FNS: dict[str, MethodFn] = {"magnitude": magnitude, "wanda": wanda,
                                    "sparsegpt": sparsegpt}
-NEEDS_HESSIAN: frozenset[str] = frozenset({"sparsegpt"})

@@ -23,7 +23,7 @@ from .config import OneShotConfig
 from .families import check_sequence_length, family_of, find_blocks
 from .layers import get_weight_2d, in_features, prunable_layers, set_weight_2d
 from .masks import check_nm_shape
-from .methods import METHOD_FNS, NEEDS_HESSIAN
+from .methods import METHOD_FNS
 from .offload import DiskStore, InMemory
 from .outliers import block_sparsities, outlier_ratio
 from .stats import InputStats
@@ -101,7 +101,7 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
                  config: OneShotConfig, device: torch.device) -> list[LayerReport]:
     layers = prunable_layers(block, config.ignore)
     _check_layers(layers, index, config)
-    stats = _gather_stats(block, inputs, layers, config.method in NEEDS_HESSIAN, device)
+    stats = _gather_stats(block, inputs, layers, config.needs_hessian, device)
     reports = []
     fn = METHOD_FNS[config.method]
     for name, mod in layers.items():
