@@ -38,6 +38,7 @@ DATA = Path(__file__).resolve().parent / "data"
 FLOOR = 0.90  # issue 7: Wanda and SparseGPT at 50% unstructured
 SETTINGS = [("unstructured", 0.5), ("2:4", 0.5)]
 METHODS = ["magnitude", "wanda", "sparsegpt"]
+SWAP_ROUNDS = 100
 
 
 def read_sentences(path: Path) -> list[str]:
@@ -68,19 +69,21 @@ def run(max_length: int, batch_size: int) -> tuple[list[dict[str, object]], dict
                     return_tensors="pt")
     reference = mean_pooled_embeddings(model, enc["input_ids"], enc["attention_mask"])
     rows = []
-    runs = [(pattern, sparsity, method, False) for pattern, sparsity in SETTINGS
+    runs = [(pattern, sparsity, method, False, 0) for pattern, sparsity in SETTINGS
             for method in METHODS]
-    runs += [("unstructured", 0.5, method, True) for method in ("wanda", "sparsegpt")]
-    for pattern, sparsity, method, owl in runs:
+    runs += [("unstructured", 0.5, method, True, 0) for method in ("wanda", "sparsegpt")]
+    runs += [(pattern, sparsity, method, False, SWAP_ROUNDS) for pattern, sparsity in SETTINGS
+             for method in ("magnitude", "wanda")]
+    for pattern, sparsity, method, owl, swaps in runs:
         pruned = copy.deepcopy(model)
         config = OneShotConfig(method=method, sparsity=sparsity, pattern=pattern,
-                               batch_size=batch_size, outlier_weighted=owl)
+                               batch_size=batch_size, outlier_weighted=owl, swap_rounds=swaps)
         result = prune_sequential(pruned, calib, config)
         emb = mean_pooled_embeddings(pruned, enc["input_ids"], enc["attention_mask"])
-        name = f"{method} + OWL" if owl else method
+        name = method + (" + OWL" if owl else "") + (" + swaps" if swaps else "")
         row = {"pattern": pattern, "method": name, "sparsity": result.sparsity,
                "cosine": embedding_fidelity(reference, emb), "seconds": result.seconds}
-        print(f"{pattern:>12} {name:>9}  sparsity {row['sparsity']:.3f}  "
+        print(f"{pattern:>12} {name:>17}  sparsity {row['sparsity']:.3f}  "
               f"cosine {row['cosine']:.4f}  time {row['seconds']:.2f} s", flush=True)
         rows.append(row)
     sizes = {"calibration": calib.num_samples, "evaluation": len(eval_sentences),
@@ -113,7 +116,10 @@ def markdown(rows: list[dict[str, object]], sizes: dict[str, int], command: str)
                 "0.01; pipeline: block by block on the pruned blocks' outputs "
                 "(`prunekit.llm.prune_sequential`); + OWL = outlier-weighted block sparsities "
                 "(`OneShotConfig(outlier_weighted=True)`: threshold 5, spread ±0.08, the same "
-                "mean sparsity)")
+                "mean sparsity); + swaps = the mask refined by up to "
+                f"{SWAP_ROUNDS} swaps per output row that lower the layer's reconstruction error "
+                "on the calibration inputs, weights not updated "
+                f"(`OneShotConfig(swap_rounds={SWAP_ROUNDS})`, `prunekit.llm.swaps`)")
     timing = ("- time: wall-clock of `prune_sequential` (capture, statistics, pruning, "
               "recompute), one run each; the machine may be shared with other jobs, so treat "
               "times as rough")
