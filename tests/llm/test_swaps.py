@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from conftest import calibration
 
 from prunekit.errors import ConfigError
 from prunekit.llm import OneShotConfig, prune_sequential
@@ -13,8 +14,6 @@ from prunekit.llm.masks import prune_mask
 from prunekit.llm.methods import wanda, wanda_scores
 from prunekit.llm.stats import InputStats
 from prunekit.llm.swaps import reconstruction_error, swap_refine
-
-from conftest import calibration
 
 
 def _layer(rows: int, cols: int, seed: int) -> tuple[torch.Tensor, InputStats]:

@@ -24,7 +24,7 @@ _REFRESH_EVERY = 16  # rounds between exact recomputations of H @ d (bounds roun
 
 def _check(weight: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
            nm: tuple[int, int] | None) -> None:
-    rows, cols = weight.shape
+    cols = weight.shape[1]
     if hessian.shape != (cols, cols) or pruned.shape != weight.shape \
             or pruned.dtype != torch.bool:
         raise ConfigError(
