@@ -12,6 +12,7 @@ from .calibration import (
                           calibration_from_tensors,
                           calibration_from_text,
 )
+from .checkpoint import load_offloaded, save_offloaded
 from .config import METHODS, OneShotConfig
 from .evaluate import embedding_fidelity, mean_pooled_embeddings, perplexity
 from .families import FAMILIES, Family, find_blocks, supported_model_types
@@ -37,12 +38,14 @@ __all__ = [
                           "calibration_from_text",
                           "embedding_fidelity",
                           "find_blocks",
+                          "load_offloaded",
                           "mean_pooled_embeddings",
                           "perplexity",
                           "prune_sequential",
                           "prune_structured",
                           "refit_weights",
                           "relative_error",
+                          "save_offloaded",
                           "sparsegpt_prune",
                           "supported_model_types",
 ]

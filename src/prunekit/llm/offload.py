@@ -18,7 +18,38 @@ from torch import nn
 from ..errors import ConfigError
 from ..files import atomic_path
 
-__all__ = ["DiskStore", "InMemory"]
+__all__ = ["DiskStore", "InMemory", "block_file", "block_prefixes", "on_meta",
+           "write_block"]
+
+
+def block_file(directory: str | os.PathLike[str], index: int) -> Path:
+    """The file that holds block ``index`` in an offload folder."""
+    return Path(directory) / f"block-{index:05d}.safetensors"
+
+
+def block_prefixes(model: nn.Module, blocks: nn.ModuleList) -> list[str]:
+    """Each block's parameter-name prefix in ``model`` (``"model.layers.3."``)."""
+    names = {id(m): name for name, m in model.named_modules()}
+    return [f"{names[id(b)]}." for b in blocks]
+
+
+def write_block(path: Path, prefix: str, block: nn.Module, index: int) -> None:
+    """Save ``block``'s parameters and buffers under ``prefix`` + their names, atomically."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    named = list(block.named_parameters(remove_duplicate=False))
+    named += list(block.named_buffers(remove_duplicate=False))
+    for name, tensor in named:
+        data = tensor.detach().cpu().contiguous()
+        if data.untyped_storage().data_ptr() in seen:  # files cannot share storage
+            data = data.clone()
+        seen.add(data.untyped_storage().data_ptr())
+        tensors[prefix + name] = data
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "prunekit": "block",
+                                               "index": str(index)})
 
 
 class InMemory:
@@ -41,12 +72,11 @@ class DiskStore:
     def __init__(self, directory: str | os.PathLike[str], model: nn.Module,
                  blocks: nn.ModuleList) -> None:
         self.directory = Path(directory)
-        names = {id(m): name for name, m in model.named_modules()}
-        self.prefixes = [f"{names[id(b)]}." for b in blocks]
+        self.prefixes = block_prefixes(model, blocks)
         self.blocks = blocks
         self.directory.mkdir(parents=True, exist_ok=True)
         for index, block in enumerate(blocks):
-            if _on_meta(block):
+            if on_meta(block):
                 if not self.path(index).exists():
                     raise ConfigError(
                         f"block {index} ({self.prefixes[index][:-1]}) has no weights in memory "
@@ -57,7 +87,7 @@ class DiskStore:
                 block.to_empty(device="meta")
 
     def path(self, index: int) -> Path:
-        return self.directory / f"block-{index:05d}.safetensors"
+        return block_file(self.directory, index)
 
     def fetch(self, index: int, block: nn.Module, device: torch.device) -> None:
         """Materialise block ``index`` on ``device`` from its file."""
@@ -87,23 +117,10 @@ class DiskStore:
             self.fetch(index, block, torch.device(device))
 
     def _write(self, index: int, block: nn.Module) -> None:
-        from safetensors.torch import save_file
-
-        tensors: dict[str, torch.Tensor] = {}
-        seen: set[int] = set()
-        named = list(block.named_parameters(remove_duplicate=False))
-        named += list(block.named_buffers(remove_duplicate=False))
-        for name, tensor in named:
-            data = tensor.detach().cpu().contiguous()
-            if data.untyped_storage().data_ptr() in seen:  # files cannot share storage
-                data = data.clone()
-            seen.add(data.untyped_storage().data_ptr())
-            tensors[self.prefixes[index] + name] = data
-        with atomic_path(self.path(index)) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt", "prunekit": "block",
-                                                   "index": str(index)})
+        write_block(self.path(index), self.prefixes[index], block, index)
 
 
-def _on_meta(block: nn.Module) -> bool:
+def on_meta(block: nn.Module) -> bool:
+    """Whether ``block``'s weights are offloaded (its parameters on the ``meta`` device)."""
     first = next(block.parameters(), None)
     return first is not None and first.is_meta
