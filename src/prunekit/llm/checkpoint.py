@@ -141,21 +141,21 @@ def load_offloaded(model_dir: str | os.PathLike[str], offload_dir: str | os.Path
     with _reader(files) as read:
         for name in sorted(set(files) - in_block):
             _set(accelerate, model, name, read(name), dtype)
-        model.tie_weights()
-        missing = _meta_names(model)
-        outside = [n for n in missing if not n.startswith(tuple(prefixes))]
-        if outside:
-            raise ConfigError(f"{model_dir}: the checkpoint lacks {outside[:3]}; "
-                              "it is not a complete save_pretrained folder")
-        for index, (block, prefix) in enumerate(zip(blocks, prefixes)):
+    model.tie_weights()
+    missing = [n for n in _meta_names(model) if not n.startswith(tuple(prefixes))]
+    if missing:
+        raise ConfigError(f"{model_dir}: the checkpoint lacks {missing[:3]}; "
+                          "it is not a complete save_pretrained folder")
+    for index, (block, prefix) in enumerate(zip(blocks, prefixes)):
+        with _reader(files) as read:  # shards are mapped only while their block is read
             for name in sorted(n for n in in_block if n.startswith(prefix)):
                 _set(accelerate, model, name, read(name), dtype)
-            absent = _meta_names(block, prefix)
-            if absent:
-                raise ConfigError(f"{model_dir}: the checkpoint lacks {absent[:3]} of block "
-                                  f"{index}; it is not a complete save_pretrained folder")
-            write_block(block_file(offload_dir, index), prefix, block, index)
-            block.to_empty(device="meta")
+        absent = _meta_names(block, prefix)
+        if absent:
+            raise ConfigError(f"{model_dir}: the checkpoint lacks {absent[:3]} of block "
+                              f"{index}; it is not a complete save_pretrained folder")
+        write_block(block_file(offload_dir, index), prefix, block, index)
+        block.to_empty(device="meta")
     return model
 
 
