@@ -50,6 +50,10 @@ JOBS: list[tuple[str, str, list[str], str]] = [
     ("minilm_oneshot", "One-shot pruning of a real pretrained encoder (all-MiniLM-L6-v2)",
      ["benchmarks/minilm_oneshot.py", "--markdown", "docs/benchmarks/minilm_oneshot.md"],
      "minilm_oneshot.md"),
+    ("offload_memory", "Peak memory of one-shot pruning: blocks in RAM vs offloaded (1.1B LLaMA "
+     "shape, CPU)",
+     ["benchmarks/offload_memory.py", "--markdown", "docs/benchmarks/offload_memory.md"],
+     "offload_memory.md"),
     ("minilm_structured_refit", "Structured one-shot pruning with a least-squares re-fit "
      "(all-MiniLM-L6-v2)",
      ["benchmarks/minilm_structured_refit.py", "--markdown",
