@@ -19,6 +19,7 @@ from .demo import demo
 from .env import env
 from .export import export
 from .measure import measure
+from .oneshot import oneshot
 from .prune import prune
 from .report import report
 from .run_recipe import run_recipe
@@ -39,6 +40,7 @@ cli.add_command(run_recipe)
 cli.add_command(analyze)
 cli.add_command(measure)
 cli.add_command(export)
+cli.add_command(oneshot)
 cli.add_command(report)
 cli.add_command(env)
 

@@ -103,6 +103,25 @@ def _meta_names(module: nn.Module, prefix: str = "") -> list[str]:
     return [prefix + n for n, p in module.named_parameters(remove_duplicate=False) if p.is_meta]
 
 
+def load_checkpoint(model_dir: str | os.PathLike[str], *,
+                    dtype: torch.dtype | None = None) -> nn.Module:
+    """A supported Hugging Face model from a local ``save_pretrained`` folder, in memory.
+
+    The class comes from ``config.json`` (``architectures``); weights from safetensors only.
+    """
+    transformers, _ = _imports()
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise ConfigError(f"{model_dir}: no config.json; point at a save_pretrained folder")
+    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    cls = _model_class(transformers, config, model_dir)
+    _checkpoint_files(model_dir)  # safetensors present, or a clear error
+    model = cls.from_pretrained(model_dir, local_files_only=True, use_safetensors=True,
+                                **({"dtype": dtype} if dtype is not None else {}))
+    family_of(model)
+    return model.eval()
+
+
 def load_offloaded(model_dir: str | os.PathLike[str], offload_dir: str | os.PathLike[str], *,
                    dtype: torch.dtype | None = None) -> nn.Module:
     """A supported Hugging Face model from ``model_dir`` with its blocks on disk.

@@ -40,12 +40,17 @@ def supported_model_types() -> list[str]:
 
 def family_of(model: nn.Module) -> Family:
     """The table row for ``model``, or :class:`ConfigError` naming the supported types."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return family_of_config(getattr(model, "config", None), type(model).__name__)
+
+
+def family_of_config(config: object, what: str = "this model") -> Family:
+    """The table row for a Hugging Face ``config`` (by its ``model_type``)."""
+    model_type = getattr(config, "model_type", None)
     for fam in FAMILIES:
         if model_type in fam.model_types:
             return fam
     raise ConfigError(
-        f"layer-by-layer pruning does not support {type(model).__name__} "
+        f"layer-by-layer pruning does not support {what} "
         f"(config.model_type={model_type!r}); supported Hugging Face model types: "
         f"{supported_model_types()}"
     )

@@ -1,0 +1,213 @@
+"""``prunekit oneshot MODEL_DIR``: one-shot, block-by-block pruning of a Hugging Face folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import Printer, emit_json, json_option, quiet_option
+
+__all__ = ["oneshot"]
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"{str(model_dir)!r} has no tokenizer files transformers can "
+                                 f"read ({exc}); save the tokenizer into the model folder",
+                                 param_hint="MODEL_DIR") from None
+
+
+def _family(model_dir: Path) -> Any:
+    """The supported family named by the folder's config.json (before any weight loads)."""
+    from transformers import AutoConfig
+
+    from ..llm.families import family_of_config
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"{str(model_dir)!r}: no readable config.json ({exc})",
+                                 param_hint="MODEL_DIR") from None
+    return family_of_config(config, str(model_dir))
+
+
+def _calibration(path: Path, tokenizer: Any, decoder: bool, samples: int, seq_len: int) -> Any:
+    """Windows of a text (decoders), one padded line each (encoders), or stored token ids."""
+    from ..llm import (
+        calibration_from_sentences,
+        calibration_from_tensors,
+        calibration_from_text,
+    )
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        tensors = load_file(path)
+        if "input_ids" not in tensors:
+            raise click.BadParameter(f"{str(path)!r} holds no 'input_ids' tensor "
+                                     f"(it has {sorted(tensors)})", param_hint="--calibration")
+        return calibration_from_tensors(tensors["input_ids"], tensors.get("attention_mask"))
+    if decoder:
+        return calibration_from_text(path, tokenizer, num_samples=samples, seq_len=seq_len)
+    lines = path.read_text(encoding="utf-8").splitlines()[:samples]
+    return calibration_from_sentences(lines, tokenizer, max_length=seq_len)
+
+
+class _Evaluation:
+    """Perplexity (decoders) or embedding fidelity to the unpruned model (encoders)."""
+
+    def __init__(self, path: Path, tokenizer: Any, decoder: bool, seq_len: int) -> None:
+        text = path.read_text(encoding="utf-8")
+        self.decoder = decoder
+        if decoder:
+            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+            windows = ids.numel() // seq_len
+            if windows < 1:
+                raise click.BadParameter(f"{str(path)!r} has {ids.numel()} tokens, fewer than "
+                                         f"one --seq-len window ({seq_len})",
+                                         param_hint="--eval-text")
+            self.ids = ids[:windows * seq_len].reshape(windows, seq_len)
+        else:
+            lines = [line for line in text.splitlines() if line.strip()]
+            self.enc = tokenizer(lines, padding=True, truncation=True, max_length=seq_len,
+                                 return_tensors="pt")
+        self.reference: Any = None
+
+    def __call__(self, model: Any) -> dict[str, float]:
+        from ..llm import embedding_fidelity, mean_pooled_embeddings, perplexity
+
+        if self.decoder:
+            return {"perplexity": perplexity(model, self.ids)}
+        emb = mean_pooled_embeddings(model, self.enc["input_ids"], self.enc["attention_mask"])
+        if self.reference is None:
+            self.reference = emb
+        return {"embedding_cosine": embedding_fidelity(self.reference, emb)}
+
+
+def _save_in_memory(model: Any, out: Path) -> None:
+    """``save_pretrained`` into a temporary sibling folder, then one rename."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@click.command("oneshot")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--calibration", "calibration_path", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Text file (decoders: windows of the text; encoders: one sentence per line) "
+                   "or a .safetensors file with input_ids [N, T] (and attention_mask).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="New folder for the pruned checkpoint (with tokenizer and oneshot.json).")
+@click.option("--method", type=click.Choice(["magnitude", "wanda", "sparsegpt"]),
+              default="wanda", show_default=True)
+@click.option("--sparsity", type=float, default=0.5, show_default=True,
+              help="Fraction of weights zeroed in every pruned layer.")
+@click.option("--pattern", default="unstructured", show_default=True,
+              help="'unstructured' or N:M such as 2:4.")
+@click.option("--swap-rounds", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Refine magnitude/Wanda masks with up to this many error-lowering swaps "
+                   "per row (needs each layer's input Hessian).")
+@click.option("--samples", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Calibration sequences.")
+@click.option("--seq-len", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Tokens per calibration sequence (encoders: longest sentence).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default=None,
+              help="Cast floating-point weights as they load [default: the checkpoint's].")
+@click.option("--offload-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep every block but the one being pruned on disk here (models larger "
+                   "than RAM).")
+@click.option("--eval-text", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Held-out text: perplexity (decoders) or embedding cosine to "
+                                 "the unpruned model (encoders), before and after.")
+@json_option
+@quiet_option
+def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str, sparsity: float,
+            pattern: str, swap_rounds: int, samples: int, seq_len: int, batch_size: int,
+            dtype: str | None, offload_dir: Path | None, eval_text: Path | None,
+            as_json: bool, quiet: bool) -> None:
+    """Prune the Hugging Face model in MODEL_DIR one block at a time from calibration data
+    (magnitude, Wanda or SparseGPT; unstructured or N:M) and save it to --out."""
+    import torch
+
+    from ..errors import ConfigError
+    from ..files import atomic_write_text
+    from ..llm import OneShotConfig, load_offloaded, prune_sequential, save_offloaded
+    from ..llm.checkpoint import load_checkpoint
+
+    try:
+        config = OneShotConfig(method=method, sparsity=sparsity, pattern=pattern,
+                               batch_size=batch_size, swap_rounds=swap_rounds)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise click.BadParameter(f"{str(out)!r} already exists and is not empty; choose a new "
+                                 "folder", param_hint="--out")
+    if eval_text is not None and offload_dir is not None:
+        raise click.UsageError("--eval-text runs the whole model, which --offload-dir keeps on "
+                               "disk; drop one of them (evaluate the saved folder instead)")
+    printer = Printer(quiet=quiet or as_json)
+    torch_dtype = getattr(torch, dtype) if dtype else None
+    t0 = time.perf_counter()
+    decoder = _family(model_dir).decoder
+    tokenizer = _tokenizer(model_dir)
+    data = _calibration(calibration_path, tokenizer, decoder, samples, seq_len)
+    evaluate = _Evaluation(eval_text, tokenizer, decoder, seq_len) if eval_text else None
+    if offload_dir is not None:
+        printer.info(f"loading {model_dir} with its blocks offloaded to {offload_dir}")
+        model = load_offloaded(model_dir, offload_dir, dtype=torch_dtype)
+    else:
+        printer.info(f"loading {model_dir}")
+        model = load_checkpoint(model_dir, dtype=torch_dtype)
+    before = evaluate(model) if evaluate else None
+    printer.info(f"pruning: {method}, {pattern}, sparsity {sparsity:g}, "
+                 f"{data.num_samples} calibration sequences of {data.seq_len} tokens")
+    result = prune_sequential(model, data, config, offload_dir=offload_dir,
+                              keep_offloaded=offload_dir is not None)
+    after = evaluate(model) if evaluate else None
+    if offload_dir is not None:
+        save_offloaded(model, offload_dir, out)
+    else:
+        _save_in_memory(model, out)
+    tokenizer.save_pretrained(out)
+    summary: dict[str, Any] = {
+        "schema": "prunekit.oneshot", "version": 1, "model": str(model_dir), "out": str(out),
+        "config": {"method": method, "sparsity": sparsity, "pattern": pattern,
+                   "swap_rounds": swap_rounds, "batch_size": batch_size},
+        "calibration": {"path": str(calibration_path), "sequences": data.num_samples,
+                        "seq_len": data.seq_len},
+        "achieved_sparsity": result.sparsity, "layers": len(result.layers),
+        "prune_seconds": result.seconds, "total_seconds": time.perf_counter() - t0,
+        "offloaded": offload_dir is not None,
+        "evaluation": None if evaluate is None else {"text": str(eval_text), "before": before,
+                                                    "after": after},
+    }
+    atomic_write_text(out / "oneshot.json", json.dumps(summary, indent=1) + "\n")
+    if as_json:
+        emit_json(summary)
+        return
+    printer.result(f"pruned {len(result.layers)} layers to {result.sparsity:.1%} zeros in "
+                   f"{result.seconds:.1f} s; saved to {out}")
+    if before is not None and after is not None:
+        for key in after:
+            printer.result(f"{key.replace('_', ' ')}: {before[key]:.4g} -> {after[key]:.4g}")
