@@ -95,8 +95,15 @@ def tp_prune(model: torch.nn.Module, x: torch.Tensor, ratio: float) -> str:
     return f"MetaPruner, L2 magnitude, {ratio:.0%} of channels per layer"
 
 
-def make_jobs(sp: Split, ratios: list[float], targets: list[float]
-              ) -> tuple[dict[str, tuple[str, Prune]], float]:
+def tp_kept_counts(model: torch.nn.Module, ratio: float) -> dict[str, int]:
+    """Channels Torch-Pruning keeps per conv at ``ratio``: ``int(n * (1 - ratio))``, so it
+    removes at least the ratio; prunekit keeps ``n - floor(ratio * n)``, removing at most it."""
+    return {name: int(m.out_channels * (1 - ratio)) for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Conv2d)}
+
+
+def make_jobs(sp: Split, ratios: list[float], targets: list[float],
+              matched: tuple[float, ...] = ()) -> tuple[dict[str, tuple[str, Prune]], float]:
     """Row key -> (tool, prune a copy of the dense model); and the sensitivity seconds."""
     jobs: dict[str, tuple[str, Prune]] = {}
 
@@ -109,9 +116,21 @@ def make_jobs(sp: Split, ratios: list[float], targets: list[float]
             return f"uniform, L2, {ratio:.0%} of channels per group"
         return run
 
+    def pk_matched_job(ratio: float) -> Prune:
+        def run(m: torch.nn.Module) -> str:
+            kept = tp_kept_counts(m, ratio)
+            sizes = {name: m.get_submodule(name).out_channels for name in kept}
+            overrides = {name: (sizes[name] - k) / sizes[name] for name, k in kept.items()}
+            prunekit.prune(m, sp.x, config=prunekit.PruneConfig(overrides=overrides))
+            counts = "/".join(str(k) for k in kept.values())
+            return f"uniform, L2, Torch-Pruning's kept counts at {ratio:.0%} ({counts})"
+        return run
+
     for ratio in ratios:
         jobs[f"tp{ratio:g}"] = ("TP", tp_job(ratio))
         jobs[f"pk{ratio:g}"] = ("prunekit", pk_job(ratio))
+        if ratio in matched:
+            jobs[f"pkm{ratio:g}"] = ("prunekit", pk_matched_job(ratio))
     if not targets:
         return jobs, 0.0
     t0 = time.perf_counter()
@@ -161,6 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ratios", default="0.5,0.75,0.8,0.85,0.88,0.9")
     parser.add_argument("--targets", default="30,40,50", help="MACs× for auto rows")
+    parser.add_argument("--matched", default="0.85,0.9",
+                        help="ratios that also get a prunekit row at Torch-Pruning's kept counts")
     parser.add_argument("--epochs", type=int, default=60, help="fine-tuning epochs per row")
     parser.add_argument("--lr", type=float, default=1e-2, help="fine-tuning learning rate")
     parser.add_argument("--mixup", type=float, default=0.4, help="Beta parameter; 0 = off")
@@ -189,7 +210,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = [{"tool": "dense", "what": f"trained {DENSE.epochs} epochs",
                                    "key": "dense", "macs_x": 1.0, "params_x": 1.0,
                                    "acc": sp.acc, "epochs": 0, "seconds": 0.0}]
-    jobs, sens_s = make_jobs(sp, floats(args.ratios), floats(args.targets))
+    jobs, sens_s = make_jobs(sp, floats(args.ratios), floats(args.targets),
+                             tuple(floats(args.matched)))
     for key, (tool, job) in jobs.items():
         rows.append(recover(sp, tool, key, job, SEED + 1, ft, distill))
     rows.append(gradual(sp, args, ft, distill))
@@ -303,6 +325,12 @@ def render(result: dict[str, Any], args: argparse.Namespace, ft: FinetuneConfig,
         "exploratory runs (30 vs 60 epochs, pixel-shift augmentation) were looked at"),
         ("- MACs and parameters counted by `prunekit.measure` (FlopCounterMode) for both "
         "tools; Torch-Pruning ignores the classifier; prunekit never prunes model outputs"),
+        ("- the same ratio is not the same size: Torch-Pruning keeps `int(n × (1 − ratio))` "
+        "channels of a layer of n (it removes at least the ratio), prunekit keeps "
+        "`n − floor(ratio × n)` (it removes at most the ratio), and one channel more or less "
+        "in every layer compounds in the MACs. Compare rows by their MACs× column; "
+        "the rows \"Torch-Pruning's kept counts\" prune prunekit to exactly Torch-Pruning's "
+        "sizes (per-group `overrides`), so only the choice of channels differs"),
         ("- auto rows: `analyze_sensitivity` (each group alone at 0.1…0.9, no fine-tuning, on "
         "the validation split: a ranking of layers, not a selection of results) then "
         f"`allocate(macs_reduction=…)`; sensitivity took {result['sensitivity_seconds']:.1f} s"),
