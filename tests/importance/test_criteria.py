@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -68,6 +69,41 @@ def test_l2_reductions_across_members(reduce: str) -> None:
     pair = torch.tensor([[a[u].norm(), b[u].norm()] for u in range(N)])
     expected = pair.mean(dim=1) if reduce == "mean" else pair.amax(dim=1)
     torch.testing.assert_close(get_importance("l2", reduce=reduce)(group), expected)
+
+
+def test_group_l2_is_the_norm_of_each_units_whole_weight_vector_without_biases() -> None:
+    group, w1, w2 = _conv_group()
+    a, b = _ref_units(w1, w2)
+    bias = torch.tensor([1e3, 0.0, 0.0, 0.0, 0.0, 0.0])  # a huge offset on unit 0
+    with_bias = GroupSlices(group.name, N, (*group.members,
+                                            MemberSlice("conv1.bias", bias, 0, group.members[0].index)))
+    expected = torch.tensor([torch.cat([a[u], b[u]]).norm() ** 2 for u in range(N)])
+    torch.testing.assert_close(get_importance("group_l2")(with_bias), expected)
+    # the squared sum is not the sum of norms: the two criteria can rank units differently
+    assert not torch.allclose(expected.sqrt(), get_importance("l2")(group))
+
+
+def test_group_l2_chooses_torch_prunings_l2_channels() -> None:
+    tp = pytest.importorskip("torch_pruning")
+    import prunekit
+    from prunekit.models.digits_cnn import DigitsCNN
+
+    torch.manual_seed(0)
+    dense = DigitsCNN()
+    for p in dense.parameters():  # trained-looking spread of norms, biases included
+        p.data.normal_(0.0, 1.0)
+    x = torch.randn(2, 1, 8, 8)
+    ours, theirs = copy.deepcopy(dense), copy.deepcopy(dense)
+    counts = {"features.0.0": 4, "features.1.0": 9, "features.3.0": 19}  # TP's kept at 85%
+    prunekit.prune(ours, x, config=prunekit.PruneConfig(
+        importance="group_l2",
+        overrides={n: (ours.get_submodule(n).out_channels - k) / ours.get_submodule(n).out_channels
+                   for n, k in counts.items()}))
+    pruner = tp.pruner.MetaPruner(theirs, x, importance=tp.importance.MagnitudeImportance(p=2),
+                                  pruning_ratio=0.85, ignored_layers=[theirs.classifier])
+    pruner.step()
+    for name, tensor in theirs.state_dict().items():
+        assert torch.equal(tensor, ours.state_dict()[name]), name
 
 
 def test_magnitude_ignores_buffers() -> None:
@@ -366,7 +402,7 @@ def test_unknown_name_lists_available() -> None:
 
 def test_all_criteria_registered_and_instances_pass_through() -> None:
     expected = {
-        "l1", "l2", "random", "gradient", "taylor", "activation", "apoz",
+        "l1", "l2", "group_l2", "random", "gradient", "taylor", "activation", "apoz",
         "bn_scale", "redundancy", "geometric_median",
     }
     assert expected <= set(available_importances())
