@@ -206,6 +206,44 @@ def error_status(exc: BaseException, where: str = "") -> str:
 
 
 # ----------------------------------------------------------------------------------------
+# Memory
+# ----------------------------------------------------------------------------------------
+
+def status_gb(field: str) -> float:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``RssAnon``, ...) in GiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+class AnonPeak:
+    """Samples ``RssAnon`` (memory not backed by a file) every few ms in a thread.
+
+    ``ru_maxrss`` also counts pages of memory-mapped files (safetensors are read through
+    mmap), which the kernel can drop at any time; the anonymous part is what the process
+    really holds.
+    """
+
+    def __init__(self, every_s: float = 0.002) -> None:
+        import threading
+
+        self.peak = status_gb("RssAnon")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self.peak = max(self.peak, status_gb("RssAnon"))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, status_gb("RssAnon"))
+
+
+# ----------------------------------------------------------------------------------------
 # Markdown header
 # ----------------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from _common import command_line, cpu_model, emit, run_worker, version
+from _common import AnonPeak, command_line, cpu_model, emit, run_worker, status_gb, version
 
 SHAPES = {  # name: (hidden, intermediate, layers, heads, kv heads, vocab)
     "1.1b": (2048, 5632, 22, 32, 4, 32000),
@@ -39,39 +39,6 @@ def _config(shape: str):  # type: ignore[no-untyped-def]
     return LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
                        num_attention_heads=heads, num_key_value_heads=kv, vocab_size=vocab,
                        max_position_embeddings=2048, tie_word_embeddings=False)
-
-
-def _status_gb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
-
-
-class AnonPeak:
-    """Samples ``RssAnon`` (memory not backed by a file) every few ms in a thread.
-
-    ``ru_maxrss`` also counts pages of memory-mapped files (safetensors are read through
-    mmap), which the kernel can drop at any time; the anonymous part is what the process
-    really holds.
-    """
-
-    def __init__(self, every_s: float = 0.002) -> None:
-        import threading
-
-        self.peak = _status_gb("RssAnon")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
-        self._thread.start()
-
-    def _run(self, every_s: float) -> None:
-        while not self._stop.wait(every_s):
-            self.peak = max(self.peak, _status_gb("RssAnon"))
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return max(self.peak, _status_gb("RssAnon"))
 
 
 def _peak_gb() -> float:
@@ -105,7 +72,7 @@ def prune_worker(mode: str, shape: str, work: Path, samples: int, seq_len: int) 
     vocab = SHAPES[shape][5]
     data = calibration_from_tensors(torch.randint(0, vocab, (samples, seq_len)))
     config = OneShotConfig(method="wanda", sparsity=0.5, batch_size=4)
-    baseline, anon_baseline = _status_gb("VmRSS"), _status_gb("RssAnon")
+    baseline, anon_baseline = status_gb("VmRSS"), status_gb("RssAnon")
     anon = AnonPeak()
     t0 = time.perf_counter()
     if mode == "memory":

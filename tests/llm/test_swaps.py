@@ -6,6 +6,8 @@ import itertools
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import calibration
 
 from prunekit.errors import ConfigError
@@ -133,3 +135,28 @@ def test_pipeline_with_swaps_prunes_every_layer_exactly(tiny_model, pattern: str
             assert torch.all((w.view(w.shape[0], -1, 4) == 0).sum(dim=2) == 2)
         else:
             assert torch.all((w == 0).sum(dim=1) == w.shape[1] // 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 5), groups=st.integers(1, 6), seed=st.integers(0, 2**16),
+       nm=st.sampled_from([None, (1, 4), (2, 4), (4, 8)]),
+       sparsity=st.sampled_from([0.25, 0.5, 0.75]))
+def test_generated_layers_keep_pattern_and_never_lose(rows: int, groups: int, seed: int,
+                                                      nm: tuple[int, int] | None,
+                                                      sparsity: float) -> None:
+    cols = groups * (nm[1] if nm else 4)
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, cols, generator=g, dtype=torch.float64)
+    x = torch.randn(3 * cols, cols, generator=g, dtype=torch.float64)
+    x[:, 0] += 5 * x[:, -1]  # some correlation between features
+    h = x.t() @ x / x.shape[0]
+    start = prune_mask(torch.rand(rows, cols, generator=g, dtype=torch.float64),
+                       sparsity, nm)
+    refined = swap_refine(w, h, start, nm=nm, max_rounds=300)
+    assert torch.all(reconstruction_error(w, h, refined)
+                     <= reconstruction_error(w, h, start) * (1 + 1e-12) + 1e-12)
+    if nm is None:
+        assert torch.equal(refined.sum(dim=1), start.sum(dim=1))
+    else:
+        kept = (~refined).view(rows, -1, nm[1]).sum(dim=2)
+        assert torch.all(kept == nm[0])
