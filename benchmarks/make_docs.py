@@ -54,6 +54,10 @@ JOBS: list[tuple[str, str, list[str], str]] = [
      "shape, CPU)",
      ["benchmarks/offload_memory.py", "--markdown", "docs/benchmarks/offload_memory.md"],
      "offload_memory.md"),
+    ("llm_prune_time", "One-shot pruning time and memory, 1.1B LLaMA shape (CPU)",
+     ["benchmarks/llm_prune_time.py", "--device", "cpu", "--shape", "1.1b", "--samples", "8",
+      "--seq-len", "256", "--markdown", "docs/benchmarks/llm_prune_time_cpu.md"],
+     "llm_prune_time_cpu.md"),
     ("minilm_structured_refit", "Structured one-shot pruning with a least-squares re-fit "
      "(all-MiniLM-L6-v2)",
      ["benchmarks/minilm_structured_refit.py", "--markdown",

@@ -48,62 +48,77 @@ def reconstruction_error(weight: torch.Tensor, hessian: torch.Tensor,
 
 
 def _best_unstructured(w: torch.Tensor, r: torch.Tensor, pruned: torch.Tensor,
-                       hessian: torch.Tensor, diag: torch.Tensor
+                       hessian: torch.Tensor, wwd: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per row: (error change, index given back, index pruned instead)."""
+    """Per row: (error change, index given back, index pruned instead).
+
+    ``wwd`` is ``w * w * diag(H)``: the error of pruning a weight alone.
+    """
     rows = torch.arange(w.shape[0], device=w.device)
-    gain = (2 * w * r - w * w * diag).masked_fill(~pruned, float("-inf"))
+    gain = torch.addcmul(-wwd, w, r, value=2.0).masked_fill_(~pruned, float("-inf"))
     best_gain, grow = gain.max(dim=1)
-    r_after = r - w[rows, grow, None] * hessian[grow]
-    cost = (2 * w * r_after + w * w * diag).masked_fill(pruned, float("inf"))
+    r_after = torch.addcmul(r, w[rows, grow, None], hessian[grow], value=-1.0)
+    cost = torch.addcmul(wwd, w, r_after, value=2.0).masked_fill_(pruned, float("inf"))
     best_cost, cut = cost.min(dim=1)
     return best_cost - best_gain, grow, cut
 
 
-def _best_nm(w: torch.Tensor, r: torch.Tensor, pruned: torch.Tensor, blocks: torch.Tensor,
-             diag: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _pair_terms(w: torch.Tensor, blocks: torch.Tensor, m: int) -> torch.Tensor:
+    """``-2 w_j w_k H_jk`` for every ordered pair inside each group of ``m``: constant."""
+    wg = w.view(w.shape[0], -1, m)
+    return -2.0 * wg[..., :, None] * wg[..., None, :] * blocks
+
+
+def _best_nm(w: torch.Tensor, r: torch.Tensor, pruned: torch.Tensor, pairs: torch.Tensor,
+             wwd: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per row: the best (given back, pruned instead) pair inside one group of ``m``."""
-    rows, cols = w.shape
-    groups = cols // m
-    wg, rg, pg = w.view(rows, groups, m), r.view(rows, groups, m), pruned.view(rows, groups, m)
-    dg = diag.view(groups, m)
-    give_back = -2 * wg * rg + wg * wg * dg
-    prune = 2 * wg * rg + wg * wg * dg
-    cross = -2 * wg[..., :, None] * wg[..., None, :] * blocks  # [rows, groups, back, cut]
-    delta = give_back[..., :, None] + prune[..., None, :] + cross
+    rows = w.shape[0]
+    twr = (2.0 * w * r).view(rows, -1, m)
+    wwd_g = wwd.view(rows, -1, m)
+    pg = pruned.view(rows, -1, m)
+    delta = (wwd_g - twr)[..., :, None] + (wwd_g + twr)[..., None, :] + pairs
     valid = pg[..., :, None] & ~pg[..., None, :]
-    best, flat = delta.masked_fill(~valid, float("inf")).view(rows, -1).min(dim=1)
+    best, flat = delta.masked_fill_(~valid, float("inf")).view(rows, -1).min(dim=1)
     group, pair = flat // (m * m), flat % (m * m)
     return best, group * m + pair // m, group * m + pair % m
 
 
 def _refine_rows(w: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
                  nm: tuple[int, int] | None, max_rounds: int) -> torch.Tensor:
-    diag = hessian.diagonal()
-    blocks = None
+    """Swap until no row improves; rows that stop are stored and dropped from the work."""
+    out = pruned
+    pruned = pruned.clone()
+    wwd = w * w * hessian.diagonal()
+    tol = 1e-7 * wwd.sum(dim=1)
+    pairs = None
     if nm is not None:
         g, m = w.shape[1] // nm[1], nm[1]
         blocks = torch.diagonal(hessian.view(g, m, g, m), dim1=0, dim2=2).permute(2, 0, 1)
-    active = torch.arange(w.shape[0], device=w.device)
+        pairs = _pair_terms(w, blocks, m)
+    ids = torch.arange(w.shape[0], device=w.device)
     r = (w * pruned) @ hessian
-    tol = 1e-7 * (w * w * diag).sum(dim=1)
     for round_ in range(max_rounds):
         if round_ and round_ % _REFRESH_EVERY == 0:
-            r[active] = (w[active] * pruned[active]) @ hessian
-        wa, ra, pa = w[active], r[active], pruned[active]
-        if blocks is None:
-            delta, grow, cut = _best_unstructured(wa, ra, pa, hessian, diag)
+            r = (w * pruned) @ hessian
+        if pairs is None:
+            delta, grow, cut = _best_unstructured(w, r, pruned, hessian, wwd)
         else:
-            delta, grow, cut = _best_nm(wa, ra, pa, blocks, diag, nm[1])
-        improves = delta < -tol[active]
+            delta, grow, cut = _best_nm(w, r, pruned, pairs, wwd, nm[1])
+        improves = delta < -tol
         if not bool(improves.any()):
             break
-        rows, grow, cut = active[improves], grow[improves], cut[improves]
+        if not bool(improves.all()):  # rows without a helpful swap are final
+            out[ids[~improves]] = pruned[~improves]
+            ids, w, r, pruned, wwd, tol, grow, cut = (
+                t[improves] for t in (ids, w, r, pruned, wwd, tol, grow, cut))
+            pairs = None if pairs is None else pairs[improves]
+        rows = torch.arange(w.shape[0], device=w.device)
         pruned[rows, grow] = False
         pruned[rows, cut] = True
-        r[rows] += w[rows, cut, None] * hessian[cut] - w[rows, grow, None] * hessian[grow]
-        active = rows
-    return pruned
+        r.addcmul_(w[rows, cut, None], hessian[cut]).addcmul_(w[rows, grow, None],
+                                                               hessian[grow], value=-1.0)
+    out[ids] = pruned
+    return out
 
 
 @torch.no_grad()
@@ -122,6 +137,6 @@ def swap_refine(weight: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tenso
     out = pruned.clone()
     for start in range(0, weight.shape[0], row_chunk):
         w = weight[start:start + row_chunk].to(dtype)
-        out[start:start + row_chunk] = _refine_rows(w, h, out[start:start + row_chunk].clone(),
+        out[start:start + row_chunk] = _refine_rows(w, h, out[start:start + row_chunk],
                                                     nm, max_rounds)
     return out
