@@ -153,3 +153,18 @@ def test_atomic_write_gives_new_files_the_usual_permissions(tmp_path: Path) -> N
         os.umask(old)
     assert (tmp_path / "plan.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "plan.json").read_text() == "{}"
+
+
+def test_atomic_directory_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    from prunekit.files import atomic_directory
+
+    with atomic_directory(tmp_path / "out") as tmp:
+        (tmp / "a.txt").write_text("a")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.txt"]
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "failed") as tmp:
+        (tmp / "b.txt").write_text("b")
+        raise RuntimeError("stop")
+    with pytest.raises(OSError), atomic_directory(tmp_path / "out") as tmp:
+        (tmp / "c.txt").write_text("c")  # the target is not empty: it is kept as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.txt"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -96,20 +94,6 @@ class _Evaluation:
         return {"embedding_cosine": embedding_fidelity(self.reference, emb)}
 
 
-def _save_in_memory(model: Any, out: Path) -> None:
-    """``save_pretrained`` into a temporary sibling folder, then one rename."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.save_pretrained(tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 @click.command("oneshot")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--calibration", "calibration_path", required=True,
@@ -151,7 +135,7 @@ def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str, spa
     import torch
 
     from ..errors import ConfigError
-    from ..files import atomic_write_text
+    from ..files import atomic_directory, atomic_write_text
     from ..llm import OneShotConfig, load_offloaded, prune_sequential, save_offloaded
     from ..llm.checkpoint import load_checkpoint
 
@@ -188,7 +172,8 @@ def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str, spa
     if offload_dir is not None:
         save_offloaded(model, offload_dir, out)
     else:
-        _save_in_memory(model, out)
+        with atomic_directory(out) as tmp:
+            model.save_pretrained(tmp)
     tokenizer.save_pretrained(out)
     summary: dict[str, Any] = {
         "schema": "prunekit.oneshot", "version": 1, "model": str(model_dir), "out": str(out),

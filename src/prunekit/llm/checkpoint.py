@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..files import atomic_write_text
+from ..files import atomic_directory, atomic_write_text
 from .families import family_of, find_blocks
 from .offload import block_file, block_prefixes, on_meta, write_block
 
@@ -61,7 +60,12 @@ def _checkpoint_files(model_dir: Path) -> dict[str, Path]:
     )
 
 
-def _model_class(transformers: Any, config: Any, model_dir: Path) -> type[nn.Module]:
+def _config_and_class(model_dir: Path) -> tuple[Any, type[nn.Module]]:
+    """The folder's config and the model class its ``architectures`` names."""
+    transformers, _ = _imports()
+    if not (model_dir / "config.json").is_file():
+        raise ConfigError(f"{model_dir}: no config.json; point at a save_pretrained folder")
+    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
     archs = list(getattr(config, "architectures", None) or [])
     cls = getattr(transformers, archs[0], None) if archs else None
     if cls is None:
@@ -70,7 +74,7 @@ def _model_class(transformers: Any, config: Any, model_dir: Path) -> type[nn.Mod
             f"(architectures={archs!r}); save the model with save_pretrained so the config "
             "records its class"
         )
-    return cls
+    return config, cls
 
 
 @contextmanager
@@ -109,12 +113,8 @@ def load_checkpoint(model_dir: str | os.PathLike[str], *,
 
     The class comes from ``config.json`` (``architectures``); weights from safetensors only.
     """
-    transformers, _ = _imports()
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise ConfigError(f"{model_dir}: no config.json; point at a save_pretrained folder")
-    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
-    cls = _model_class(transformers, config, model_dir)
+    _, cls = _config_and_class(model_dir)
     _checkpoint_files(model_dir)  # safetensors present, or a clear error
     model = cls.from_pretrained(model_dir, local_files_only=True, use_safetensors=True,
                                 **({"dtype": dtype} if dtype is not None else {}))
@@ -132,12 +132,9 @@ def load_offloaded(model_dir: str | os.PathLike[str], offload_dir: str | os.Path
     is about one block plus the rest. Weights keep the checkpoint's dtype unless ``dtype``
     is given (floating-point weights are then cast as they load).
     """
-    transformers, accelerate = _imports()
+    _, accelerate = _imports()
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise ConfigError(f"{model_dir}: no config.json; point at a save_pretrained folder")
-    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
-    cls = _model_class(transformers, config, model_dir)
+    config, cls = _config_and_class(model_dir)
     files = _checkpoint_files(model_dir)
     with accelerate.init_empty_weights(include_buffers=False):
         model = cls(config)
@@ -205,10 +202,7 @@ def save_offloaded(model: nn.Module, offload_dir: str | os.PathLike[str],
     blocks = find_blocks(model)
     prefixes = block_prefixes(model, blocks)
     keep = set(model.state_dict().keys())
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_directory(out) as tmp:
         weight_map: dict[str, str] = {}
         rest: dict[str, torch.Tensor] = {}
         seen: set[int] = set()
@@ -241,10 +235,4 @@ def save_offloaded(model: nn.Module, offload_dir: str | os.PathLike[str],
         atomic_write_text(tmp / INDEX_NAME, json.dumps(
             {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))},
             indent=2))
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
