@@ -24,13 +24,16 @@ def inverse_hessian_cholesky(hessian: torch.Tensor, damp: float,
     """Upper Cholesky factor of ``(H + damp * mean(diag H) I)^{-1}``; raises if never PD."""
     h = hessian.to(torch.float64 if hessian.device.type == "cpu" else torch.float32)
     mean_diag = float(torch.diag(h).mean()) or 1.0
-    eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
-    for attempt in range(retries):
-        lam = damp * mean_diag * (10.0 ** attempt)
-        chol, info = torch.linalg.cholesky_ex(h + lam * eye)
+    for attempt in range(retries):  # at most three [cols, cols] matrices alive at a time
+        damped = h.clone()
+        damped.diagonal().add_(damp * mean_diag * (10.0 ** attempt))
+        chol, info = torch.linalg.cholesky_ex(damped)
+        del damped
         if int(info) == 0:
             hinv = torch.cholesky_inverse(chol)
+            del chol
             upper, info = torch.linalg.cholesky_ex(hinv, upper=True)
+            del hinv
             if int(info) == 0:
                 return upper.to(torch.float32)
     raise PrunekitError(
