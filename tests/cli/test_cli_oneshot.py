@@ -89,3 +89,17 @@ def test_bad_requests_are_one_line_errors(cli: Runner, tiny_llama: Path, tmp_pat
     code, _, err = cli(["oneshot", str(minilm.get_model_path().parent), "--calibration",
                         str(DATA / "minilm_calibration.txt"), "--out", str(tmp_path / "d")])
     assert code == 2 and "config.json" in err
+
+
+def test_calibration_from_stored_token_ids(cli: Runner, tiny_llama: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    ids = torch.randint(0, 1000, (3, 16), generator=torch.Generator().manual_seed(0))
+    save_file({"input_ids": ids}, str(tmp_path / "ids.safetensors"))
+    result = _run_json(cli, [str(tiny_llama), "--calibration", str(tmp_path / "ids.safetensors"),
+                             "--out", str(tmp_path / "out")])
+    assert result["calibration"]["sequences"] == 3 and result["calibration"]["seq_len"] == 16
+    save_file({"tokens": ids}, str(tmp_path / "bad.safetensors"))
+    code, _, err = cli(["oneshot", str(tiny_llama), "--calibration",
+                        str(tmp_path / "bad.safetensors"), "--out", str(tmp_path / "bad")])
+    assert code == 2 and "no 'input_ids'" in err and "tokens" in err

@@ -121,6 +121,9 @@ def test_save_refuses_a_used_folder_and_leaves_nothing_half_written(tiny_model: 
     find_blocks(model)[1].to_empty(device="meta")  # offloaded, but no file
     with pytest.raises(ConfigError, match="block 1 is offloaded"):
         save_offloaded(model, tmp_path / "blocks", tmp_path / "new")
+    model.model.embed_tokens.to_empty(device="meta")  # outside the blocks: must be in memory
+    with pytest.raises(ConfigError, match="embed_tokens.weight is not in memory"):
+        save_offloaded(model, tmp_path / "blocks", tmp_path / "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
