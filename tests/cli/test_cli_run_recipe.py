@@ -22,7 +22,8 @@ def test_example_recipe_runs(cli: Runner, tmp_path: Path) -> None:
     assert code == 0
     report = json.loads(stdout)["report"]
     assert report["settings"]["run"]["finetune"]["epochs"] == 2
-    assert report["settings"]["run"]["distill"] == {"temperature": 2.0, "alpha": 0.9}
+    assert report["settings"]["run"]["distill"] == {"temperature": 2.0, "alpha": 0.9,
+                                                    "features": [], "feature_weight": 1.0}
     assert report["after"]["macs"] < report["before"]["macs"]
     assert (tmp_path / "o" / "pruned" / "model.safetensors").is_file()
 
@@ -34,6 +35,8 @@ def test_recipe_maps_onto_config_objects() -> None:
     assert config.prune.ignore == ("fc*",) and config.prune.input_features == ((0, 1),)
     assert config.distill is None and config.model.input_shape == (1, 64)
     assert config.finetune.epochs == 0  # RunConfig's default, not FinetuneConfig's
+    config = recipe_from_dict({"distill": {"features": ["features.1", "features.3"]}})
+    assert config.distill is not None and config.distill.features == ("features.1", "features.3")
 
 
 @pytest.mark.parametrize("text, message", [

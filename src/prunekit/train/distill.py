@@ -5,6 +5,8 @@
 
 The ``T**2`` factor keeps the gradient scale of the soft term independent of ``T``
 (Hinton et al., 2015). The soft term is exactly zero when student and teacher logits agree.
+With ``features`` named, ``feature_weight`` times the relative feature mismatch of
+:mod:`.features` is added (FitNets-style hints through a trained linear adapter).
 """
 
 from __future__ import annotations
@@ -22,12 +24,33 @@ __all__ = ["DistillConfig", "distillation_loss", "distilled_loss"]
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Distillation settings: ``temperature`` T > 0 and soft-loss weight ``alpha`` in [0, 1]."""
+    """Distillation settings.
+
+    - ``temperature`` T > 0 and soft-loss weight ``alpha`` in [0, 1].
+    - ``features``: module names (as in ``model.named_modules()``, the same in the pruned
+      student and the teacher) whose outputs the student should match; empty: logits only.
+    - ``feature_weight`` >= 0: weight of the feature term, which is relative to the teacher's
+      feature energy (1 means a mismatch as large as the feature itself costs 1).
+    """
 
     temperature: float = 4.0
     alpha: float = 0.7
+    features: tuple[str, ...] = ()
+    feature_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        features = (self.features,) if isinstance(self.features, str) else self.features
+        if not isinstance(features, (tuple, list)) or not all(
+                isinstance(n, str) and n for n in features):
+            raise ConfigError(f"distillation features must be a list of module names, got "
+                              f"{self.features!r}")
+        if len(set(features)) != len(features):
+            raise ConfigError(f"distillation features name a module twice: {list(features)}")
+        object.__setattr__(self, "features", tuple(features))
+        if (not isinstance(self.feature_weight, (int, float)) or isinstance(self.feature_weight, bool)
+                or not 0.0 <= self.feature_weight < float("inf")):
+            raise ConfigError(f"distillation feature_weight must be a finite number >= 0, got "
+                              f"{self.feature_weight!r}")
         if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
             raise ConfigError(f"distillation temperature must be > 0, got {self.temperature!r}")
         if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:

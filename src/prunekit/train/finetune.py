@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .distill import DistillConfig, distilled_loss
+from .features import FeatureMatcher
 from .mixup import Mixup, mixed_task_loss
 
 __all__ = [
@@ -221,6 +222,18 @@ def _improved(value: float, best: float, config: FinetuneConfig) -> bool:
     return value < best - config.min_delta
 
 
+def _feature_matcher(model: nn.Module, teacher: nn.Module, names: tuple[str, ...],
+                     val_loader: Iterable[Any], device: torch.device) -> FeatureMatcher:
+    """Hooks for feature distillation, with adapters fitted on the first validation batch."""
+    matcher = FeatureMatcher(model, teacher, names)
+    probe = next(iter(val_loader), None)
+    if probe is None:
+        raise ConfigError("the validation loader yielded no batches")
+    inputs, _ = _to_device(_split(probe), device)
+    matcher.attach(lambda m: _call(m, inputs))
+    return matcher
+
+
 def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable[Any],
              config: FinetuneConfig | None = None, *, loss_fn: LossFn | None = None,
              metric_fn: MetricFn = accuracy, teacher: nn.Module | None = None,
@@ -231,7 +244,9 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
     ``loss_fn(outputs, targets)`` defaults to cross-entropy. With a ``teacher`` (for example
     the unpruned model), the loss becomes the distillation blend of :mod:`.distill`
     (``distill`` defaults to :class:`DistillConfig()`); the teacher runs in eval mode without
-    gradients and is moved to the student's device. ``on_epoch`` is called after each epoch.
+    gradients and is moved to the student's device. With ``distill.features``, the adapters of
+    :mod:`.features` are fitted on the first validation batch and trained alongside the model.
+    ``on_epoch`` is called after each epoch.
     """
     config = config if config is not None else FinetuneConfig()
     task_loss: LossFn = loss_fn if loss_fn is not None else F.cross_entropy
@@ -250,11 +265,15 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
 
     optimizer = _optimizer(model, config)
     steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
+    if config.schedule == "cosine" and not steps_per_epoch:
+        raise ConfigError("the cosine schedule needs a train loader with a length; "
+                          "use schedule='constant' for an iterable without len()")
+    matcher = None
+    if teacher is not None and distill_cfg.features:
+        matcher = _feature_matcher(model, teacher, distill_cfg.features, val_loader, device)
+        optimizer.add_param_group({"params": matcher.parameters()})
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     if config.schedule == "cosine":
-        if not steps_per_epoch:
-            raise ConfigError("the cosine schedule needs a train loader with a length; "
-                              "use schedule='constant' for an iterable without len()")
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config.epochs * steps_per_epoch)
     autocast, scaler = _autocast(device, config.amp)
@@ -282,6 +301,8 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
                         with torch.no_grad():
                             teacher_out = _call(teacher, inputs)
                         loss = distilled_loss(outputs, teacher_out, loss, distill_cfg)
+                        if matcher is not None:
+                            loss = loss + distill_cfg.feature_weight * matcher.loss()
                 if not torch.isfinite(loss):
                     raise ConfigError(f"the training loss became {float(loss)} at epoch {epoch}; "
                                       "lower the learning rate or enable grad_clip")
@@ -318,6 +339,8 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
                     break
     finally:
         model.train(was_training)
+        if matcher is not None:
+            matcher.detach()
     if config.restore_best:
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
