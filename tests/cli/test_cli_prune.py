@@ -51,6 +51,34 @@ def test_prune_csv_input_features_names_kept_columns(cli: Runner, tmp_path: Path
     assert not (tmp_path / "o" / "report.html").exists()
 
 
+def test_feature_distillation_with_pruned_input_features(cli: Runner, tmp_path: Path,
+                                                         tabular: tuple[Path, Path]) -> None:
+    # the pruned model is wrapped to read only the kept columns; the matched names follow it
+    table, source = tabular
+    code, _, err = cli(["prune", f"{source}:mlp", "--data", str(table), "--input-features",
+                        "--ratio", "0.5", "--finetune-epochs", "2", "--distill-feature", "1",
+                        "--out", str(tmp_path / "o"), "--no-html", "--json", *FAST])
+    assert code == 0, err
+    report = load_report(tmp_path / "o")
+    assert report["settings"]["run"]["distill"]["features"] == ["1"]
+    assert [p["stage"] for p in report["points"]] == ["dense", "pruned", "fine-tuned"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--distill-feature", "features.9", "--finetune-epochs", "1"],
+     "feature module 'features.9' is not in the model; close names: features.3"),
+    (["--distill-feature", "features.1"], "--distill-feature needs --finetune-epochs N"),
+    (["--distill-feature", "features.1", "--finetune-epochs", "1", "--no-distill"],
+     "--distill-feature needs --finetune-epochs N"),
+])
+def test_bad_distill_features_are_refused_before_pruning(args: list[str], message: str,
+                                                         cli: Runner, tmp_path: Path) -> None:
+    code, stdout, err = cli(["prune", "prunekit:digits_cnn", "--out", str(tmp_path / "o"),
+                             *args, *FAST])
+    assert code != 0 and message in err and "Traceback" not in err + stdout
+    assert "pruned:" not in err and not (tmp_path / "o").exists()
+
+
 def test_prune_npz_with_input_shape_and_progress(cli: Runner, tmp_path: Path,
                                                   tabular: tuple[Path, Path]) -> None:
     _, source = tabular

@@ -31,6 +31,9 @@ __all__ = ["prune"]
               help="Fine-tuning epochs after pruning (distilled from the unpruned model).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Fine-tuning rate.")
 @click.option("--no-distill", is_flag=True, help="Fine-tune on labels only.")
+@click.option("--distill-feature", "distill_features", multiple=True, metavar="MODULE",
+              help="Also match this module's output to the unpruned model's (feature "
+                   "distillation; repeat for several modules, names as in named_modules()).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -69,7 +72,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           ratio: float, importance: str, scope: str, flops_reduction: float | None,
           ignore: tuple[str, ...], round_to: int, input_shape: str | None,
           weights: Path | None, trust_pickle: bool, finetune_epochs: int, lr: float,
-          no_distill: bool, batch_size: int, seed: int, threads: int | None, repeats: int,
+          no_distill: bool, distill_features: tuple[str, ...], batch_size: int, seed: int, threads: int | None, repeats: int,
           latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool, target_macs_reduction: float | None,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
@@ -99,6 +102,9 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
                                    input_features=((0, 1),) if input_features else ())
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if distill_features and (no_distill or not finetune_epochs):
+        raise click.UsageError("--distill-feature needs --finetune-epochs N and distillation "
+                               "(drop --no-distill)")
     targets = (target_macs_reduction, target_params_reduction)
     if not iterative and (any(t is not None for t in targets) or resume):
         raise click.UsageError("--target-*-reduction and --resume need --iterative")
@@ -128,7 +134,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
                         metric=metric),
         prune=prune_config,
         finetune=FinetuneConfig(epochs=finetune_epochs, lr=lr),
-        distill=None if no_distill else DistillConfig(),
+        distill=None if no_distill else DistillConfig(features=distill_features),
         out=output,
         iterative=iterate)
     execute(config, as_json=as_json, quiet=quiet, resume=resume)

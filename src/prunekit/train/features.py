@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["FeatureMatcher"]
+__all__ = ["FeatureMatcher", "check_modules"]
 
 #: ridge term of the least-squares adapter start, relative to the mean feature energy
 _RIDGE = 1e-3
@@ -45,8 +45,14 @@ def _find(model: nn.Module, name: str, which: str) -> nn.Module:
         return modules[name]
     close = difflib.get_close_matches(name, [n for n in modules if n], n=3)
     hint = f"; close names: {', '.join(close)}" if close else ""
-    raise ConfigError(f"feature module {name!r} is not in the {which} model{hint}; "
+    raise ConfigError(f"feature module {name!r} is not in {which}{hint}; "
                       "give names from model.named_modules()")
+
+
+def check_modules(model: nn.Module, names: Sequence[str], which: str = "the model") -> None:
+    """Raise a :class:`ConfigError` naming the first of ``names`` that ``model`` lacks."""
+    for name in names:
+        _find(model, name, which)
 
 
 def _channel_dim(student: torch.Size, teacher: torch.Size, name: str) -> int | None:
@@ -100,8 +106,8 @@ class FeatureMatcher:
             raise ConfigError("feature matching needs at least one module name")
         self.names = list(names)
         self._models = {"student": student, "teacher": teacher}
-        self._student = {n: _find(student, n, "student") for n in self.names}
-        self._teacher = {n: _find(teacher, n, "teacher") for n in self.names}
+        self._student = {n: _find(student, n, "the student model") for n in self.names}
+        self._teacher = {n: _find(teacher, n, "the teacher model") for n in self.names}
         self._captured: dict[tuple[str, str], torch.Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self.adapters = nn.ModuleDict()

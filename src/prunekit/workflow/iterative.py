@@ -24,6 +24,7 @@ from ..report.build import build_report, point
 from ..report.io import write_report
 from ..report.sensitivity import attach_sensitivity
 from ..serialization import WEIGHTS, save_pruned
+from ..train.features import check_modules
 from ..train.finetune import evaluate
 from .config import RunConfig
 from .inputs import load_inputs, measure_model, task_info, train_loader, val_loader
@@ -67,6 +68,8 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     say(f"model: {config.model.spec}")
     inputs = load_inputs(config.model, config.data, seed=config.data.seed)
     model, data, example = inputs.model, inputs.data, inputs.example
+    if config.distill is not None:
+        check_modules(model, config.distill.features)
     say(f"data: {data.name}, {len(data.y_train)} train / {len(data.y_val)} validation samples")
     val = val_loader(data)
     metric = parse_metric(config.data.metric)

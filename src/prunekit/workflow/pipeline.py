@@ -8,6 +8,7 @@ written atomically into ``config.out.dir``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from ..report.io import ReportFiles, write_report
 from ..report.sensitivity import attach_sensitivity
 from ..report.stats import ModelStats
 from ..serialization import WEIGHTS, save_pruned
+from ..train.features import check_modules
 from ..train.finetune import EpochRecord, evaluate, finetune
 from .config import RunConfig
 from .inputs import load_inputs, measure_model, task_info, train_loader, val_loader
@@ -69,6 +71,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     say(f"model: {config.model.spec}")
     inputs = load_inputs(config.model, config.data)
     model, data, example = inputs.model, inputs.data, inputs.example
+    if config.finetune.epochs and config.distill is not None:
+        check_modules(model, config.distill.features)
     say(f"data: {data.name}, {len(data.y_train)} train / {len(data.y_val)} validation samples")
     if config.prune.input_features and data.x_val.ndim < 2:
         raise ConfigError("input-feature pruning needs inputs with a feature dimension 1")
@@ -117,8 +121,14 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     t0 = time.perf_counter()
     final_metric = pruned_metric
     if config.finetune.epochs:
-        tuned = finetune(student, train, val, config.finetune, teacher=teacher,
-                         distill=config.distill if teacher is not None else None,
+        distill = config.distill if teacher is not None else None
+        if teacher is not None and distill is not None and distill.features \
+                and student is not model:
+            # matched names now live under the wrapper, in the teacher's copy too
+            teacher = _SelectFeatures(teacher, list(range(data.x_val.shape[1])))
+            distill = dataclasses.replace(distill, features=tuple(
+                f"model.{name}" for name in distill.features))
+        tuned = finetune(student, train, val, config.finetune, teacher=teacher, distill=distill,
                          metric_fn=metric_fn, on_epoch=on_epoch)
         final_metric = evaluate(student, val, metric_fn)
         say(f"fine-tuned {len(tuned.history)} epoch(s): {shown(final_metric)}")
