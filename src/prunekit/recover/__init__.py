@@ -1,5 +1,6 @@
 """Recovery and automation: sensitivity analysis, latency lookup tables, automatic per-group
-ratios for a MACs, parameter or latency target or a metric budget, iterate-until-target with
+ratios for a MACs, parameter or latency target or a metric budget, layer-wise reconstruction
+without training, iterate-until-target with
 atomic checkpoints, and multi-process (DDP) fine-tuning. Plots import matplotlib only when
 drawn."""
 
@@ -16,11 +17,12 @@ from .distributed import (
 from .iterate import IterativeConfig, IterativeResult, StepRecord, iterative_prune
 from .latency import GroupLatency, LatencyTable, median_timer
 from .plots import save_sensitivity_plot, sensitivity_png
+from .reconstruct import LayerFit, ReconstructResult, reconstruct
 from .sensitivity import SensitivityConfig, SensitivityResult, analyze_sensitivity
 
 __all__ = ["Allocation", "BudgetSearch", "BudgetTrial", "CostModel", "DistributedConfig",
            "DistributedResult", "GroupLatency", "IterativeConfig", "IterativeResult",
-           "LatencyTable", "SensitivityConfig", "SensitivityResult", "StepRecord", "allocate",
+           "LatencyTable", "LayerFit", "ReconstructResult", "SensitivityConfig", "SensitivityResult", "StepRecord", "allocate",
            "analyze_sensitivity", "compose_plans", "finetune_on_rank", "iterative_prune",
-           "median_timer", "save_sensitivity_plot", "search_budget", "sensitivity_png",
+           "median_timer", "reconstruct", "save_sensitivity_plot", "search_budget", "sensitivity_png",
            "spawn_finetune", "uniform_sensitivity", "weights_digest"]

@@ -1,0 +1,130 @@
+"""Layer-wise reconstruction: exact on removable units, never worse per layer, patches that
+match every convolution setting, and clear errors."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+import prunekit
+from prunekit.errors import ConfigError
+from prunekit.models.digits_cnn import DigitsCNN
+from prunekit.recover import reconstruct
+from prunekit.recover.reconstruct import _outputs, _patches
+from prunekit.train import evaluate
+
+
+def _dead_channel_cnn() -> DigitsCNN:
+    """A CNN whose pruned channels are all-zero in every weight (so they carry nothing)."""
+    torch.manual_seed(0)
+    model = DigitsCNN(widths=(8, 12, 16)).eval()
+    dead = {"features.0": [1, 4, 6], "features.1": [0, 2, 3, 9], "features.3": [5, 7]}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        for bn in model.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                bn.running_var.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.1, 0.3)
+        for name, channels in dead.items():
+            block = model.get_submodule(name)
+            block[0].weight[channels] = 0.0
+            block[1].weight[channels] = 0.0
+            block[1].bias[channels] = 0.0
+            following = convs.index(block[0]) + 1
+            if following < len(convs):
+                convs[following].weight[:, channels] = 0.0
+    return model
+
+
+def test_removing_units_that_carry_nothing_changes_no_weight() -> None:
+    dense = _dead_channel_cnn()
+    pruned = copy.deepcopy(dense)
+    plan = prunekit.prune(pruned, torch.randn(1, 1, 8, 8), config=prunekit.PruneConfig(
+        importance="l1", overrides={"features.0.0": 3 / 8, "features.1.0": 4 / 12,
+                                    "features.3.0": 2 / 16})).plan
+    before = {k: v.clone() for k, v in pruned.state_dict().items()}
+    result = reconstruct(pruned, dense, plan, [torch.rand(16, 1, 8, 8) for _ in range(3)])
+    assert [f.name for f in result.layers] == ["features.1.0", "features.3.0", "classifier"]
+    assert all(f.error_before < 1e-10 and f.error_after < 1e-10 for f in result.layers)
+    for key, value in pruned.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=1e-6)
+
+
+def test_trained_cnn_recovers_most_accuracy_without_training(
+        trained: DigitsCNN, train_at, val: DataLoader) -> None:  # noqa: ANN001 - fixture
+    pruned = copy.deepcopy(trained)
+    plan = prunekit.prune(pruned, torch.randn(1, 1, 8, 8), ratio=0.5).plan
+    plain = evaluate(pruned, val)
+    result = reconstruct(pruned, trained, plan, train_at(0))
+    assert all(f.error_after <= f.error_before for f in result.layers)
+    assert result.layers[0].error_after < 0.5 * result.layers[0].error_before
+    dense, rebuilt = evaluate(trained, val), evaluate(pruned, val)
+    assert rebuilt > plain + 0.2 and rebuilt > dense - 0.1, (dense, plain, rebuilt)
+    assert not pruned.training and not trained.training  # modes restored (both were eval)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=True), (2, 3, 9, 7)),
+    (nn.Conv2d(3, 4, (3, 2), dilation=2, padding="same", bias=False), (2, 3, 8, 8)),
+    (nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), (1, 2, 5, 5)),
+    (nn.Conv2d(2, 3, 3), (2, 6, 6)),  # unbatched
+    (nn.Conv1d(4, 6, 5, stride=2, padding=2, padding_mode="circular"), (3, 4, 11)),
+    (nn.Conv1d(4, 6, 3), (4, 9)),  # unbatched
+    (nn.Linear(6, 3), (2, 5, 6)),
+])
+def test_patches_times_weight_is_the_layer(layer: nn.Module, shape: tuple[int, ...]) -> None:
+    x = torch.randn(shape)
+    rows = _patches(layer, x) @ layer.weight.reshape(layer.weight.shape[0], -1).t()
+    if layer.bias is not None:
+        rows = rows + layer.bias
+    torch.testing.assert_close(rows, _outputs(layer, layer(x)), rtol=1e-5, atol=1e-5)
+
+
+class _Branchy(nn.Module):
+    """A depthwise conv, a layer that never runs, and a linear on (batch, tokens, features)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.depthwise = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.mix = nn.Conv2d(8, 8, 1)
+        self.unused = nn.Linear(8, 8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mix(torch.relu(self.depthwise(torch.relu(self.stem(x)))))
+        return self.head(y.flatten(2).transpose(1, 2)).mean(1)
+
+
+def test_grouped_and_unused_layers_are_reported_not_fitted() -> None:
+    torch.manual_seed(0)
+    dense = _Branchy().eval()
+    pruned = copy.deepcopy(dense)
+    plan = prunekit.prune(pruned, torch.randn(1, 3, 6, 6), ratio=0.5).plan
+    result = reconstruct(pruned, dense, plan, [torch.randn(4, 3, 6, 6)],
+                         layers=["depthwise", "mix", "unused", "head", "stem"])
+    assert [f.name for f in result.layers] == ["stem", "mix", "head"]  # forward order
+    assert "grouped convolution" in result.skipped["depthwise"]
+    assert result.skipped["unused"] == "did not run in the forward pass"
+    assert all(f.error_after <= f.error_before + 1e-12 for f in result.layers)
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    dense = DigitsCNN(widths=(8, 12, 16)).eval()
+    pruned = copy.deepcopy(dense)
+    plan = prunekit.prune(pruned, torch.randn(1, 1, 8, 8), ratio=0.5).plan
+    batches = [torch.rand(4, 1, 8, 8)]
+    with pytest.raises(ConfigError, match="needs calibration batches"):
+        reconstruct(pruned, dense, plan, [])
+    with pytest.raises(ConfigError, match="damp must be > 0"):
+        reconstruct(pruned, dense, plan, batches, damp=0.0)
+    with pytest.raises(ConfigError, match="'features.9' is not in both"):
+        reconstruct(pruned, dense, plan, batches, layers=["features.9"])
+    other = copy.deepcopy(dense)
+    other_plan = prunekit.prune(other, torch.randn(1, 1, 8, 8), ratio=0.25).plan
+    with pytest.raises(ConfigError, match="pass the plan that pruned this model"):
+        reconstruct(pruned, dense, other_plan, batches)
