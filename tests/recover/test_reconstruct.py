@@ -4,6 +4,7 @@ match every convolution setting, and clear errors."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -55,7 +56,7 @@ def test_removing_units_that_carry_nothing_changes_no_weight() -> None:
 
 
 def test_trained_cnn_recovers_most_accuracy_without_training(
-        trained: DigitsCNN, train_at, val: DataLoader) -> None:  # noqa: ANN001 - fixture
+        trained: DigitsCNN, train_at: Callable[[int], DataLoader], val: DataLoader) -> None:
     pruned = copy.deepcopy(trained)
     plan = prunekit.prune(pruned, torch.randn(1, 1, 8, 8), ratio=0.5).plan
     plain = evaluate(pruned, val)
