@@ -79,6 +79,31 @@ def test_bad_distill_features_are_refused_before_pruning(args: list[str], messag
     assert "pruned:" not in err and not (tmp_path / "o").exists()
 
 
+def test_reconstruct_runs_between_pruning_and_fine_tuning(cli: Runner, tmp_path: Path) -> None:
+    code, _, err = cli(["prune", "prunekit:digits_cnn", "--ratio", "0.5", "--reconstruct",
+                        "--finetune-epochs", "1", "--out", str(tmp_path / "o"), "--no-html",
+                        *FAST])
+    assert code == 0, err
+    assert "reconstructed 3 layer(s) on 8 batch(es)" in err
+    report = load_report(tmp_path / "o")
+    assert [p["stage"] for p in report["points"]] == ["dense", "pruned", "reconstructed",
+                                                      "fine-tuned"]
+    assert report["settings"]["run"]["reconstruct"] == {"batches": 8, "damp": 0.01}
+    assert "reconstruct" in report["timings_s"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--iterative"], "reconstruction is not available in iterative runs yet"),
+    (["--input-features"], "reconstruction is not available together with input-feature"),
+])
+def test_reconstruct_conflicts_are_usage_errors(args: list[str], message: str, cli: Runner,
+                                                tmp_path: Path) -> None:
+    code, stdout, err = cli(["prune", "prunekit:digits_cnn", "--reconstruct", *args,
+                             "--out", str(tmp_path / "o"), *FAST])
+    assert code == 2 and message in err and "Traceback" not in err + stdout
+    assert not (tmp_path / "o").exists()
+
+
 def test_prune_npz_with_input_shape_and_progress(cli: Runner, tmp_path: Path,
                                                   tabular: tuple[Path, Path]) -> None:
     _, source = tabular

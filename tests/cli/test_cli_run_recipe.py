@@ -35,6 +35,9 @@ def test_recipe_maps_onto_config_objects() -> None:
     assert config.prune.ignore == ("fc*",) and config.prune.input_features == ((0, 1),)
     assert config.distill is None and config.model.input_shape == (1, 64)
     assert config.finetune.epochs == 0  # RunConfig's default, not FinetuneConfig's
+    assert config.reconstruct is None
+    config = recipe_from_dict({"reconstruct": {}})
+    assert config.reconstruct is not None and config.reconstruct.batches == 8
     config = recipe_from_dict({"distill": {"features": ["features.1", "features.3"]}})
     assert config.distill is not None and config.distill.features == ("features.1", "features.3")
 
@@ -45,6 +48,8 @@ def test_recipe_maps_onto_config_objects() -> None:
     ("prune:\n  ratio: 2\n", "ratio must be a number in [0, 1)"),
     ("prune: [1, 2]\n", "section 'prune' must be a mapping"),
     ("prune: {ratio: [\n", "is not valid YAML"),
+    ("reconstruct:\n  batches: 0\n", "reconstruct batches must be an integer >= 1"),
+    ("reconstruct: {}\niterative: {}\n", "reconstruction is not available in iterative runs"),
 ])
 def test_bad_recipes_fail_with_one_line(text: str, message: str, cli: Runner,
                                         tmp_path: Path) -> None:

@@ -34,6 +34,9 @@ __all__ = ["prune"]
 @click.option("--distill-feature", "distill_features", multiple=True, metavar="MODULE",
               help="Also match this module's output to the unpruned model's (feature "
                    "distillation; repeat for several modules, names as in named_modules()).")
+@click.option("--reconstruct", is_flag=True,
+              help="Right after pruning, re-fit every layer that lost inputs to the unpruned "
+                   "outputs on 8 training batches (no training; before any fine-tuning).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -72,7 +75,8 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           ratio: float, importance: str, scope: str, flops_reduction: float | None,
           ignore: tuple[str, ...], round_to: int, input_shape: str | None,
           weights: Path | None, trust_pickle: bool, finetune_epochs: int, lr: float,
-          no_distill: bool, distill_features: tuple[str, ...], batch_size: int, seed: int, threads: int | None, repeats: int,
+          no_distill: bool, distill_features: tuple[str, ...], reconstruct: bool,
+          batch_size: int, seed: int, threads: int | None, repeats: int,
           latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool, target_macs_reduction: float | None,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
@@ -88,6 +92,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
         IterativeRun,
         ModelSource,
         OutputConfig,
+        Reconstruct,
         RunConfig,
     )
     from .run_common import execute
@@ -126,15 +131,19 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
                               cuda_graph=cuda_graph)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    config = RunConfig(
-        model=ModelSource(model_spec, None if weights is None else str(weights), shape,
-                          trust_pickle),
-        data=DataSource(data_spec, label_column, batch_size=batch_size, seed=seed,
-                        image_size=image_size, split=split, feature_column=feature_column,
-                        metric=metric),
-        prune=prune_config,
-        finetune=FinetuneConfig(epochs=finetune_epochs, lr=lr),
-        distill=None if no_distill else DistillConfig(features=distill_features),
-        out=output,
-        iterative=iterate)
+    try:
+        config = RunConfig(
+            model=ModelSource(model_spec, None if weights is None else str(weights), shape,
+                              trust_pickle),
+            data=DataSource(data_spec, label_column, batch_size=batch_size, seed=seed,
+                            image_size=image_size, split=split, feature_column=feature_column,
+                            metric=metric),
+            prune=prune_config,
+            finetune=FinetuneConfig(epochs=finetune_epochs, lr=lr),
+            distill=None if no_distill else DistillConfig(features=distill_features),
+            out=output,
+            iterative=iterate,
+            reconstruct=Reconstruct() if reconstruct else None)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     execute(config, as_json=as_json, quiet=quiet, resume=resume)

@@ -22,14 +22,15 @@ def layer_rows(plan: Plan) -> list[dict[str, Any]]:
             for g in plan.groups]
 
 
-STAGES = ("dense", "pruned", "fine-tuned")
+STAGES = ("dense", "pruned", "reconstructed", "fine-tuned")
 
 
 def point(label: str, stage: str, stats: ModelStats | None = None, *, macs: int | None = None,
           params: int | None = None, metric: float | None = None) -> dict[str, Any]:
     """One metric-vs-MACs point (from ``stats`` or explicit figures).
 
-    ``stage`` is ``"dense"``, ``"pruned"`` (before recovery) or ``"fine-tuned"``.
+    ``stage`` is ``"dense"``, ``"pruned"`` (before recovery), ``"reconstructed"`` (layers
+    re-fitted without training) or ``"fine-tuned"``.
     """
     if stage not in STAGES:
         raise ConfigError(f"stage must be one of {STAGES}, got {stage!r}")

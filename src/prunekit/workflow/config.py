@@ -2,8 +2,8 @@
 
 ``RunConfig`` holds the ``model``, ``data``, ``prune`` (:class:`~prunekit.PruneConfig`),
 ``finetune`` (:class:`~prunekit.train.FinetuneConfig`), ``distill``
-(:class:`~prunekit.train.DistillConfig`, or ``None`` for plain fine-tuning) and ``out``
-sections.
+(:class:`~prunekit.train.DistillConfig`, or ``None`` for plain fine-tuning), ``reconstruct``
+(:class:`Reconstruct`, or ``None``) and ``out`` sections.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from ..metrics import parse_metric
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 
-__all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "RunConfig"]
+__all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "Reconstruct",
+           "RunConfig"]
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,29 @@ class IterativeRun:
 
 
 @dataclass(frozen=True)
+class Reconstruct:
+    """Layer-wise reconstruction right after pruning (:func:`prunekit.recover.reconstruct`):
+    every layer that lost inputs is re-fitted to the unpruned outputs on ``batches``
+    training batches, with relative ``damp``; fine-tuning, if any, starts from there."""
+
+    batches: int = 8
+    damp: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batches, int) or isinstance(self.batches, bool) \
+                or self.batches < 1:
+            raise ConfigError(f"reconstruct batches must be an integer >= 1, got "
+                              f"{self.batches!r}")
+        if not isinstance(self.damp, (int, float)) or isinstance(self.damp, bool) \
+                or not 0 < self.damp < float("inf"):
+            raise ConfigError(f"reconstruct damp must be a finite number > 0, got {self.damp!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning;
-    ``iterative`` (default ``None``: prune once) iterates until a target."""
+    """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning; ``reconstruct``
+    (default ``None``: off) re-fits layers after pruning; ``iterative`` (default ``None``:
+    prune once) iterates until a target."""
 
     model: ModelSource = field(default_factory=ModelSource)
     data: DataSource = field(default_factory=DataSource)
@@ -162,6 +183,7 @@ class RunConfig:
     distill: DistillConfig | None = field(default_factory=DistillConfig)
     out: OutputConfig = field(default_factory=OutputConfig)
     iterative: IterativeRun | None = None
+    reconstruct: Reconstruct | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("model", ModelSource), ("data", DataSource),
@@ -173,6 +195,14 @@ class RunConfig:
             raise ConfigError("distill must be a DistillConfig or None")
         if self.iterative is not None and not isinstance(self.iterative, IterativeRun):
             raise ConfigError("iterative must be an IterativeRun or None")
+        if self.reconstruct is not None and not isinstance(self.reconstruct, Reconstruct):
+            raise ConfigError("reconstruct must be a Reconstruct or None")
+        if self.reconstruct is not None and self.iterative is not None:
+            raise ConfigError("reconstruction is not available in iterative runs yet; use "
+                              "one or the other")
+        if self.reconstruct is not None and self.prune.input_features:
+            raise ConfigError("reconstruction is not available together with input-feature "
+                              "pruning yet; use one or the other")
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""
@@ -180,4 +210,5 @@ class RunConfig:
                 "prune": self.prune.settings(), "finetune": self.finetune.settings(),
                 "distill": None if self.distill is None else self.distill.settings(),
                 "out": asdict(self.out),
-                "iterative": None if self.iterative is None else asdict(self.iterative)}
+                "iterative": None if self.iterative is None else asdict(self.iterative),
+                "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct)}

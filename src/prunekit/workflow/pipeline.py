@@ -23,6 +23,7 @@ from ..api import prune
 from ..errors import ConfigError
 from ..metrics import format_metric, load_metric, parse_metric
 from ..models.spec import parse_model_spec
+from ..recover.reconstruct import reconstruct
 from ..report.build import build_report, point
 from ..report.io import ReportFiles, write_report
 from ..report.sensitivity import attach_sensitivity
@@ -92,6 +93,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     before = stats(model, example, dense_metric)
     say(f"dense: {before.params:,} parameters, {before.macs:,} MACs, {shown(dense_metric)}")
     teacher = copy.deepcopy(model) if config.finetune.epochs and config.distill else None
+    reference = teacher if teacher is not None or config.reconstruct is None \
+        else copy.deepcopy(model)  # the unpruned outputs that reconstruction fits
 
     t0 = time.perf_counter()
     calibration = [batch for _, batch in zip(range(CALIBRATION_BATCHES), train)]
@@ -117,9 +120,19 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         say(f"input features: kept {len(kept)} of {len(names)}")
     pruned_metric = evaluate(student, val, metric_fn)
     say(f"pruned: {shown(pruned_metric)} before fine-tuning")
+    reconstructed_metric = None
+    if config.reconstruct is not None:
+        assert reference is not None
+        t0 = time.perf_counter()
+        batches = [batch for _, batch in zip(range(config.reconstruct.batches), train)]
+        fitted = reconstruct(model, reference, plan, batches, damp=config.reconstruct.damp)
+        timings["reconstruct"] = time.perf_counter() - t0
+        reconstructed_metric = evaluate(student, val, metric_fn)
+        say(f"reconstructed {len(fitted.layers)} layer(s) on {len(batches)} batch(es): "
+            f"{shown(reconstructed_metric)}")
 
     t0 = time.perf_counter()
-    final_metric = pruned_metric
+    final_metric = pruned_metric if reconstructed_metric is None else reconstructed_metric
     if config.finetune.epochs:
         distill = config.distill if teacher is not None else None
         if teacher is not None and distill is not None and distill.features \
@@ -137,6 +150,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
 
     points = [point("dense", "dense", before),
               point("pruned", "pruned", after, metric=pruned_metric)]
+    if reconstructed_metric is not None:
+        points.append(point("pruned", "reconstructed", after, metric=reconstructed_metric))
     if config.finetune.epochs:
         points.append(point("pruned", "fine-tuned", after))
     settings: dict[str, Any] = {"run": config.settings(), "prune": plan.settings,

@@ -15,14 +15,15 @@ from ..config import PruneConfig
 from ..errors import ConfigError
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
-from .config import DataSource, IterativeRun, ModelSource, OutputConfig, RunConfig
+from .config import DataSource, IterativeRun, ModelSource, OutputConfig, Reconstruct, RunConfig
 
 __all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict"]
 
 #: recipe section → the dataclass it builds
 SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": PruneConfig,
                              "finetune": FinetuneConfig, "distill": DistillConfig,
-                             "out": OutputConfig, "iterative": IterativeRun}
+                             "out": OutputConfig, "iterative": IterativeRun,
+                             "reconstruct": Reconstruct}
 
 
 class RecipeError(ConfigError):
@@ -64,7 +65,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
 
     Keys override :class:`RunConfig`'s defaults (so ``finetune.epochs`` stays 0 unless
     given); a missing section or key keeps its default; ``distill: null`` turns
-    distillation off.
+    distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults.
     """
     if data is None:
         data = {}
@@ -79,11 +80,16 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     for name, cls in SECTIONS.items():
         if name not in data:
             continue
-        if name in ("distill", "iterative") and data[name] is None:
+        if name in ("distill", "iterative", "reconstruct") and data[name] is None:
             kwargs[name] = None
             continue
         kwargs[name] = _section(name, cls, getattr(defaults, name), data[name] or {}, source)
-    return RunConfig(**kwargs)
+    try:
+        return RunConfig(**kwargs)
+    except RecipeError:
+        raise
+    except ConfigError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
 
 
 def load_recipe(path: str | os.PathLike[str]) -> RunConfig:
