@@ -1,4 +1,5 @@
-"""The built-in demo: train (or reuse) a digits CNN, prune it, recover it by distillation,
+"""The built-in demo: train (or reuse) a digits CNN, prune it, reconstruct its layers, recover
+it by distillation,
 measure before and after, and write the report. ``prunekit demo`` runs :func:`run_demo`.
 """
 
@@ -24,6 +25,7 @@ from .errors import ConfigError
 from .models.cache import cache_key, default_cache_dir, load_cached, save_cached
 from .models.digits_cnn import DigitsCNN
 from .plan import Plan
+from .recover.reconstruct import reconstruct
 from .report.build import build_report, point
 from .report.io import ReportFiles, write_report
 from .report.stats import ModelStats, collect_stats
@@ -48,7 +50,8 @@ class DemoConfig:
 
     ``ratio`` is the channel fraction removed from every conv (0.5 ≈ 4× fewer MACs);
     ``sweep`` adds more ratios, each pruned and fine-tuned the same way, as extra points of
-    the accuracy-vs-MACs plot. ``threads`` sets the CPU threads for latency (``None``:
+    the accuracy-vs-MACs plot. ``reconstruct`` re-fits the pruned layers to the dense
+    outputs on ``reconstruct_batches`` training batches before fine-tuning. ``threads`` sets the CPU threads for latency (``None``:
     torch's current setting); latency is timed on ``latency_batch`` validation images.
     ``train_threads`` sets the CPU threads for training and fine-tuning (``None``: torch's
     setting): batches of 8x8 images are too small to gain from more threads, and on a busy
@@ -60,6 +63,8 @@ class DemoConfig:
     importance: str = "l2"
     train_epochs: int = 30
     train_lr: float = 3e-3
+    reconstruct: bool = True
+    reconstruct_batches: int = 8
     finetune_epochs: int = 20
     finetune_lr: float = 1e-3
     temperature: float = 2.0
@@ -77,6 +82,9 @@ class DemoConfig:
         _ratios((self.ratio,), "ratio")
         object.__setattr__(self, "sweep", tuple(float(r) for r in self.sweep))
         _ratios(self.sweep, "sweep ratios")
+        if not isinstance(self.reconstruct_batches, int) or self.reconstruct_batches < 1:
+            raise ConfigError(f"reconstruct_batches must be an integer >= 1, got "
+                              f"{self.reconstruct_batches!r}")
         for name in ("train_epochs", "finetune_epochs", "latency_warmup"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -166,18 +174,30 @@ def _epoch_logger(log: Log, stage: str, epochs: int) -> Callable[[EpochRecord], 
     return on_epoch
 
 
-def _prune_and_recover(teacher: nn.Module, ratio: float, config: DemoConfig, data: DigitsData,
-                       example: torch.Tensor,
-                       log: Log) -> tuple[nn.Module, Plan, float, float, float]:
-    """Prune a copy of ``teacher`` at ``ratio`` and fine-tune it with distillation.
+@dataclass(frozen=True)
+class _Recovered:
+    """One ratio: the student, its plan, and its accuracy after each stage."""
 
-    Returns the student, its plan, accuracy before and after fine-tuning, and seconds spent
-    fine-tuning.
-    """
+    student: nn.Module
+    plan: Plan
+    pruned: float
+    reconstructed: float | None
+    tuned: float
+
+
+def _prune_and_recover(teacher: nn.Module, ratio: float, config: DemoConfig, data: DigitsData,
+                       example: torch.Tensor, log: Log) -> _Recovered:
+    """Prune a copy of ``teacher`` at ``ratio``, reconstruct it (if configured) and fine-tune
+    it with distillation."""
     student = copy.deepcopy(teacher)
     result = prune(student, example, ratio=ratio, importance=config.importance)
     train, val = digits_loaders(config.batch_size, seed=config.seed, data=data)
     pruned_acc = evaluate(student, val)
+    rebuilt_acc = None
+    if config.reconstruct:
+        batches = [batch for _, batch in zip(range(config.reconstruct_batches), train)]
+        reconstruct(student, teacher, result.plan, batches)
+        rebuilt_acc = evaluate(student, val)
     torch.manual_seed(config.seed + 1)
     tuned = finetune(student, train, val,
                      FinetuneConfig(epochs=config.finetune_epochs, lr=config.finetune_lr,
@@ -186,7 +206,7 @@ def _prune_and_recover(teacher: nn.Module, ratio: float, config: DemoConfig, dat
                      on_epoch=_epoch_logger(log, f"fine-tune ratio {ratio:g}",
                                             config.finetune_epochs))
     final = tuned.history[-1].val_metric if tuned.history else tuned.initial_metric
-    return student, result.plan, pruned_acc, final, tuned.seconds
+    return _Recovered(student, result.plan, pruned_acc, rebuilt_acc, final)
 
 
 def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "prunekit-demo", *,
@@ -221,16 +241,20 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "prunekit-d
         for ratio in sorted({config.ratio, *config.sweep}):
             t0 = time.perf_counter()
             with _threads(config.train_threads):
-                student, plan, acc0, acc1, _ = _prune_and_recover(dense, ratio, config, data,
-                                                                  example[:1], say)
+                run = _prune_and_recover(dense, ratio, config, data, example[:1], say)
             timings["prune_and_finetune"] += time.perf_counter() - t0
-            stats = _measure(student, example, config, acc1, latency=False)
-            say(f"ratio {ratio:g}: {stats.macs:,} MACs, accuracy {100 * acc0:.2f}% after "
-                f"pruning, {100 * acc1:.2f}% after fine-tuning")
-            points.append(point(f"ratio {ratio:g}", "pruned", stats, metric=acc0))
-            points.append(point(f"ratio {ratio:g}", "fine-tuned", stats))
+            stats = _measure(run.student, example, config, run.tuned, latency=False)
+            rebuilt = ("" if run.reconstructed is None else
+                       f", {100 * run.reconstructed:.2f}% reconstructed (no training)")
+            say(f"ratio {ratio:g}: {stats.macs:,} MACs, accuracy {100 * run.pruned:.2f}% after "
+                f"pruning{rebuilt}, {100 * run.tuned:.2f}% after fine-tuning")
+            label = f"ratio {ratio:g}"
+            points.append(point(label, "pruned", stats, metric=run.pruned))
+            if run.reconstructed is not None:
+                points.append(point(label, "reconstructed", stats, metric=run.reconstructed))
+            points.append(point(label, "fine-tuned", stats))
             if ratio == config.ratio:
-                chosen = (student, plan, acc1)
+                chosen = (run.student, run.plan, run.tuned)
         assert chosen is not None
         student, plan, acc = chosen
         after = _measure(student, example, config, acc)

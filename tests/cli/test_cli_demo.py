@@ -40,7 +40,10 @@ def test_demo_writes_report_and_model(demo_out: Path) -> None:
     assert report["layers"] and all(r["units_after"] < r["units_before"]
                                     for r in report["layers"])
     stages = [p["stage"] for p in report["points"]]
-    assert stages == ["dense", "pruned", "fine-tuned", "pruned", "fine-tuned"]
+    assert stages == ["dense", "pruned", "reconstructed", "fine-tuned", "pruned",
+                      "reconstructed", "fine-tuned"]
+    pruned, rebuilt = (p["metric"] for p in report["points"][1:3])
+    assert rebuilt > pruned  # a few dense epochs already give the re-fit something to match
     assert report["settings"]["demo"]["ratio"] == 0.5
     assert report["settings"]["dense_from_cache"] is False
     assert "data:image/png;base64," in (out / "report.html").read_text()

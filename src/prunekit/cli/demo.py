@@ -1,5 +1,5 @@
-"""``prunekit demo``: train (or reuse) a digits CNN, prune, fine-tune with distillation,
-measure before/after and write ``report.json`` / ``report.html``."""
+"""``prunekit demo``: train (or reuse) a digits CNN, prune, reconstruct, fine-tune with
+distillation, measure before/after and write ``report.json`` / ``report.html``."""
 
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ def summary_table(report: dict[str, Any]) -> str:
               help="More ratios for the accuracy-vs-MACs plot ('' for none).")
 @click.option("--epochs", "finetune_epochs", type=click.IntRange(min=0), default=20,
               show_default=True, help="Fine-tuning epochs after pruning (with distillation).")
+@click.option("--no-reconstruct", is_flag=True,
+              help="Skip the layer-wise reconstruction between pruning and fine-tuning.")
 @click.option("--train-epochs", type=click.IntRange(min=0), default=30, show_default=True,
               help="Epochs to train the dense model (when not cached).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -85,14 +87,16 @@ def summary_table(report: dict[str, Any]) -> str:
 @json_option
 @quiet_option
 def demo(out: Path, cache_dir: Path | None, no_cache: bool, ratio: float, sweep: str,
-         finetune_epochs: int, train_epochs: int, threads: int | None, train_threads: int,
+         finetune_epochs: int, no_reconstruct: bool, train_epochs: int, threads: int | None,
+         train_threads: int,
          repeats: int, latency_batch: int, seed: int,
          no_html: bool, as_json: bool, quiet: bool) -> None:
     """Prune a small CNN on the built-in digits data and write a before/after report."""
     from ..demo import DemoConfig, run_demo  # heavy imports only when the command runs
 
     config = DemoConfig(ratio=ratio, sweep=_ratios(sweep), train_epochs=train_epochs,
-                        finetune_epochs=finetune_epochs, threads=threads,
+                        finetune_epochs=finetune_epochs, reconstruct=not no_reconstruct,
+                        threads=threads,
                         latency_repeats=repeats, latency_warmup=min(10, repeats),
                         latency_batch=latency_batch, train_threads=train_threads, seed=seed,
                         use_cache=not no_cache)
@@ -103,8 +107,9 @@ def demo(out: Path, cache_dir: Path | None, no_cache: bool, ratio: float, sweep:
         return
     report = result.report
     if not quiet:
-        printer.result(f"digits CNN: {ratio:g} of the channels of every conv removed, then "
-                       f"{finetune_epochs} epochs of fine-tuning with distillation "
+        rebuilt = "" if no_reconstruct else "layers reconstructed, "
+        printer.result(f"digits CNN: {ratio:g} of the channels of every conv removed, {rebuilt}"
+                       f"then {finetune_epochs} epochs of fine-tuning with distillation "
                        f"({report['timings_s']['total']:.1f} s in all)")
     printer.result(summary_table(report))
     printer.result(f"report: {result.files.json}"
