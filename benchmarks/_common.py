@@ -301,6 +301,20 @@ def write_markdown(path: str, title: str, env: Environment, body: list[str],
     atomic_write_text(path, "\n".join(text))
 
 
+def save_outputs(result: dict[str, Any], json_path: str, markdown_path: str,
+                 render: Callable[[], str]) -> None:
+    """Write ``result`` as JSON (creating its folder) and, when a path is given, the page
+    ``render()`` makes; both atomically."""
+    import json
+
+    from prunekit.files import atomic_write_text
+
+    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json_path, json.dumps(result, indent=1))
+    if markdown_path:
+        atomic_write_text(markdown_path, render())
+
+
 def ms_cell(ms: float, base_ms: float, digits: int = 2) -> str:
     """A latency table cell: milliseconds and the speed-up over ``base_ms``."""
     return f"{ms:.{digits}f} ({base_ms / ms:.2f}×)"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,11 +29,10 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, cpu_model, version
+from _common import command_line, cpu_model, save_outputs, version
 from recovery_digits import DENSE, make_split
 
 import prunekit
-from prunekit.files import atomic_write_text
 from prunekit.measure import count_macs
 from prunekit.recover import reconstruct
 from prunekit.train import evaluate
@@ -130,10 +128,7 @@ def main() -> None:
             for row in run_split(int(s), ratios, args.batches)]
     result = {"rows": rows, "threads": torch.get_num_threads(),
               "seconds": time.perf_counter() - start}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.json, json.dumps(result, indent=1))
-    if args.markdown:
-        atomic_write_text(args.markdown, render(result, args))
+    save_outputs(result, args.json, args.markdown, lambda: render(result, args))
     print(f"total {result['seconds']:.0f} s")
 
 

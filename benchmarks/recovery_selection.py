@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,11 +22,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, cpu_model, version
+from _common import command_line, cpu_model, save_outputs, version
 from recovery_digits import BUDGET, Split, make_split
 
 import prunekit
-from prunekit.files import atomic_write_text
 from prunekit.measure import count_macs
 from prunekit.recover import reconstruct
 from prunekit.train import DistillConfig, FinetuneConfig, evaluate, finetune
@@ -128,10 +126,7 @@ def main() -> None:
                       f"({row['seconds']:.0f} s)", flush=True)
     result: dict[str, Any] = {"runs": runs, "threads": torch.get_num_threads(),
                               "seconds": time.perf_counter() - start}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.json, json.dumps(result, indent=1))
-    if args.markdown:
-        atomic_write_text(args.markdown, render(result, args))
+    save_outputs(result, args.json, args.markdown, lambda: render(result, args))
     print(f"total {result['seconds']:.0f} s")
 
 

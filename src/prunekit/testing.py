@@ -20,7 +20,8 @@ from .plan import Plan
 from .surgery import apply_plan
 from .verify import slice_inputs
 
-__all__ = ["ExactCheck", "check_exact", "exactness_gap", "run_exact_check", "zero_planned_units"]
+__all__ = ["ExactCheck", "check_exact", "exactness_gap", "lossless_pair", "run_exact_check",
+           "zero_planned_units"]
 
 
 def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -42,6 +43,18 @@ def zero_planned_units(model: nn.Module, plan: Plan) -> nn.Module:
                 index = torch.as_tensor(removed, dtype=torch.long, device=tensor.device)
                 tensor.data.index_fill_(int(dim), index, 0)
     return model
+
+
+def lossless_pair(model: nn.Module, example_inputs: Any, **prune_options: Any
+                  ) -> tuple[nn.Module, nn.Module, Plan]:
+    """``(model, pruned, plan)``: ``model`` with every unit the plan removes zeroed in place,
+    and a pruned copy of it, so that both compute the same function (``exact_only=True``).
+
+    A recovery method (re-fitting, distillation) should find nothing to change in such a pair.
+    """
+    plan = prune(copy.deepcopy(model), example_inputs, exact_only=True, **prune_options).plan
+    zero_planned_units(model, plan)
+    return model, apply_plan(copy.deepcopy(model), plan), plan
 
 
 def _run(model: nn.Module, inputs: Any) -> list[torch.Tensor]:

@@ -16,37 +16,14 @@ from prunekit.errors import ConfigError
 from prunekit.models.digits_cnn import DigitsCNN
 from prunekit.recover import reconstruct
 from prunekit.recover.reconstruct import _outputs, _patches
+from prunekit.testing import lossless_pair
 from prunekit.train import evaluate
 
 
-def _dead_channel_cnn() -> DigitsCNN:
-    """A CNN whose pruned channels are all-zero in every weight (so they carry nothing)."""
-    torch.manual_seed(0)
-    model = DigitsCNN(widths=(8, 12, 16)).eval()
-    dead = {"features.0": [1, 4, 6], "features.1": [0, 2, 3, 9], "features.3": [5, 7]}
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        for bn in model.modules():
-            if isinstance(bn, nn.BatchNorm2d):
-                bn.running_var.uniform_(0.5, 1.5)
-                bn.bias.uniform_(-0.1, 0.3)
-        for name, channels in dead.items():
-            block = model.get_submodule(name)
-            block[0].weight[channels] = 0.0
-            block[1].weight[channels] = 0.0
-            block[1].bias[channels] = 0.0
-            following = convs.index(block[0]) + 1
-            if following < len(convs):
-                convs[following].weight[:, channels] = 0.0
-    return model
-
-
 def test_removing_units_that_carry_nothing_changes_no_weight() -> None:
-    dense = _dead_channel_cnn()
-    pruned = copy.deepcopy(dense)
-    plan = prunekit.prune(pruned, torch.randn(1, 1, 8, 8), config=prunekit.PruneConfig(
-        importance="l1", overrides={"features.0.0": 3 / 8, "features.1.0": 4 / 12,
-                                    "features.3.0": 2 / 16})).plan
+    torch.manual_seed(0)
+    dense, pruned, plan = lossless_pair(DigitsCNN(widths=(8, 12, 16)).eval(),
+                                        torch.randn(1, 1, 8, 8), ratio=0.4)
     before = {k: v.clone() for k, v in pruned.state_dict().items()}
     result = reconstruct(pruned, dense, plan, [torch.rand(16, 1, 8, 8) for _ in range(3)])
     assert [f.name for f in result.layers] == ["features.1.0", "features.3.0", "classifier"]
