@@ -93,7 +93,6 @@ def test_reconstruct_runs_between_pruning_and_fine_tuning(cli: Runner, tmp_path:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--iterative"], "reconstruction is not available in iterative runs yet"),
     (["--input-features"], "reconstruction is not available together with input-feature"),
 ])
 def test_reconstruct_conflicts_are_usage_errors(args: list[str], message: str, cli: Runner,

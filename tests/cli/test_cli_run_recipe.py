@@ -49,7 +49,8 @@ def test_recipe_maps_onto_config_objects() -> None:
     ("prune: [1, 2]\n", "section 'prune' must be a mapping"),
     ("prune: {ratio: [\n", "is not valid YAML"),
     ("reconstruct:\n  batches: 0\n", "reconstruct batches must be an integer >= 1"),
-    ("reconstruct: {}\niterative: {}\n", "reconstruction is not available in iterative runs"),
+    ("reconstruct: {}\nprune: {input_features: [[0, 1]]}\n",
+     "reconstruction is not available together with input-feature pruning"),
 ])
 def test_bad_recipes_fail_with_one_line(text: str, message: str, cli: Runner,
                                         tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from ..serialization import load_pruned, save_pruned
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig, MetricFn, accuracy, evaluate, finetune
 from .compose import compose_plans
+from .reconstruct import reconstruct
 
 __all__ = ["IterativeConfig", "IterativeResult", "StepRecord", "iterative_prune"]
 
@@ -55,6 +56,9 @@ class IterativeConfig:
     - ``step_factor``: reduction asked of each step; after a rollback it becomes
       ``step_factor ** shrink``; the run stops when it falls below ``min_step_factor``.
     - ``finetune`` / ``distill``: recovery after each step (``distill`` uses the dense model).
+    - ``reconstruct_batches``: when > 0, each step first re-fits its pruned layers to the
+      model before the step (:func:`~prunekit.recover.reconstruct`, damping
+      ``reconstruct_damp``) on that many batches of the step's training loader.
     """
 
     target: float
@@ -68,9 +72,17 @@ class IterativeConfig:
     distill: DistillConfig | None = None
     seed: int = 0
     mode: Literal["max", "min"] = "max"
+    reconstruct_batches: int = 0
+    reconstruct_damp: float = 0.01
 
     def __post_init__(self) -> None:
         where = "IterativeConfig"
+        if not isinstance(self.reconstruct_batches, int) or self.reconstruct_batches < 0:
+            raise ConfigError(f"{where}.reconstruct_batches must be an integer >= 0, got "
+                              f"{self.reconstruct_batches!r}")
+        if not isinstance(self.reconstruct_damp, (int, float)) or not self.reconstruct_damp > 0:
+            raise ConfigError(f"{where}.reconstruct_damp must be > 0, got "
+                              f"{self.reconstruct_damp!r}")
         if not isinstance(self.target, (int, float)) or self.target < 1:
             raise ConfigError(f"{where}.target must be >= 1 (times fewer), got {self.target!r}")
         if self.budget is not None and (not isinstance(self.budget, (int, float))
@@ -198,6 +210,10 @@ def iterative_prune(model: nn.Module, example_inputs: Any,
         torch.manual_seed(config.seed + step)
         candidate = copy.deepcopy(current)
         pruned = prune(candidate, example_inputs, config=step_config(candidate, factor))
+        if config.reconstruct_batches:
+            batches = [b for _, b in zip(range(config.reconstruct_batches),
+                                         make_train_loader(config.seed + step))]
+            reconstruct(candidate, current, pruned.plan, batches, damp=config.reconstruct_damp)
         finetune(candidate, make_train_loader(config.seed + step), val_loader, config.finetune,
                  metric_fn=metric_fn, teacher=teacher, distill=config.distill)
         value = evaluate(candidate, val_loader, metric_fn)

@@ -155,7 +155,8 @@ class IterativeRun:
 class Reconstruct:
     """Layer-wise reconstruction right after pruning (:func:`prunekit.recover.reconstruct`):
     every layer that lost inputs is re-fitted to the unpruned outputs on ``batches``
-    training batches, with relative ``damp``; fine-tuning, if any, starts from there."""
+    training batches, with relative ``damp``; fine-tuning, if any, starts from there. In an
+    iterative run, each step is re-fitted to the model before that step."""
 
     batches: int = 8
     damp: float = 0.01
@@ -197,9 +198,6 @@ class RunConfig:
             raise ConfigError("iterative must be an IterativeRun or None")
         if self.reconstruct is not None and not isinstance(self.reconstruct, Reconstruct):
             raise ConfigError("reconstruct must be a Reconstruct or None")
-        if self.reconstruct is not None and self.iterative is not None:
-            raise ConfigError("reconstruction is not available in iterative runs yet; use "
-                              "one or the other")
         if self.reconstruct is not None and self.prune.input_features:
             raise ConfigError("reconstruction is not available together with input-feature "
                               "pruning yet; use one or the other")

@@ -78,7 +78,11 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     iterative = IterativeConfig(target=float(settings.target), budget=float(settings.budget),
                                 metric=settings.metric, step_factor=float(settings.step_factor),
                                 max_steps=settings.max_steps, finetune=config.finetune,
-                                distill=config.distill, seed=config.data.seed)
+                                distill=config.distill, seed=config.data.seed,
+                                reconstruct_batches=(config.reconstruct.batches
+                                                     if config.reconstruct else 0),
+                                reconstruct_damp=(config.reconstruct.damp
+                                                  if config.reconstruct else 0.01))
     key = "flops_reduction" if settings.metric == "macs" else "params_reduction"
 
     def step_config(_model: Any, factor: float) -> Any:
