@@ -106,3 +106,30 @@ def test_bad_input_is_a_clear_error() -> None:
     other_plan = prunekit.prune(other, torch.randn(1, 1, 8, 8), ratio=0.25).plan
     with pytest.raises(ConfigError, match="pass the plan that pruned this model"):
         reconstruct(pruned, dense, other_plan, batches)
+
+
+def test_transformer_layers_fit_on_keyword_batches() -> None:
+    """Hugging Face batches are dicts of keyword tensors; attention and MLP projections of a
+    pruned decoder are re-fitted, and its logits move towards the unpruned ones."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=2, intermediate_size=96,
+                                      vocab_size=100)
+    dense = transformers.LlamaForCausalLM(config).eval()
+    pruned = copy.deepcopy(dense)
+    ids = torch.randint(0, 100, (4, 16))
+    plan = prunekit.prune(pruned, ids[:1], ratio=0.5, split_units="outer").plan
+
+    def logits_error() -> float:
+        with torch.no_grad():
+            want = dense(ids).logits
+            return float((pruned(ids).logits - want).pow(2).mean() / want.pow(2).mean())
+
+    before = logits_error()
+    result = reconstruct(pruned, dense, plan,
+                         [{"input_ids": torch.randint(0, 100, (4, 16))} for _ in range(4)])
+    names = [f.name for f in result.layers]
+    assert "model.layers.1.self_attn.o_proj" in names and "lm_head" in names
+    assert all(f.error_after < f.error_before for f in result.layers) and not result.skipped
+    assert logits_error() < before
