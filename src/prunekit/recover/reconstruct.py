@@ -52,8 +52,9 @@ class ReconstructResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-class _Reached(Exception):
-    """Stops a forward pass once the layer being fitted has run."""
+class _Reached(BaseException):
+    """Stops a forward pass once the layer being fitted has run (a BaseException, so that a
+    model's own ``except Exception`` does not swallow it)."""
 
 
 def _patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
