@@ -79,7 +79,7 @@ def run_split(split: int, ratios: list[float], n_batches: int) -> list[dict[str,
 def render(result: dict[str, Any], args: argparse.Namespace) -> str:
     pct = "{:.2%}".format
     lines = [
-        "## Accuracy right after pruning, without training: digits", "",
+        "# Accuracy right after pruning, without training: digits", "",
         f"- machine: {cpu_model()}, CPU only, {result['threads']} thread(s)",
         f"- torch {torch.__version__}, prunekit {version('prunekit')}",
         f"- command: `{command_line()}`; total runtime {result['seconds']:.0f} s",

@@ -229,12 +229,12 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--gradual-target", type=float, default=50.0)
     parser.add_argument("--gradual-steps", type=int, default=3)
-    parser.add_argument("--spread", default="0.85,auto30,g0.85",
+    parser.add_argument("--spread", default="0.85,0.88,auto30,g0.85",
                         help="rows rerun with other seeds: ratios (both tools) and autoN")
     parser.add_argument("--spread-seeds", default="2,3", help="shuffle/mixup seeds (main: 1)")
     parser.add_argument("--splits", default="1,2,3",
                         help="other split seeds, each with its own dense model")
-    parser.add_argument("--split-rows", default="0.8,0.85,g0.85",
+    parser.add_argument("--split-rows", default="0.8,0.85,0.88,g0.85",
                         help="rows run on those splits")
     parser.add_argument("--ablation-ratio", type=float, default=0.85,
                         help="prunekit uniform row also recovered with the previous recipes")
