@@ -387,10 +387,13 @@ def render(result: dict[str, Any], args: argparse.Namespace, ft: FinetuneConfig,
         "left out; the channels Torch-Pruning's L2 magnitude picks) instead of the sum of "
         "per-layer norms (`\"l2\"`, the default); it was chosen on split seeds 1–6 with "
         "recovery seeds 1–3 before this split was run with it, so its rows on splits 1–3 "
-        "below are not independent evidence, and this split is"),
-        ("- reconstructed rows: the group L2 row, then `prunekit.recover.reconstruct` on "
-        f"{RECONSTRUCT_BATCHES} training batches (each layer that lost inputs re-fitted to "
-        "the dense model's outputs, no training) before the same recovery"),
+        "below are not independent evidence; only this split's rows are"),
+        *([("- reconstructed rows: the group L2 row, then `prunekit.recover.reconstruct` on "
+            f"{RECONSTRUCT_BATCHES} training batches (each layer that lost inputs re-fitted "
+            "to the dense model's outputs, no training) before the same recovery")]
+          if any(r["key"].startswith("pkr") for r in rows) else []),
+        ("- the 88% rows joined the seed and split checks below after their first result on "
+        "this split had been seen"),
         ("- auto rows: `analyze_sensitivity` (each group alone at 0.1…0.9, no fine-tuning, on "
         "the validation split: a ranking of layers, not a selection of results) then "
         f"`allocate(macs_reduction=…)`; sensitivity took {result['sensitivity_seconds']:.1f} s"),
