@@ -8,7 +8,9 @@ and compares, without fine-tuning:
 - the structural engine alone (``prunekit.prune``, L2 magnitude, no calibration data);
 - calibration-aware choice (Wanda per unit) with the units merely removed;
 - the same plus bias correction (the bias absorbs the mean of the removed activations);
-- the same plus the least-squares re-fit of the following projection (Wanda or OBS choice).
+- the same plus the least-squares re-fit of the following projection (Wanda or OBS choice);
+- the engine's choice, then ``prunekit.recover.reconstruct`` (every layer that lost inputs
+  re-fitted in forward order to the original outputs, inputs from the pruned model).
 
 Metric: mean cosine similarity between pruned and original mean-pooled sentence embeddings
 on the disjoint sentences of ``benchmarks/data/minilm_evaluation.txt``; plus parameters,
@@ -50,6 +52,7 @@ from prunekit.llm import (
     prune_structured,
 )
 from prunekit.measure import count_parameters, measure_latency
+from prunekit.recover import reconstruct
 
 SETTINGS = [(0.3, 0.0), (0.5, 0.0), (0.0, 0.25), (0.0, 0.5), (0.3, 0.25), (0.5, 0.5)]
 #: name -> (description, StructuredConfig options); None = the engine alone
@@ -59,17 +62,18 @@ METHODS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "bias": ("Wanda choice + bias correction", {"refit": False, "bias_correction": True}),
     "refit": ("Wanda choice + LS re-fit", {"refit": True, "criterion": "wanda"}),
     "obs": ("OBS choice + LS re-fit", {"refit": True, "criterion": "obs"}),
+    "reconstruct": ("engine choice + layer-wise reconstruction (`recover.reconstruct`)", None),
 }
 
 
-def engine_prune(model: torch.nn.Module, example: torch.Tensor, ffn: float, heads: float) -> None:
-    """``prunekit.prune`` on FFN neurons and whole heads only, at their own ratios."""
+def engine_prune(model: torch.nn.Module, example: torch.Tensor, ffn: float, heads: float) -> Any:
+    """``prunekit.prune`` on FFN neurons and whole heads only, at their own ratios; the plan."""
     overrides = {"encoder.layer.*.intermediate.dense": ffn,
                  "encoder.layer.*.attention.self.query": heads}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        prunekit.prune(model, example, ratio=0.0, importance="l2", split_units="outer",
-                       overrides=overrides)
+        return prunekit.prune(model, example, ratio=0.0, importance="l2", split_units="outer",
+                              overrides=overrides).plan
 
 
 def reloads_identically(model: torch.nn.Module, plan: Any, ids: torch.Tensor,
@@ -89,6 +93,9 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, 
     if set(calib_sentences) & set(eval_sentences):
         raise SystemExit("calibration and evaluation sentences overlap")
     calib = calibration_from_sentences(calib_sentences, tokenizer, max_length=args.max_length)
+    batches = [{"input_ids": calib.input_ids[i:i + args.batch_size],
+                "attention_mask": calib.attention_mask[i:i + args.batch_size]}
+               for i in range(0, calib.num_samples, args.batch_size)]
     enc = tokenizer(eval_sentences, padding=True, truncation=True, max_length=args.max_length,
                     return_tensors="pt")
     ids, mask = enc["input_ids"], enc["attention_mask"]
@@ -109,7 +116,9 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, 
             start = time.perf_counter()
             reload = None
             if options is None:
-                engine_prune(pruned, calib.input_ids[:1], ffn, heads)
+                plan = engine_prune(pruned, calib.input_ids[:1], ffn, heads)
+                if name == "reconstruct":
+                    reconstruct(pruned, model, plan, batches)
             else:
                 config = StructuredConfig(ffn_ratio=ffn, head_ratio=heads, damp=args.damp,
                                           batch_size=args.batch_size, **options)
