@@ -1,6 +1,6 @@
 """The built-in demo: train (or reuse) a digits CNN, prune it, reconstruct its layers, recover
-it by distillation,
-measure before and after, and write the report. ``prunekit demo`` runs :func:`run_demo`.
+it by distillation, measure before and after, and write the report. ``prunekit demo`` runs
+:func:`run_demo`.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ class DemoConfig:
     ``ratio`` is the channel fraction removed from every conv (0.5 ≈ 4× fewer MACs);
     ``sweep`` adds more ratios, each pruned and fine-tuned the same way, as extra points of
     the accuracy-vs-MACs plot. ``reconstruct`` re-fits the pruned layers to the dense
-    outputs on ``reconstruct_batches`` training batches before fine-tuning. ``threads`` sets the CPU threads for latency (``None``:
-    torch's current setting); latency is timed on ``latency_batch`` validation images.
+    outputs on ``reconstruct_batches`` training batches before fine-tuning. ``threads`` sets
+    the CPU threads for latency (``None``: torch's current setting); latency is timed on
+    ``latency_batch`` validation images.
     ``train_threads`` sets the CPU threads for training and fine-tuning (``None``: torch's
     setting): batches of 8x8 images are too small to gain from more threads, and on a busy
     machine extra threads slow training down several times.
