@@ -67,6 +67,8 @@ def test_feature_distillation_with_pruned_input_features(cli: Runner, tmp_path: 
 @pytest.mark.parametrize("args, message", [
     (["--distill-feature", "features.9", "--finetune-epochs", "1"],
      "feature module 'features.9' is not in the model; close names: features.3"),
+    (["--distill-feature", "features.9", "--finetune-epochs", "1", "--iterative"],
+     "feature module 'features.9' is not in the model; close names: features.3"),
     (["--distill-feature", "features.1"], "--distill-feature needs --finetune-epochs N"),
     (["--distill-feature", "features.1", "--finetune-epochs", "1", "--no-distill"],
      "--distill-feature needs --finetune-epochs N"),

@@ -91,6 +91,38 @@ def test_grouped_and_unused_layers_are_reported_not_fitted() -> None:
     assert all(f.error_after <= f.error_before + 1e-12 for f in result.layers)
 
 
+def test_each_module_keeps_its_own_training_mode() -> None:
+    torch.manual_seed(0)
+    dense = DigitsCNN(widths=(8, 12, 16))
+    pruned = copy.deepcopy(dense)
+    plan = prunekit.prune(pruned, torch.randn(1, 1, 8, 8), ratio=0.5).plan
+    for model in (dense, pruned):
+        model.train()
+        model.features[1].eval()  # a mixed state the user chose
+    reconstruct(pruned, dense, plan, [torch.rand(8, 1, 8, 8)])
+    for model in (dense, pruned):
+        assert model.training and model.features[0].training
+        assert not model.features[1].training and not model.features[1][1].training
+
+
+def test_a_layer_that_skips_a_later_batch_is_a_clear_error() -> None:
+    class Gated(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem, self.head = nn.Linear(4, 6), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu(self.stem(x))
+            return self.head(y) if x.shape[0] > 1 else y[:, :2]
+
+    torch.manual_seed(0)
+    dense = Gated().eval()
+    pruned = copy.deepcopy(dense)
+    plan = prunekit.prune(pruned, torch.randn(2, 4), ratio=0.5).plan
+    with pytest.raises(ConfigError, match="'head' did not run on a calibration batch"):
+        reconstruct(pruned, dense, plan, [torch.randn(4, 4), torch.randn(1, 4)])
+
+
 def test_bad_input_is_a_clear_error() -> None:
     dense = DigitsCNN(widths=(8, 12, 16)).eval()
     pruned = copy.deepcopy(dense)

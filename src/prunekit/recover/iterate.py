@@ -35,7 +35,7 @@ from ..serialization import load_pruned, save_pruned
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig, MetricFn, accuracy, evaluate, finetune
 from .compose import compose_plans
-from .reconstruct import reconstruct
+from .reconstruct import DAMP, reconstruct
 
 __all__ = ["IterativeConfig", "IterativeResult", "StepRecord", "iterative_prune"]
 
@@ -73,7 +73,7 @@ class IterativeConfig:
     seed: int = 0
     mode: Literal["max", "min"] = "max"
     reconstruct_batches: int = 0
-    reconstruct_damp: float = 0.01
+    reconstruct_damp: float = DAMP
 
     def __post_init__(self) -> None:
         where = "IterativeConfig"

@@ -29,8 +29,12 @@ from torch import nn
 from ..errors import ConfigError, PrunekitError
 from ..graph.trace import as_args
 from ..plan import Plan
+from ..runtime import eval_mode
 
-__all__ = ["LayerFit", "ReconstructResult", "reconstruct"]
+__all__ = ["DAMP", "LayerFit", "ReconstructResult", "reconstruct"]
+
+#: default damping, relative to the mean diagonal of the layer's input Gram matrix
+DAMP = 0.01
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
 
@@ -194,16 +198,15 @@ def _fit(name: str, dense_layer: nn.Module, pruned_layer: nn.Module, rows: torch
     before, after = error(current), error(solved)
     if after > before:  # cannot happen in exact arithmetic; keep the layer if rounding says so
         return LayerFit(name, before, before)
-    with torch.no_grad():
-        n_weight = weight[0].numel()
-        weight.copy_(solved[:, :n_weight].reshape(weight.shape).to(weight))
-        if bias is not None:
-            bias.copy_(solved[:, n_weight].to(bias))
+    n_weight = weight[0].numel()
+    weight.copy_(solved[:, :n_weight].reshape(weight.shape).to(weight))
+    if bias is not None:
+        bias.copy_(solved[:, n_weight].to(bias))
     return LayerFit(name, before, after)
 
 
 def reconstruct(pruned: nn.Module, dense: nn.Module, plan: Plan, calibration: Iterable[Any], *,
-                layers: Sequence[str] | None = None, damp: float = 0.01) -> ReconstructResult:
+                layers: Sequence[str] | None = None, damp: float = DAMP) -> ReconstructResult:
     """Re-fit ``pruned``'s layers (in place) to reproduce ``dense``'s outputs; see the module doc.
 
     ``dense`` is an unpruned copy of the model (for example the distillation teacher) and
@@ -227,22 +230,13 @@ def reconstruct(pruned: nn.Module, dense: nn.Module, plan: Plan, calibration: It
         if reason is not None:
             result.skipped[name] = reason
     wanted = [n for n in names if n not in result.skipped]
-    states = (pruned.training, dense.training)
-    pruned.eval()
-    dense.eval()
-    try:
-        with torch.no_grad():
-            order = _order(pruned, wanted, batches[0])
+    with eval_mode(pruned), eval_mode(dense), torch.no_grad():
+        order = _order(pruned, wanted, batches[0])
         for name in wanted:
             if name not in order:
                 result.skipped[name] = "did not run in the forward pass"
         for name in order:
             rows = _kept_rows(name, dense_modules[name], modules[name], plan)
-            with torch.no_grad():
-                fit = _fit(name, dense_modules[name], modules[name], rows, dense, pruned,
-                           batches, damp)
-            result.layers.append(fit)
-    finally:
-        pruned.train(states[0])
-        dense.train(states[1])
+            result.layers.append(_fit(name, dense_modules[name], modules[name], rows, dense,
+                                      pruned, batches, damp))
     return result

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..runtime import eval_mode
 
 __all__ = ["FeatureMatcher", "check_modules"]
 
@@ -136,14 +137,9 @@ class FeatureMatcher:
 
     def _probe(self, run: Callable[[nn.Module], Any]) -> None:
         student = self._models["student"]
-        was_training = student.training
-        student.eval()  # the probe must not move BatchNorm statistics
-        try:
-            with torch.no_grad():
-                run(student)
-                run(self._models["teacher"])
-        finally:
-            student.train(was_training)
+        with eval_mode(student), torch.no_grad():  # the probe must not move BatchNorm stats
+            run(student)
+            run(self._models["teacher"])
         for name in self.names:
             s, t = self._pair(name)
             dim = _channel_dim(s.shape, t.shape, name)

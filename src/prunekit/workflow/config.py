@@ -14,6 +14,7 @@ from typing import Any, Literal
 from ..config import PruneConfig
 from ..errors import ConfigError
 from ..metrics import parse_metric
+from ..recover.reconstruct import DAMP
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 
@@ -159,7 +160,7 @@ class Reconstruct:
     iterative run, each step is re-fitted to the model before that step."""
 
     batches: int = 8
-    damp: float = 0.01
+    damp: float = DAMP
 
     def __post_init__(self) -> None:
         if not isinstance(self.batches, int) or isinstance(self.batches, bool) \

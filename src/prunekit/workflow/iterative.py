@@ -45,6 +45,14 @@ def _step_line(record: StepRecord, metric: MetricSpec) -> str:
             f"{verdict}")
 
 
+def _reconstruct_options(config: RunConfig) -> dict[str, Any]:
+    """The ``reconstruct`` section as :class:`IterativeConfig` keywords (none: off)."""
+    if config.reconstruct is None:
+        return {}
+    return {"reconstruct_batches": config.reconstruct.batches,
+            "reconstruct_damp": config.reconstruct.damp}
+
+
 def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = None,
                   on_step: Callable[[StepRecord], None] | None = None) -> RunResult:
     """Run ``config`` (whose ``iterative`` section is set) and write its files.
@@ -79,10 +87,7 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
                                 metric=settings.metric, step_factor=float(settings.step_factor),
                                 max_steps=settings.max_steps, finetune=config.finetune,
                                 distill=config.distill, seed=config.data.seed,
-                                reconstruct_batches=(config.reconstruct.batches
-                                                     if config.reconstruct else 0),
-                                reconstruct_damp=(config.reconstruct.damp
-                                                  if config.reconstruct else 0.01))
+                                **_reconstruct_options(config))
     key = "flops_reduction" if settings.metric == "macs" else "params_reduction"
 
     def step_config(_model: Any, factor: float) -> Any:
