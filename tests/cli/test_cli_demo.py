@@ -24,6 +24,7 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.numerics
 def test_demo_writes_report_and_model(demo_out: Path) -> None:
     out = demo_out / "out"
     assert {p.name for p in out.iterdir()} == {"report.json", "report.html", "pruned"}

@@ -38,6 +38,7 @@ def _finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> tuple[int, s
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.numerics
 def test_killed_iterative_run_resumes_to_the_same_result(tmp_path: Path, cli: Runner) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     reference = _prunekit(*ARGS, "--out", str(whole))

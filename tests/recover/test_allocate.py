@@ -40,6 +40,7 @@ def test_macs_target_is_met_on_the_real_model(trained, digits, target) -> None:
     assert measured == pytest.approx(alloc.reduction, rel=0.02)
 
 
+@pytest.mark.numerics
 def test_allocation_prefers_the_insensitive_group(trained, digits) -> None:
     x = digits.x_val[:1]
     alloc = allocate(trained, x, _fake_curves("features.3.0"), macs_reduction=1.5)
@@ -75,6 +76,7 @@ def test_composed_plan_replays_two_steps(trained, digits) -> None:
     assert torch.equal(twice(digits.x_val), replay(digits.x_val))
 
 
+@pytest.mark.numerics
 def test_budget_search_stays_within_budget(trained, digits, val) -> None:
     x = digits.x_val[:1]
     sens = _fake_curves("features.3.0")

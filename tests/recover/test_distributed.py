@@ -17,6 +17,7 @@ from prunekit.recover import DistributedConfig, spawn_finetune, weights_digest
 from prunekit.train import FinetuneConfig
 
 
+@pytest.mark.numerics
 def test_two_ranks_end_identical_and_learn(trained, digits, tmp_path) -> None:
     pruned = copy.deepcopy(trained)
     plan = prunekit.prune(pruned, digits.x_val[:1], ratio=0.6).plan

@@ -32,6 +32,7 @@ def _kill_after(step: int):
     return on_step
 
 
+@pytest.mark.numerics
 def test_killed_run_resumes_to_the_same_result(trained, digits, val, train_at, tmp_path) -> None:
     x = digits.x_val[:1]
     whole = iterative_prune(trained, x, train_at, val, CONFIG, tmp_path / "whole")
@@ -58,6 +59,7 @@ def test_killed_run_resumes_to_the_same_result(trained, digits, val, train_at, t
     assert again.history == whole.history and again.reduction == whole.reduction
 
 
+@pytest.mark.numerics
 def test_step_over_budget_is_rolled_back(trained, digits, val, train_at, tmp_path) -> None:
     x = digits.x_val[:1]
 
@@ -113,6 +115,7 @@ def test_no_budget_is_a_fixed_gradual_schedule(trained, digits, val, train_at, t
         IterativeConfig(target=2.0, budget=float("nan"))
 
 
+@pytest.mark.numerics
 def test_steps_can_be_reconstructed_before_recovery(trained, digits, val, train_at,
                                                      tmp_path) -> None:
     """reconstruct_batches > 0 re-fits each step to the model before it: without any

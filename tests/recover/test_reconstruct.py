@@ -32,6 +32,7 @@ def test_removing_units_that_carry_nothing_changes_no_weight() -> None:
         torch.testing.assert_close(value, before[key], rtol=0, atol=1e-6)
 
 
+@pytest.mark.numerics
 def test_trained_cnn_recovers_most_accuracy_without_training(
         trained: DigitsCNN, train_at: Callable[[int], DataLoader], val: DataLoader) -> None:
     pruned = copy.deepcopy(trained)
@@ -41,7 +42,12 @@ def test_trained_cnn_recovers_most_accuracy_without_training(
     assert all(f.error_after <= f.error_before for f in result.layers)
     assert result.layers[0].error_after < 0.5 * result.layers[0].error_before
     dense, rebuilt = evaluate(trained, val), evaluate(pruned, val)
-    assert rebuilt > plain + 0.2 and rebuilt > dense - 0.1, (dense, plain, rebuilt)
+    # Measured over model seeds 0-5, 4 and 10 training epochs, under ATEN_CPU_CAPABILITY=
+    # default, avx2 and avx512 (36 runs): dense 0.947-0.986, pruned 0.10-0.30, reconstructed
+    # 0.827-0.897; the re-fit won back 0.83-0.92 of what pruning lost and ended 0.06-0.14
+    # below dense. The floors leave about 0.1 of margin on each.
+    recovered = (rebuilt - plain) / (dense - plain)
+    assert recovered > 0.7 and rebuilt > dense - 0.2, (dense, plain, rebuilt)
     assert not pruned.training and not trained.training  # modes restored (both were eval)
 
 

@@ -18,6 +18,7 @@ from prunekit.recover import (
 )
 
 
+@pytest.mark.numerics
 def test_curves_cover_every_group_and_round_trip(trained, digits, val, tmp_path) -> None:
     before = {k: v.clone() for k, v in trained.state_dict().items()}
     x = digits.x_val[:1]

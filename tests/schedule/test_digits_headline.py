@@ -72,6 +72,7 @@ def train(digits: tuple[torch.Tensor, ...], config: MaskConfig | None,
     return model, accuracy
 
 
+@pytest.mark.numerics
 def test_gradual_unstructured_90_and_two_four_match_dense(digits: tuple[torch.Tensor, ...]
                                                           ) -> None:
     _, dense = train(digits, None, 0.0)

@@ -123,6 +123,7 @@ def _linear_mismatch(student: nn.Module, teacher: nn.Module, x: torch.Tensor) ->
     return loss
 
 
+@pytest.mark.numerics
 def test_finetune_with_features_follows_the_teacher_and_removes_its_hooks() -> None:
     torch.manual_seed(0)
     teacher = DigitsCNN(widths=(8, 12, 16))

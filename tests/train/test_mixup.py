@@ -53,6 +53,7 @@ def test_task_loss_weights_each_sample() -> None:
     torch.testing.assert_close(mixed_task_loss(out, y, unmixed, None), F.cross_entropy(out, y))
 
 
+@pytest.mark.numerics
 def test_finetune_with_mixup_learns_and_is_repeatable() -> None:
     runs = []
     for _ in range(2):
