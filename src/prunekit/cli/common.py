@@ -140,8 +140,8 @@ def model_arg_option(fn: F) -> F:
         "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
         callback=_parse_model_args,
         help="Constructor argument of the model, e.g. num_classes=10 (num_labels=10 for a "
-             "Hugging Face folder); repeatable; values are integers, floats, true/false or "
-             "text. The same as SPEC?num_classes=10 (comma-separated).")(fn)
+             "Hugging Face folder); values are integers, floats, true/false or text; "
+             "repeatable. The same as 'SPEC?num_classes=10' (comma-separated).")(fn)
 
 
 def model_and_pruning_options(fn: F) -> F:
@@ -157,8 +157,8 @@ def model_and_pruning_options(fn: F) -> F:
                           "reshaped to it."),
         click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Weights to load (.safetensors, or a .pt state dict read "
-                          "weights-only); a head trained for another class count sets "
-                          "num_classes (printed)."),
+                          "weights-only); a head for another class count sets "
+                          "num_classes (num_labels) unless given, and says so."),
         click.option("--trust-pickle", is_flag=True,
                      help="Allow unpickling a model or weights file (runs code stored in it: "
                           "only for files you trust)."),

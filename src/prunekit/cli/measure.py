@@ -37,7 +37,8 @@ VERSION = 1
 @model_arg_option
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Weights to load (.safetensors, or a .pt state dict read weights-only); a "
-                   "head trained for another class count sets num_classes (printed).")
+                   "head for another class count sets num_classes (num_labels) unless given, "
+                   "and says so.")
 @click.option("--pruned", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder written by save_pruned (plan.json + model.safetensors): apply the "
                    "plan to SPEC's architecture and load the pruned weights.")

@@ -59,9 +59,11 @@ def class_argument(spec: ModelSpec, parameters: Parameters | None) -> str | None
 
 
 def respecified(spec: ModelSpec, key: str, value: Scalar) -> ModelSpec:
-    """``spec`` with argument ``key`` set to ``value`` (replacing a given one)."""
-    args = tuple((k, v) for k, v in spec.args if k != key)
-    return ModelSpec(spec.kind, spec.target, spec.name, args + ((key, value),))
+    """``spec`` with argument ``key`` set to ``value`` (in place of a given one)."""
+    if key not in spec.kwargs:
+        return spec.with_args({key: value})
+    args = tuple((k, value if k == key else v) for k, v in spec.args)
+    return ModelSpec(spec.kind, spec.target, spec.name, args)
 
 
 def _fix(spec: ModelSpec, key: str, value: Scalar) -> str:

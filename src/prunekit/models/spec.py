@@ -22,7 +22,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -156,10 +156,21 @@ def _returned_class(fn: Callable[..., Any]) -> Any:
     return returned if isinstance(returned, type) and issubclass(returned, nn.Module) else None
 
 
-def _construct(spec: ModelSpec, fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args, **spec.kwargs)``, its failure one line naming the spec."""
+def _builder_parameters(owner: str, builder: Callable[..., Any],
+                        *functions: Callable[..., Any], skip: tuple[str, ...]) -> Parameters:
+    """The parameters of ``functions``, of ``builder`` and of the class ``builder`` says it
+    returns (its ``**kwargs`` reach that class); any name when the class is unknown."""
+    cls = _returned_class(builder)
+    if cls is None:
+        return replace(Parameters.of(owner, *functions, builder, skip=skip), open=True)
+    return Parameters.of(f"{owner} ({cls.__name__})", *functions, builder, cls.__init__,
+                         skip=skip)
+
+
+def _construct(spec: ModelSpec, fn: Callable[..., Any]) -> Any:
+    """``fn(**spec.kwargs)``, its failure one line naming the spec."""
     try:
-        return fn(*args, **spec.kwargs)
+        return fn(**spec.kwargs)
     except PrunekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - constructors may raise anything
@@ -180,12 +191,8 @@ def _torchvision_model(spec: ModelSpec) -> tuple[nn.Module, Parameters]:
                 else "; see torchvision.models.list_models()")
         raise ConfigError(f"torchvision has no model {spec.name!r}{hint}")
     builder = torchvision.models.get_model_builder(spec.name)
-    cls = _returned_class(builder)
-    owner = f"torchvision's {spec.name}" + (f" ({cls.__name__})" if cls else "")
-    params = Parameters.of(owner, builder, *([cls.__init__] if cls else []),
-                           skip=("weights", "progress"))
-    if cls is None:  # the class its **kwargs reach is unknown: accept any name
-        params = Parameters(params.owner, params.names, params.defaults, open=True)
+    params = _builder_parameters(f"torchvision's {spec.name}", builder,
+                                 skip=("weights", "progress"))
     params.check(spec.args, spec.text)
     return _construct(spec, lambda **kw: builder(weights=None, **kw)), params
 
@@ -199,13 +206,8 @@ def _timm_model(spec: ModelSpec) -> tuple[nn.Module, Parameters]:
         close = timm.list_models(f"*{spec.name}*")[:5]
         hint = f"; did you mean one of {close}?" if close else "; see timm.list_models()"
         raise ConfigError(f"timm has no model {spec.name!r}{hint}")
-    entry = timm.models.model_entrypoint(spec.name)
-    cls = _returned_class(entry)
-    owner = f"timm's {spec.name}" + (f" ({cls.__name__})" if cls else "")
-    params = Parameters.of(owner, timm.create_model, entry, *([cls.__init__] if cls else []),
-                           skip=("model_name", *_RESERVED["timm"]))
-    if cls is None:
-        params = Parameters(params.owner, params.names, params.defaults, open=True)
+    params = _builder_parameters(f"timm's {spec.name}", timm.models.model_entrypoint(spec.name),
+                                 timm.create_model, skip=("model_name", *_RESERVED["timm"]))
     params.check(spec.args, spec.text)
     return _construct(spec, lambda **kw: timm.create_model(spec.name, pretrained=False,
                                                            **kw)), params
