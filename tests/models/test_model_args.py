@@ -193,6 +193,10 @@ def test_misfit_lists_a_few_of_each_kind_then_counts() -> None:
     mixed = Misfit.between({"a": (1000, 8), "b": (1000,)}, {"a": (10, 8), "b": (12,)})
     assert mixed.head_classes(1000) is None
     assert not Misfit.between({"a": (2,)}, {"a": (2,)})
+    wrapped = Misfit.between({"model.a": (2,), "model.b": (2,)}, {"a": (2,), "b": (2,)})
+    assert wrapped.prefix_hint() == ("the model's keys start with 'model.' (e.g. model.a) and "
+                                     "the file's do not: add 'model.' to the keys, or load the "
+                                     "file into the inner model")
 
 
 def test_tied_weights_load_from_safetensors(tmp_path: Path) -> None:
@@ -302,6 +306,16 @@ def test_num_labels_needs_a_classification_head(tmp_path: Path,
         "saved from a ...ForSequenceClassification model")
     small = load_model_spec(f"{folder}?hidden_dropout_prob=0.0,num_hidden_layers=2")
     assert small.config.num_hidden_layers == 2 and len(small.encoder.layer) == 2
+    # a first dimension of 2 (token types) in a model without a head is not a class count
+    other = transformers.BertModel(transformers.BertConfig(
+        vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, type_vocab_size=3))
+    save_model(other, str(tmp_path / "types.safetensors"))
+    with pytest.raises(WeightsMisfitError) as caught:
+        build_with_weights(str(folder), weights=tmp_path / "types.safetensors")
+    assert str(caught.value).endswith(
+        "1 tensor(s) differ in shape (file vs model): embeddings.token_type_embeddings.weight "
+        "[3, 8] vs [2, 8]")
 
 
 def test_construction_failures_are_one_line() -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import PrunekitError
 from .args import Parameters, Scalar
 from .spec import ModelSpec, build_model_spec, parse_model_spec
 from .weights import (WeightsMisfitError, head_only, load_state, misfit_error,
@@ -45,14 +46,17 @@ class BuiltModel:
     @property
     def class_argument(self) -> str | None:
         """The constructor argument that sets the class count, when there is one."""
-        return class_argument(self.spec, self.parameters)
+        return class_argument(self.spec, self.parameters, self.model)
 
 
-def class_argument(spec: ModelSpec, parameters: Parameters | None) -> str | None:
-    """``num_labels`` for a Hugging Face folder, else ``num_classes`` when the constructor
-    accepts it; ``None`` when no argument sets the class count."""
+def class_argument(spec: ModelSpec, parameters: Parameters | None,
+                   model: nn.Module | None = None) -> str | None:
+    """``num_labels`` for a Hugging Face folder (with a classification head, when ``model``
+    is given), else ``num_classes`` when the constructor accepts it; ``None`` when no
+    argument sets the class count."""
     if spec.kind == "hf":
-        return "num_labels"
+        classifier = model is None or type(model).__name__.endswith("ForSequenceClassification")
+        return "num_labels" if classifier else None
     if parameters is None:
         return None
     return next((name for name in CLASS_ARGUMENTS if name in parameters.names), None)
@@ -99,7 +103,7 @@ def _current_classes(spec: ModelSpec, built: BuiltModel | None, argument: str | 
 
 
 def build_with_weights(spec: str | ModelSpec, *, weights: str | os.PathLike[str] | None = None,
-                trust_pickle: bool = False) -> BuiltModel:
+                       trust_pickle: bool = False) -> BuiltModel:
     """Build ``spec`` and load ``weights`` into it (see the module notes)."""
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
     state = None if weights is None else read_state_dict(weights, trust_pickle=trust_pickle)
@@ -108,15 +112,19 @@ def build_with_weights(spec: str | ModelSpec, *, weights: str | os.PathLike[str]
     if error is None:
         assert built is not None
         return built
-    argument = class_argument(parsed, None if built is None else built.parameters)
+    argument = (class_argument(parsed, None) if built is None
+                else built.class_argument)
     has = _current_classes(parsed, built, argument, error)
     wanted = None if has is None else error.misfit.head_classes(has)
     if wanted is None or has is None:
         raise error
     if argument is not None and argument not in parsed.kwargs:
         retry = parsed.with_args({argument: wanted})
-        rebuilt, again = _attempt(retry, state, source, trust_pickle)
-        if again is None and rebuilt is not None:
+        try:
+            rebuilt, again = _attempt(retry, state, source, trust_pickle)
+        except PrunekitError:  # the constructor refuses that count: report the misfit
+            rebuilt = None
+        if rebuilt is not None and again is None:
             name, found, _ = error.misfit.mismatched[0]
             note = (f"{argument}={wanted} inferred from the weights in {error.source} "
                     f"({name} {list(found)}): the model is {retry.text}")
@@ -131,7 +139,7 @@ def build_with_weights(spec: str | ModelSpec, *, weights: str | os.PathLike[str]
         advice = (f"{differs}: set {argument}={wanted} instead of {parsed.kwargs[argument]}: "
                   f"{_fix(parsed, argument, wanted)}")
     else:
-        advice = f"{differs}, and building it with {argument}={wanted} did not fit either"
+        advice = f"{differs}, and building it with {argument}={wanted} did not work either"
     raise misfit_error(error.source, parsed.text, error.misfit, classes=has,
                        advice=advice) from None
 

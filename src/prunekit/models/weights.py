@@ -65,10 +65,10 @@ class Misfit:
         return bool(self.mismatched or self.missing or self.unexpected)
 
     def head_classes(self, classes: int) -> int | None:
-        """The class count of the file when only the model's classification head (``classes``
-        outputs) differs: every tensor that differs has ``classes`` rows in the model and
-        the same other rows count in the file, the rest of its shape equal (a head's weight,
-        bias, and any auxiliary head of the same width); else ``None``."""
+        """The file's class count when only the model's classification head (``classes``
+        outputs) differs: every tensor that differs has ``classes`` rows in the model, one
+        same other number of rows in the file, and the rest of its shape equal (a head's
+        weight and bias, and any auxiliary head); else ``None``."""
         if not self.mismatched or self.missing or self.unexpected:
             return None
         sizes = set()
