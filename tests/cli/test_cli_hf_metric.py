@@ -58,9 +58,9 @@ def hf_images(tmp_path: Path) -> Path:
 def test_prune_and_measure_a_saved_hf_dataset(cli: Runner, hf_images: Path,
                                               tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, stdout, err = cli(["prune", "prunekit:digits_cnn", "--data", str(hf_images),
-                             "--metric", "top2", "--finetune-epochs", "1", "--out", str(out),
-                             "--json", *FAST])
+    code, stdout, err = cli(["prune", "prunekit:digits_cnn", "--model-arg", "num_classes=3",
+                             "--data", str(hf_images), "--metric", "top2",
+                             "--finetune-epochs", "1", "--out", str(out), "--json", *FAST])
     assert code == 0, err
     report = json.loads(stdout)["report"]
     task = report["task"]
@@ -74,15 +74,15 @@ def test_prune_and_measure_a_saved_hf_dataset(cli: Runner, hf_images: Path,
     page = (out / "report.html").read_text()
     assert "metric: top-2 accuracy" in page and "<th>top-2 accuracy</th>" in page
 
-    code, stdout, err = cli(["measure", "prunekit:digits_cnn", "--data", str(hf_images),
-                             "--metric", "topk:3", "--json", *FAST])
+    code, stdout, err = cli(["measure", "prunekit:digits_cnn?num_classes=3", "--data",
+                             str(hf_images), "--metric", "topk:3", "--json", *FAST])
     assert code == 0, err
     result = json.loads(stdout)
     assert result["task"]["metric"] == "top-3 accuracy" and 0.0 <= result["metric"] <= 1.0
     assert result["input_shape"] == [1, 1, 8, 8] and result["latency_ms"]["cuda_graph"] is False
 
-    code, _, err = cli(["measure", "prunekit:digits_cnn", "--data", str(hf_images),
-                        "--split", "validation", "--quiet"])
+    code, _, err = cli(["measure", "prunekit:digits_cnn?num_classes=3", "--data",
+                        str(hf_images), "--split", "validation", "--quiet"])
     assert code == 1 and "its splits are ['train', 'test']: pass --split" in err
     assert len(err.strip().splitlines()) == 1
 

@@ -65,6 +65,17 @@ def test_local_hugging_face_folder(cli: Runner, tmp_path: Path,
     assert type(loaded).__name__ == "BertForSequenceClassification"
     a, b = head.state_dict(), loaded.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    code, stdout, err = cli(["measure", str(weighted), "--model-arg", "num_labels=3",
+                             "--model-arg", "hidden_dropout_prob=0.0", "--json", *FAST])
+    assert code == 0, err
+    assert json.loads(stdout)["model"] == f"{weighted}?num_labels=3,hidden_dropout_prob=0.0"
+    code, _, err = cli(["measure", f"{weighted}?num_labels=5", "--quiet"])
+    assert code == 1 and err.strip() == (
+        f"prunekit: error: the weights in '{weighted}' (model.safetensors) do not fit "
+        f"{weighted}?num_labels=5: 2 tensor(s) differ in shape (file vs model): "
+        "classifier.weight [3, 16] vs [5, 16], classifier.bias [3] vs [5]; only the "
+        "classification head differs (3 classes in the file, 5 in the model): set "
+        f"num_labels=3 instead of 5: {weighted}?num_labels=3, or --model-arg num_labels=3")
     (tmp_path / "empty").mkdir()
     code, _, err = cli(["measure", str(tmp_path / "empty"), "--quiet"])
     assert code == 2 and "unknown model spec" in err

@@ -47,6 +47,7 @@ def test_dataset_dict_of_images_keeps_its_splits_and_converts_images(image_dict:
     assert data.x_train.dtype.is_floating_point
     assert 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
     assert data.num_classes == 3 and data.y_val.tolist() == [0, 1, 2, 0, 1, 2]
+    assert data.class_names == ("a", "b", "c")  # a ClassLabel: the class count is exact
     assert "splits train / test" in data.name and "a, b, c" in data.name
     # the model's input per sample decides channels and size
     rgb = load_data_spec(str(image_dict), sample_shape=(3, 8, 8))
@@ -67,6 +68,7 @@ def test_single_dataset_of_numeric_columns_and_string_labels(tmp_path: Path) -> 
     data = load_hf_dataset(root, label_column="species")
     assert data.feature_names == ("a", "b", "c") and data.x_train.shape[1] == 3
     assert data.num_classes == 2 and set(data.y_train.tolist()) == {0, 1}
+    assert data.class_names == ("cat", "dog")
     picked = load_hf_dataset(root, label_column="species", feature_column="a,c")
     assert picked.feature_names == ("a", "c")
     column_c = picked.x_train[:, 1].tolist() + picked.x_val[:, 1].tolist()

@@ -4,6 +4,7 @@ several ratios, no fine-tuning), written as ``sensitivity.json`` + ``sensitivity
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -48,7 +49,8 @@ def _ratios(text: str) -> tuple[float, ...]:
 @quiet_option
 def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int,
             split: str | None, feature_column: str | None, metric: str, ratios: str,
-            groups: tuple[str, ...], importance: str, ignore: tuple[str, ...], round_to: int,
+            groups: tuple[str, ...], importance: str, model_args: dict[str, Any],
+            ignore: tuple[str, ...], round_to: int,
             input_shape: str | None, weights: Path | None, trust_pickle: bool, seed: int,
             out: Path, as_json: bool, quiet: bool) -> None:
     """Measure how much the validation metric (--metric, default accuracy) of MODEL_SPEC
@@ -59,7 +61,7 @@ def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int,
     from ..workflow.analyze import run_analysis
     from ..workflow.config import DataSource, ModelSource
 
-    check_model_spec(model_spec)
+    check_model_spec(model_spec, model_args)
     shape = parse_shape(input_shape) if input_shape else None
     try:
         config = SensitivityConfig(ratios=_ratios(ratios), groups=groups, importance=importance,
@@ -74,7 +76,8 @@ def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int,
             printer.info(f"  {key}: done")
 
     result = run_analysis(
-        ModelSource(model_spec, None if weights is None else str(weights), shape, trust_pickle),
+        ModelSource(model_spec, None if weights is None else str(weights), shape, trust_pickle,
+                    model_args),
         DataSource(data_spec, label_column, seed=seed, image_size=image_size, split=split,
                    feature_column=feature_column, metric=metric), config, out,
         log=printer.info, on_point=on_point)

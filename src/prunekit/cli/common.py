@@ -7,15 +7,19 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from ..models.spec import ModelSpec
 
 __all__ = [
     "Printer",
     "emit_json",
     "format_table",
     "json_option",
+    "model_arg_option",
     "out_option",
     "parse_shape",
     "quiet_option",
@@ -117,9 +121,33 @@ def data_options(fn: F) -> F:
     return make_data_options("digits")(fn)
 
 
+def _parse_model_args(_ctx: click.Context, _param: click.Parameter,
+                      values: tuple[str, ...]) -> dict[str, Any]:
+    """``--model-arg KEY=VALUE`` (repeatable) → ``{KEY: value}``; malformed: a usage error."""
+    from ..errors import ConfigError
+    from ..models.args import merge_args, parse_assignment
+
+    try:
+        pairs = [parse_assignment(text, where="--model-arg") for text in values]
+        return dict(merge_args((), pairs, where="--model-arg"))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def model_arg_option(fn: F) -> F:
+    """``--model-arg KEY=VALUE``: a constructor argument of the model (repeatable)."""
+    return click.option(
+        "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+        callback=_parse_model_args,
+        help="Constructor argument of the model, e.g. num_classes=10 (num_labels=10 for a "
+             "Hugging Face folder); values are integers, floats, true/false or text; "
+             "repeatable. The same as 'SPEC?num_classes=10' (comma-separated).")(fn)
+
+
 def model_and_pruning_options(fn: F) -> F:
     """Options ``prune`` and ``analyze`` share: what to leave whole and how to load the model."""
     options = [
+        model_arg_option,
         click.option("--ignore", multiple=True,
                      help="Module name (glob) to leave unpruned; repeatable."),
         click.option("--round-to", type=click.IntRange(min=1), default=1, show_default=True,
@@ -129,7 +157,8 @@ def model_and_pruning_options(fn: F) -> F:
                           "reshaped to it."),
         click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Weights to load (.safetensors, or a .pt state dict read "
-                          "weights-only)."),
+                          "weights-only); a head for another class count sets "
+                          "num_classes (num_labels) unless given, and says so."),
         click.option("--trust-pickle", is_flag=True,
                      help="Allow unpickling a model or weights file (runs code stored in it: "
                           "only for files you trust)."),
@@ -139,15 +168,17 @@ def model_and_pruning_options(fn: F) -> F:
     return fn
 
 
-def check_model_spec(model_spec: str) -> None:
-    """Reject a malformed MODEL_SPEC as a usage error (exit 2) before any work starts."""
+def check_model_spec(model_spec: str, args: dict[str, Any] | None = None,
+                     hint: str = "MODEL_SPEC") -> ModelSpec:
+    """``model_spec`` with ``--model-arg`` values ``args``, parsed; malformed: a usage error
+    (exit 2) before any work starts."""
     from ..errors import ConfigError
     from ..models.spec import parse_model_spec
 
     try:
-        parse_model_spec(model_spec)
+        return parse_model_spec(model_spec, args or {})
     except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="MODEL_SPEC") from None
+        raise click.BadParameter(str(exc), param_hint=hint) from None
 
 
 def emit_json(data: Any) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import click
 
 from .common import (
     Printer,
+    check_model_spec,
     emit_json,
     format_table,
     json_option,
     make_data_options,
+    model_arg_option,
     out_option,
     parse_shape,
     quiet_option,
@@ -31,8 +34,11 @@ VERSION = 1
 @click.option("--input-shape", default=None,
               help="Example input shape, e.g. 1,3,224,224 [default: from the spec, or one "
                    "sample of --data].")
+@model_arg_option
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Weights to load (.safetensors, or a .pt state dict read weights-only).")
+              help="Weights to load (.safetensors, or a .pt state dict read weights-only); a "
+                   "head for another class count sets num_classes (num_labels) unless given, "
+                   "and says so.")
 @click.option("--pruned", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder written by save_pruned (plan.json + model.safetensors): apply the "
                    "plan to SPEC's architecture and load the pruned weights.")
@@ -52,14 +58,16 @@ VERSION = 1
 @out_option(None, "Also write measure.json into this folder.")
 @json_option
 @quiet_option
-def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Path | None,
+def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
+            weights: Path | None, pruned: Path | None,
             trust_pickle: bool, data_spec: str | None, label_column: str, image_size: int,
             split: str | None, feature_column: str | None, metric: str | None, device: str,
             cuda_graph: bool, threads: int | None, warmup: int, repeats: int,
             out: Path | None, as_json: bool, quiet: bool) -> None:
     """Measure SPEC: torchvision:NAME (weights=None), timm:NAME (pretrained=False),
     prunekit:digits_cnn, a local Hugging Face folder (config.json; token-id inputs), or
-    path/to/file.py:factory: parameters, MACs, FLOPs, size, latency and peak memory; with
+    path/to/file.py:factory (constructor arguments as --model-arg num_classes=10 or
+    'SPEC?num_classes=10'): parameters, MACs, FLOPs, size, latency and peak memory; with
     --data also the metric on its validation split."""
     import torch
 
@@ -67,8 +75,7 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
     from ..files import atomic_write_text
     from ..measure.latency import resolve_device
     from ..metrics import format_metric, parse_metric
-    from ..models.spec import load_model_spec, parse_model_spec
-    from ..models.weights import load_weights
+    from ..models.build import build_with_weights
     from ..report.stats import collect_stats
 
     if weights is not None and pruned is not None:
@@ -84,26 +91,25 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
     if cuda_graph and not device.strip().startswith("cuda"):
         raise click.UsageError("--cuda-graph needs a CUDA device: pass --device cuda (graph "
                                "capture times GPU kernels; on cpu there is nothing to capture)")
-    try:
-        parsed = parse_model_spec(spec)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="SPEC") from None
+    parsed = check_model_spec(spec, model_args, hint="SPEC")
     shape = parse_shape(input_shape) if input_shape else parsed.default_input_shape
     target = resolve_device(device)
     printer = Printer(quiet=quiet or as_json)
-    printer.info(f"building {spec}")
-    model = load_model_spec(parsed, trust_pickle=trust_pickle)
+    printer.info(f"building {parsed.text}")
+    built = build_with_weights(parsed, weights=weights, trust_pickle=trust_pickle)
     if shape is None and data_spec is None:
         raise ConfigError(f"{spec!r} implies no input shape: pass --input-shape, e.g. 1,3,224,224")
-    if weights is not None:
-        load_weights(model, weights, trust_pickle=trust_pickle)
+    for line in built.inferred:
+        printer.info(line)
+    model = built.model
     if pruned is not None:
         from ..serialization import load_pruned
         model = load_pruned(model, pruned).eval()
+        built = dataclasses.replace(built, model=model)
     task: dict[str, Any] | None = None
     value: float | None = None
     if data_spec is not None:
-        value, task, example = _evaluate(model, spec, input_shape, trust_pickle, data_spec,
+        value, task, example = _evaluate(built, input_shape, trust_pickle, data_spec,
                                          label_column, image_size, split, feature_column,
                                          metric or "accuracy", printer)
         shape = tuple(example.shape)
@@ -119,9 +125,9 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise PrunekitError(f"{spec} does not run on an input of shape {tuple(shape)} "
+        raise PrunekitError(f"{parsed.text} does not run on an input of shape {tuple(shape)} "
                             f"({type(exc).__name__}: {first}); pass --input-shape") from None
-    result: dict[str, Any] = {"schema": SCHEMA, "version": VERSION, "model": spec,
+    result: dict[str, Any] = {"schema": SCHEMA, "version": VERSION, "model": built.spec.text,
                               "input_shape": list(shape), **stats.to_dict()}
     del result["file_bytes"]
     if task is None:
@@ -143,18 +149,18 @@ def measure(spec: str, input_shape: str | None, weights: Path | None, pruned: Pa
     if task is not None:
         fraction = parse_metric(task["metric_spec"]).fraction
         rows.append([f"{task['metric']} (validation)", format_metric(value, fraction)])
-    printer.result(format_table([spec, ""], rows))
+    printer.result(format_table([built.spec.text, ""], rows))
     graph = ", CUDA-graph replay" if lat["cuda_graph"] else ""
     printer.result(f"latency: {lat['device']}, batch {lat['batch_size']}, {lat['dtype']}, "
                    f"{lat['threads']} thread(s), median of {lat['repeats']} runs after "
                    f"{lat['warmup']} warm-up{graph}")
 
 
-def _evaluate(model: Any, spec: str, input_shape: str | None, trust_pickle: bool,
+def _evaluate(built: Any, input_shape: str | None, trust_pickle: bool,
               data_spec: str, label_column: str, image_size: int, split: str | None,
               feature_column: str | None, metric: str, printer: Printer
               ) -> tuple[float, dict[str, Any], Any]:
-    """The metric of ``model`` on the validation split of ``data_spec``, the report's
+    """The metric of the built model on the validation split of ``data_spec``, the report's
     ``task`` object and a one-sample example input from the data."""
     from ..metrics import load_metric
     from ..train.finetune import evaluate
@@ -164,7 +170,7 @@ def _evaluate(model: Any, spec: str, input_shape: str | None, trust_pickle: bool
     source = DataSource(data_spec, label_column, image_size=image_size, split=split,
                         feature_column=feature_column, metric=metric)
     shape = parse_shape(input_shape) if input_shape else None
-    inputs = fit_data(model, ModelSource(spec, None, shape, trust_pickle), source)
+    inputs = fit_data(built, ModelSource(built.spec.text, None, shape, trust_pickle), source)
     printer.info(f"data: {inputs.data.name}, {len(inputs.data.y_val)} validation samples")
-    value = evaluate(model, val_loader(inputs.data), load_metric(metric))
+    value = evaluate(inputs.model, val_loader(inputs.data), load_metric(metric))
     return value, task_info(inputs.data, source), inputs.example

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -73,16 +74,19 @@ __all__ = ["prune"]
 def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           split: str | None, feature_column: str | None, metric: str, input_features: bool,
           ratio: float, importance: str, scope: str, flops_reduction: float | None,
-          ignore: tuple[str, ...], round_to: int, input_shape: str | None,
-          weights: Path | None, trust_pickle: bool, finetune_epochs: int, lr: float,
+          model_args: dict[str, Any], ignore: tuple[str, ...], round_to: int,
+          input_shape: str | None, weights: Path | None, trust_pickle: bool,
+          finetune_epochs: int, lr: float,
           no_distill: bool, distill_features: tuple[str, ...], reconstruct: bool,
           batch_size: int, seed: int, threads: int | None, repeats: int,
           latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool, target_macs_reduction: float | None,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
-    """Prune MODEL_SPEC (torchvision:NAME, timm:NAME, prunekit:digits_cnn,
-    path/to/file.py:factory, or a pickled model.pt with --trust-pickle), fine-tune, measure and write a report; with
-    --iterative, in checkpointed steps until a target (--resume continues after a crash)."""
+    """Prune MODEL_SPEC (torchvision:NAME, timm:NAME, prunekit:digits_cnn, a Hugging Face
+    folder, path/to/file.py:factory, or a pickled model.pt with --trust-pickle; constructor
+    arguments as --model-arg num_classes=10 or 'SPEC?num_classes=10'), fine-tune, measure and
+    write a report; with --iterative, in checkpointed steps until a target (--resume
+    continues after a crash)."""
     from ..config import PruneConfig
     from ..errors import ConfigError
     from ..train.distill import DistillConfig
@@ -97,7 +101,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     )
     from .run_common import execute
 
-    check_model_spec(model_spec)
+    check_model_spec(model_spec, model_args)
     shape = parse_shape(input_shape) if input_shape else None
     try:
         prune_config = PruneConfig(ratio=ratio, importance=importance,
@@ -134,7 +138,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     try:
         config = RunConfig(
             model=ModelSource(model_spec, None if weights is None else str(weights), shape,
-                              trust_pickle),
+                              trust_pickle, model_args),
             data=DataSource(data_spec, label_column, batch_size=batch_size, seed=seed,
                             image_size=image_size, split=split, feature_column=feature_column,
                             metric=metric),

@@ -25,7 +25,10 @@ __all__ = ["ArrayData", "load_csv", "load_npz", "split_arrays"]
 class ArrayData:
     """Train and validation tensors of a classification task (labels ``int64``).
 
-    ``feature_names`` names the features along dim 1 of the inputs (CSV columns), when known.
+    ``feature_names`` names the features along dim 1 of the inputs (CSV columns), when known;
+    ``class_names`` names the classes when the data defines them (image subfolders, a
+    ``ClassLabel``, string labels): then ``num_classes`` is exact, else it is one more than
+    the largest label seen.
     """
 
     x_train: torch.Tensor
@@ -35,11 +38,14 @@ class ArrayData:
     num_classes: int
     name: str
     feature_names: tuple[str, ...] | None = None
+    class_names: tuple[str, ...] | None = None
 
 
 def split_arrays(x: np.ndarray, y: np.ndarray, *, name: str, val_fraction: float = 0.2,
-                 seed: int = 0, feature_names: tuple[str, ...] | None = None) -> ArrayData:
-    """Split ``x``/``y`` (stratified by label, fixed by ``seed``) into :class:`ArrayData`."""
+                 seed: int = 0, feature_names: tuple[str, ...] | None = None,
+                 class_names: tuple[str, ...] | None = None) -> ArrayData:
+    """Split ``x``/``y`` (stratified by label, fixed by ``seed``) into :class:`ArrayData`;
+    with ``class_names``, labels index them."""
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
@@ -49,13 +55,17 @@ def split_arrays(x: np.ndarray, y: np.ndarray, *, name: str, val_fraction: float
         raise ConfigError(f"{name}: needs at least 2 samples, got {len(y)}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise ConfigError(f"{name}: labels y must be integers >= 0 (class indices)")
+    if class_names is not None and y.max() >= len(class_names):
+        raise ConfigError(f"{name}: label {int(y.max())} is out of range for "
+                          f"{len(class_names)} classes")
     train, val = _stratified_split(y, val_fraction, seed)
     if len(val) == 0 or len(train) == 0:
         raise ConfigError(f"{name}: too few samples to split off a validation set")
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(y.astype(np.int64))
+    classes = len(class_names) if class_names is not None else int(y.max()) + 1
     return ArrayData(xt[train].contiguous(), yt[train].contiguous(), xt[val].contiguous(),
-                     yt[val].contiguous(), int(y.max()) + 1, name, feature_names)
+                     yt[val].contiguous(), classes, name, feature_names, class_names)
 
 
 def load_npz(path: str | os.PathLike[str], *, val_fraction: float = 0.2,
@@ -110,12 +120,14 @@ def load_csv(path: str | os.PathLike[str], *, label_column: str = "label",
                 from None
         labels.append(row[li].strip())
     classes, y = np.unique(np.asarray(labels), return_inverse=True)
+    class_names: tuple[str, ...] | None = tuple(str(c) for c in classes)
     if all(_is_int(c) for c in classes):  # numeric labels keep their own class index
         numeric = np.asarray([int(c) for c in labels], dtype=np.int64)
-        y = numeric if numeric.min() >= 0 else y
+        if numeric.min() >= 0:
+            y, class_names = numeric, None
     return split_arrays(np.asarray(features, dtype=np.float32), np.asarray(y, dtype=np.int64),
                         name=source.name, val_fraction=val_fraction, seed=seed,
-                        feature_names=names)
+                        feature_names=names, class_names=class_names)
 
 
 def _is_int(text: str) -> bool:

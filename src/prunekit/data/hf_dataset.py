@@ -271,9 +271,10 @@ def load_hf_dataset(path: str | os.PathLike[str], *, split: str | None = None,
     shown = f": {', '.join(names)}" if names and len(names) <= 10 else ""
     name = (f"{root.name} (Hugging Face dataset, {where}, input {', '.join(inputs)}, "
             f"{classes} classes{shown})")
+    class_names = names if count is not None else None
     if val is None:
         data = split_arrays(xs[0], labels[0], name=name, val_fraction=val_fraction,
-                            seed=seed, feature_names=feature_names)
+                            seed=seed, feature_names=feature_names, class_names=class_names)
     else:
         if min(len(labels[0]), len(labels[1])) < 1:
             raise ConfigError(f"{str(root)!r}: the train and validation splits need at least "
@@ -284,8 +285,5 @@ def load_hf_dataset(path: str | os.PathLike[str], *, split: str | None = None,
         data = ArrayData(torch.from_numpy(np.ascontiguousarray(xs[0])),
                          torch.from_numpy(labels[0]), torch.from_numpy(
                              np.ascontiguousarray(xs[1])), torch.from_numpy(labels[1]),
-                         classes, name, feature_names)
-    if count is not None and data.num_classes != count:
-        data = ArrayData(data.x_train, data.y_train, data.x_val, data.y_val, count, data.name,
-                         data.feature_names)
+                         classes, name, feature_names, class_names)
     return data

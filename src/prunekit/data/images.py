@@ -58,7 +58,8 @@ def load_image_folder(path: str | os.PathLike[str], *, image_size: int = 224,
     y = np.asarray(labels, dtype=np.int64)
     classes = ", ".join(dataset.classes)
     return split_arrays(x, y, name=f"{root.name} ({len(dataset.classes)} classes: {classes})",
-                        val_fraction=val_fraction, seed=seed)
+                        val_fraction=val_fraction, seed=seed,
+                        class_names=tuple(dataset.classes))
 
 
 def _rgb(path: str) -> object:

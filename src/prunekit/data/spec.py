@@ -37,7 +37,8 @@ def load_data_spec(spec: str, *, label_column: str = "label", val_fraction: floa
     if text == "digits":
         data = load_digits_data(val_fraction, seed)
         return ArrayData(data.x_train, data.y_train, data.x_val, data.y_val, NUM_CLASSES,
-                         "sklearn digits (8x8, 10 classes)")
+                         "sklearn digits (8x8, 10 classes)",
+                         class_names=tuple(str(i) for i in range(NUM_CLASSES)))
     suffix = Path(text).suffix.lower()
     if suffix == ".npz":
         return load_npz(text, val_fraction=val_fraction, seed=seed)

@@ -43,8 +43,8 @@ def run_analysis(model: ModelSource, data: DataSource, config: SensitivityConfig
                  ) -> AnalysisResult:
     """Measure per-group sensitivity of ``model`` on ``data`` and write it into ``out_dir``."""
     say: Log = log if log is not None else (lambda _msg: None)
-    say(f"model: {model.spec}")
-    inputs = load_inputs(model, data)
+    say(f"model: {model.model_spec().text}")
+    inputs = load_inputs(model, data, log=say)
     say(f"data: {inputs.data.name}, {len(inputs.data.y_val)} validation samples")
     metric = parse_metric(data.metric)
     result = analyze_sensitivity(inputs.model, inputs.example, val_loader(inputs.data),
@@ -52,11 +52,11 @@ def run_analysis(model: ModelSource, data: DataSource, config: SensitivityConfig
                                  on_point=on_point)
     document = {**result.to_dict(), "metric": metric.name, "metric_spec": metric.text,
                 "metric_fraction": metric.fraction, "split": "validation",
-                "dataset": inputs.data.name, "model": model.spec,
+                "dataset": inputs.data.name, "model": inputs.spec.text,
                 "input_shape": list(inputs.example.shape), "settings": {
                     "importance": config.importance, "ignore": list(config.ignore),
                     "round_to": config.round_to, "groups": list(config.groups)}}
-    png = sensitivity_curves_png(document, title=f"Sensitivity of {model.spec}")
+    png = sensitivity_curves_png(document, title=f"Sensitivity of {inputs.spec.text}")
     folder = Path(out_dir)
     atomic_write_text(folder / SENSITIVITY_JSON, json.dumps(document, indent=1) + "\n")
     files = {"sensitivity_json": str(folder / SENSITIVITY_JSON)}

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..config import PruneConfig
 from ..errors import ConfigError
 from ..metrics import parse_metric
+from ..models.spec import ModelSpec, parse_model_spec
 from ..recover.reconstruct import DAMP
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
@@ -24,18 +26,35 @@ __all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "Reconst
 
 @dataclass(frozen=True)
 class ModelSource:
-    """The model: a spec (``torchvision:NAME``, ``prunekit:digits_cnn``, ``file.py:factory``,
-    ``model.pt`` with ``trust_pickle``), optional weights, and an optional example-input
-    shape (batch first) that each data sample is reshaped to."""
+    """The model: a spec (``torchvision:NAME``, ``timm:NAME``, ``prunekit:digits_cnn``, a
+    Hugging Face folder, ``file.py:factory``, ``model.pt`` with ``trust_pickle``; constructor
+    arguments after ``?``), more constructor ``args`` (e.g. ``{"num_classes": 10}``), optional
+    weights, and an optional example-input shape (batch first) that each data sample is
+    reshaped to."""
 
     spec: str = "prunekit:digits_cnn"
     weights: str | None = None
     input_shape: tuple[int, ...] | None = None
     trust_pickle: bool = False
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def model_spec(self) -> ModelSpec:
+        """The parsed spec with ``args`` added (a key given twice differently is an error)."""
+        return parse_model_spec(self.spec, self.args)
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, str) or not self.spec.strip():
             raise ConfigError(f"model spec must be a non-empty string, got {self.spec!r}")
+        if not isinstance(self.args, Mapping):
+            raise ConfigError(f"model args must be a mapping of names to values, got "
+                              f"{self.args!r}")
+        for key, value in self.args.items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise ConfigError(f"model argument names must be Python names, got {key!r}")
+            if not isinstance(value, (bool, int, float, str)):
+                raise ConfigError(f"model argument {key} must be a number, true/false or a "
+                                  f"string, got {value!r}")
+        object.__setattr__(self, "args", dict(self.args))
         if self.input_shape is not None:
             shape = tuple(self.input_shape)
             if not shape or not all(isinstance(s, int) and s >= 1 for s in shape):

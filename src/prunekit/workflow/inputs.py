@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,8 +19,8 @@ from ..data.spec import load_data_spec
 from ..errors import ConfigError, PrunekitError
 from ..measure.latency import resolve_device
 from ..metrics import parse_metric
-from ..models.spec import load_model_spec, parse_model_spec
-from ..models.weights import load_weights
+from ..models.build import BuiltModel, build_with_weights, classes_mismatch
+from ..models.spec import ModelSpec
 from ..report.stats import ModelStats, collect_stats
 from .config import DataSource, ModelSource, OutputConfig
 
@@ -29,21 +30,27 @@ __all__ = ["RunInputs", "build_model", "file_bytes", "fit_data", "load_inputs",
 
 @dataclass(frozen=True)
 class RunInputs:
-    """A built model (eval mode), its data and a one-sample example input."""
+    """A built model (eval mode), its data, a one-sample example input and the spec the
+    model was built from (arguments inferred from its weights included)."""
 
     model: nn.Module
     data: ArrayData
     example: torch.Tensor
+    spec: ModelSpec
 
 
-def build_model(source: ModelSource, *, seed: int | None = None) -> nn.Module:
-    """Build the model ``source`` names, load its weights; ``seed`` fixes a random init."""
+def build_model(source: ModelSource, *, seed: int | None = None,
+                log: Callable[[str], None] | None = None) -> BuiltModel:
+    """Build the model ``source`` names and load its weights (a class count that only the
+    weights know is inferred, and said through ``log``); ``seed`` fixes a random init."""
     if seed is not None:
         torch.manual_seed(seed)
-    model = load_model_spec(parse_model_spec(source.spec), trust_pickle=source.trust_pickle)
-    if source.weights is not None:
-        load_weights(model, source.weights, trust_pickle=source.trust_pickle)
-    return model.eval()
+    built = build_with_weights(source.model_spec(), weights=source.weights,
+                               trust_pickle=source.trust_pickle)
+    for line in built.inferred:
+        if log is not None:
+            log(line)
+    return built
 
 
 def _shaped(data: ArrayData, shape: tuple[int, ...] | None) -> ArrayData:
@@ -58,11 +65,14 @@ def _shaped(data: ArrayData, shape: tuple[int, ...] | None) -> ArrayData:
                    x_val=data.x_val.reshape(-1, *shape[1:]), feature_names=None)
 
 
-def _check_fit(model: nn.Module, example: torch.Tensor, data: ArrayData, spec: str) -> None:
-    """Fail with one clear line when the data does not fit the model."""
+def _check_fit(built: BuiltModel, example: torch.Tensor, data: ArrayData) -> None:
+    """Fail with one clear line when the data does not fit the model: it does not run on a
+    sample, returns no logits, or has another number of them than the data has classes
+    (fewer, when the data's labels only bound the class count)."""
+    spec = built.spec.text
     try:
         with torch.no_grad():
-            out = model(example)
+            out = built.model(example)
     except Exception as exc:  # noqa: BLE001 - user models may raise anything
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise PrunekitError(f"{spec} does not run on data samples of shape "
@@ -72,19 +82,21 @@ def _check_fit(model: nn.Module, example: torch.Tensor, data: ArrayData, spec: s
         raise PrunekitError(f"{spec} must return class logits (batch, classes) for "
                             f"classification data; it returned "
                             f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)}")
-    if out.shape[1] < data.num_classes:
-        raise PrunekitError(f"{data.name} has {data.num_classes} classes but {spec} outputs "
-                            f"{out.shape[1]} logits")
+    outputs = out.shape[1]
+    exact = data.class_names is not None
+    if outputs < data.num_classes or (exact and outputs != data.num_classes):
+        raise PrunekitError(classes_mismatch(built, outputs, data.num_classes, data.name))
 
 
-def fit_data(model: nn.Module, model_source: ModelSource,
+def fit_data(built: BuiltModel, model_source: ModelSource,
              data_source: DataSource) -> RunInputs:
-    """Load the data for ``model``, shape it to the model's input and check one sample runs.
+    """Load the data for the built model, shape it to the model's input and check that one
+    sample runs and gives one logit per class.
 
     Images of a Hugging Face dataset are converted to the model's input per sample (from
     ``model_source.input_shape`` or the spec's default shape), when known.
     """
-    shape = model_source.input_shape or parse_model_spec(model_source.spec).default_input_shape
+    shape = model_source.input_shape or built.spec.default_input_shape
     data = load_data_spec(data_source.spec, label_column=data_source.label_column,
                           val_fraction=data_source.val_fraction, seed=data_source.seed,
                           image_size=data_source.image_size, split=data_source.split,
@@ -92,14 +104,15 @@ def fit_data(model: nn.Module, model_source: ModelSource,
                           sample_shape=None if shape is None else tuple(shape[1:]))
     data = _shaped(data, model_source.input_shape)
     example = data.x_val[:1].clone()
-    _check_fit(model, example, data, model_source.spec)
-    return RunInputs(model, data, example)
+    _check_fit(built, example, data)
+    return RunInputs(built.model, data, example, built.spec)
 
 
 def load_inputs(model_source: ModelSource, data_source: DataSource, *,
-                seed: int | None = None) -> RunInputs:
+                seed: int | None = None, log: Callable[[str], None] | None = None
+                ) -> RunInputs:
     """Build the model, load and shape the data, and check that one sample runs."""
-    return fit_data(build_model(model_source, seed=seed), model_source, data_source)
+    return fit_data(build_model(model_source, seed=seed, log=log), model_source, data_source)
 
 
 def train_loader(data: ArrayData, source: DataSource, seed: int | None = None) -> DataLoader:

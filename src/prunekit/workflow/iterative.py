@@ -18,7 +18,6 @@ from typing import Any
 
 from ..errors import ConfigError, PrunekitError
 from ..metrics import MetricSpec, format_metric, load_metric, parse_metric
-from ..models.spec import parse_model_spec
 from ..recover.iterate import STATE, IterativeConfig, StepRecord, iterative_prune
 from ..report.build import build_report, point
 from ..report.io import write_report
@@ -73,8 +72,8 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
                           "pass --resume to continue it, or choose another --out")
     if resume and not (checkpoints / STATE).is_file():
         say(f"nothing to resume in {checkpoints}: starting from the dense model")
-    say(f"model: {config.model.spec}")
-    inputs = load_inputs(config.model, config.data, seed=config.data.seed)
+    say(f"model: {config.model.model_spec().text}")
+    inputs = load_inputs(config.model, config.data, seed=config.data.seed, log=say)
     model, data, example = inputs.model, inputs.data, inputs.example
     if config.distill is not None:
         check_modules(model, config.distill.features)
@@ -124,7 +123,7 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     timings["total"] = time.perf_counter() - start
     plan = result.plan
     report = build_report(
-        model={"name": parse_model_spec(config.model.spec).name, "spec": config.model.spec,
+        model={"name": inputs.spec.name, "spec": inputs.spec.text,
                "input_shape": list(example.shape), "pruned_input_shape": list(example.shape)},
         task=task_info(data, config.data),
         before=before, after=after, plan=plan, points=points,

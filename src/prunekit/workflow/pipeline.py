@@ -22,7 +22,6 @@ from torch import nn
 from ..api import prune
 from ..errors import ConfigError
 from ..metrics import format_metric, load_metric, parse_metric
-from ..models.spec import parse_model_spec
 from ..recover.reconstruct import reconstruct
 from ..report.build import build_report, point
 from ..report.io import ReportFiles, write_report
@@ -69,8 +68,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     say: Log = log if log is not None else (lambda _msg: None)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    say(f"model: {config.model.spec}")
-    inputs = load_inputs(config.model, config.data)
+    say(f"model: {config.model.model_spec().text}")
+    inputs = load_inputs(config.model, config.data, log=say)
     model, data, example = inputs.model, inputs.data, inputs.example
     if config.finetune.epochs and config.distill is not None:
         check_modules(model, config.distill.features)
@@ -160,7 +159,7 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         settings["input_features"] = features
     timings["total"] = time.perf_counter() - start
     report = build_report(
-        model={"name": parse_model_spec(config.model.spec).name, "spec": config.model.spec,
+        model={"name": inputs.spec.name, "spec": inputs.spec.text,
                "input_shape": list(example.shape), "pruned_input_shape": list(example_after.shape)},
         task=task_info(data, config.data),
         before=before, after=after, plan=plan, points=points, settings=settings,
