@@ -248,13 +248,19 @@ class AnonPeak:
 # ----------------------------------------------------------------------------------------
 
 def cpu_model() -> str:
+    """The CPU's model name and the kernel level PyTorch runs on it (figures that come
+    from training differ between levels: see ATEN_CPU_CAPABILITY)."""
+    from prunekit.environment import cpu_capability
+
+    name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+                break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return f"{name} (torch CPU kernels: {cpu_capability()})"
 
 
 def version(dist: str) -> str:

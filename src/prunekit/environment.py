@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment_info", "package_version", "versions"]
+__all__ = ["cpu_capability", "environment_info", "package_version", "versions"]
 
 _PACKAGES = ("prunekit", "torch", "torchvision", "numpy", "safetensors", "scikit-learn",
              "click", "matplotlib", "timm", "transformers")
@@ -33,9 +33,18 @@ def versions() -> dict[str, str | None]:
     return info
 
 
+def cpu_capability() -> str:
+    """The instruction level of the CPU kernels PyTorch dispatches to (``"AVX512"``,
+    ``"AVX2"``, ``"DEFAULT"``, ...): the same model can train differently at another level,
+    and ``ATEN_CPU_CAPABILITY`` lowers it."""
+    get = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    return str(get()) if get is not None else "unknown"
+
+
 def _devices() -> list[dict[str, Any]]:
     devices: list[dict[str, Any]] = [{"type": "cpu", "name": platform.processor() or
-                                      platform.machine(), "cores": os.cpu_count()}]
+                                      platform.machine(), "cores": os.cpu_count(),
+                                      "kernels": cpu_capability()}]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)

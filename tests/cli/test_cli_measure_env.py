@@ -92,3 +92,12 @@ def test_python_dash_m_entry_point_and_exit_codes() -> None:
     ok = subprocess.run([sys.executable, "-m", "prunekit", "--version"], env=env,
                         capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0 and "prunekit" in ok.stdout
+
+
+def test_env_names_the_cpu_kernel_level_it_runs() -> None:
+    """Training figures differ between kernel levels, so bug reports and benchmark pages say
+    which one ran: the portable level forced by ATEN_CPU_CAPABILITY shows as DEFAULT."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "default"}
+    done = subprocess.run([sys.executable, "-m", "prunekit", "env", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(done.stdout)["devices"][0]["kernels"] == "DEFAULT"
