@@ -152,8 +152,8 @@ def _dense_model(config: DemoConfig, data: DigitsData, cache_dir: Path | None,
             log(f"dense model: reusing {path}")
             return model, True
         log(f"dense model: {reason}; training")
+    torch.manual_seed(config.seed)  # before the weights are drawn: the same seed, the same model
     model = DigitsCNN()  # fresh weights even if a failed load touched some
-    torch.manual_seed(config.seed)
     train, val = digits_loaders(config.batch_size, seed=config.seed, data=data)
     result = finetune(model, train, val,
                       FinetuneConfig(epochs=config.train_epochs, lr=config.train_lr,

@@ -80,3 +80,23 @@ def test_demo_bad_ratio_is_a_usage_or_config_error(tmp_path: Path,
     err = capsys.readouterr().err
     assert code == 1 and "ratio must be in (0, 1)" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_same_seed_same_dense_model_whatever_the_global_rng(tmp_path: Path) -> None:
+    """Without the cache the dense model is trained from weights drawn after the demo's seed,
+    so two runs agree exactly, even when the caller's RNG state differs."""
+    import torch
+    from safetensors.torch import load_file
+
+    from prunekit.demo import DemoConfig, run_demo
+
+    config = DemoConfig(train_epochs=1, finetune_epochs=0, sweep=(), reconstruct=False,
+                        use_cache=False, latency_warmup=0, latency_repeats=1, threads=1)
+    weights = []
+    for caller_seed in (1, 2):
+        torch.manual_seed(caller_seed)
+        run_demo(config, tmp_path / f"run{caller_seed}", html=False)
+        weights.append(load_file(str(tmp_path / f"run{caller_seed}" / "pruned" /
+                                     "model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
