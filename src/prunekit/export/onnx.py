@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError, PrunekitError
 
-__all__ = ["OnnxCheck", "check_onnx", "export_onnx"]
+__all__ = ["OnnxCheck", "check_onnx", "export_onnx", "quantize_onnx_dynamic"]
 
 
 def _require(module: str) -> None:
@@ -170,3 +170,32 @@ def check_onnx(path: str | os.PathLike[str], model: nn.Module, example: Any) -> 
     diff = max(float((torch.from_numpy(g) - e.detach().cpu()).abs().max())
                for g, e in zip(got, expected))
     return OnnxCheck(diff, tuple(got[0].shape), "CPUExecutionProvider")
+
+
+def quantize_onnx_dynamic(source: str | os.PathLike[str], target: str | os.PathLike[str],
+                          model: nn.Module, example: Any = None) -> dict[str, Any]:
+    """Write an int8 copy of the ONNX file ``source`` to ``target`` (onnxruntime's dynamic
+    quantization: int8 weights of MatMul/Gemm/Conv..., activations quantized at run time)
+    and compare it in onnxruntime with ``model`` on ``example`` (default: the random
+    inputs :func:`prunekit.onnx.example_inputs` makes for a converted model)."""
+    _require("onnxruntime")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    final = Path(target)
+    staging = final.with_name(f".{final.name}.partial")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8)
+        except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds
+            staging.unlink(missing_ok=True)
+            raise PrunekitError(f"onnxruntime quantization of {source} failed: "
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    os.replace(staging, final)
+    if example is None:
+        from ..onnx import example_inputs
+        example = example_inputs(model.signature)  # type: ignore[arg-type]
+    check = check_onnx(final, model, example)
+    return {"file": str(final), "method": "onnxruntime.quantization.quantize_dynamic (QInt8)",
+            "bytes_fp32": Path(source).stat().st_size, "bytes_int8": final.stat().st_size,
+            "max_abs_diff_vs_fp32": check.max_abs_diff}

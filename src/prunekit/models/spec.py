@@ -1,7 +1,8 @@
 """Build a model from a spec string: ``torchvision:NAME``, ``timm:NAME``,
 ``prunekit:digits_cnn``, a local Hugging Face folder (``config.json`` inside),
-``path/to/file.py:factory``, or a whole pickled model ``path/to/model.pt`` (refused unless
-trusted, see :mod:`.pickled`).
+``path/to/file.py:factory``, an ONNX file ``path/to/model.onnx`` (converted by
+:func:`prunekit.onnx.load` and checked against onnxruntime), or a whole pickled model
+``path/to/model.pt`` (refused unless trusted, see :mod:`.pickled`).
 
 torchvision models are built with ``weights=None`` and timm models with
 ``pretrained=False`` (architecture only; nothing is downloaded). A Hugging Face folder is
@@ -32,8 +33,8 @@ _BUILTIN = {"digits_cnn": (1, 1, 8, 8)}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec: its ``kind`` (torchvision, timm, hf, prunekit, file, pickle),
-    target and name."""
+    """A parsed model spec: its ``kind`` (torchvision, timm, hf, prunekit, file, onnx,
+    pickle), target and name."""
 
     kind: str
     target: str
@@ -50,11 +51,31 @@ class ModelSpec:
             return _BUILTIN[self.name]
         if self.kind == "hf":
             return (1, 16)  # one sequence of 16 token ids
+        if self.kind == "onnx":
+            return self._onnx_input_shape()
         return None
+
+    def _onnx_input_shape(self) -> tuple[int, ...] | None:
+        """The first input's recorded shape with batch 1 (None when it has other dynamic
+        axes or the file has several inputs)."""
+        from ..onnx.graph import read_signature
+
+        inputs = read_signature(self.target).inputs
+        if len(inputs) != 1 or inputs[0].dims is None:
+            return None
+        dims = inputs[0].dims
+        if any(not isinstance(d, int) for d in dims[1:]):
+            return None
+        return (1, *(int(d) for d in dims[1:])) if dims else None
 
     @property
     def integer_inputs(self) -> bool:
         """Whether the model reads integer inputs (token ids) rather than floats."""
+        if self.kind == "onnx":
+            from ..onnx.graph import read_signature
+
+            inputs = read_signature(self.target).inputs
+            return bool(inputs) and inputs[0].dtype.startswith(("int", "uint"))
         return self.kind == "hf"
 
 
@@ -73,11 +94,16 @@ def parse_model_spec(spec: str) -> ModelSpec:
         return ModelSpec("file", path, factory)
     if Path(text).suffix in PICKLE_SUFFIXES:
         return ModelSpec("pickle", text, Path(text).stem)
+    if Path(text).suffix.lower() == ".onnx":
+        if not Path(text).is_file():
+            raise ConfigError(f"ONNX file {text!r} does not exist")
+        return ModelSpec("onnx", text, Path(text).stem)
     if text and (Path(text) / "config.json").is_file():
         return ModelSpec("hf", text, Path(text).resolve().name)
     raise ConfigError(f"unknown model spec {spec!r}: use torchvision:NAME, timm:NAME, "
                       "prunekit:digits_cnn, a Hugging Face folder (with config.json), "
-                      "path/to/file.py:factory or a pickled model.pt (with --trust-pickle)")
+                      "path/to/file.py:factory, a model.onnx file or a pickled model.pt (with "
+                      "--trust-pickle)")
 
 
 def _torchvision_model(name: str) -> nn.Module:
@@ -170,6 +196,9 @@ def load_model_spec(spec: str | ModelSpec, *, trust_pickle: bool = False) -> nn.
     elif parsed.kind == "hf":
         from .hf_local import load_hf_folder
         model = load_hf_folder(parsed.target)
+    elif parsed.kind == "onnx":
+        from ..onnx import load as load_onnx
+        model = load_onnx(parsed.target)
     elif parsed.kind == "prunekit":
         from .digits_cnn import DigitsCNN
         model = DigitsCNN()

@@ -144,7 +144,7 @@ def convert_graph(graph: OnnxGraph, example: tuple[torch.Tensor, ...]) -> OnnxMo
             if fused is not None:
                 skipped[fused[0]] = graph.nodes[fused[0]].output[0]
                 names = [skipped[fused[0]]]
-                module = linear_from_matmul(ctx, fused[1], None)
+                module = linear_from_matmul(ctx, fused[1])
             else:
                 module = _build(ctx)
             runtime = [n for n, v in zip(node.input, ctx.values)

@@ -77,6 +77,17 @@ def _check_fit(model: nn.Module, example: torch.Tensor, data: ArrayData, spec: s
                             f"{out.shape[1]} logits")
 
 
+def _onnx_shape(source: ModelSource, shape: tuple[int, ...] | None,
+                data: ArrayData) -> tuple[int, ...] | None:
+    """An ONNX file's recorded input shape, when data samples have its size but not its
+    layout (digits as 64 features for an ``N x 8 x 8 x 1`` Keras input)."""
+    if shape is None or parse_model_spec(source.spec).kind != "onnx":
+        return None
+    if tuple(data.x_val.shape[1:]) == tuple(shape[1:]):
+        return None
+    return shape if data.x_val[0].numel() == torch.Size(shape[1:]).numel() else None
+
+
 def fit_data(model: nn.Module, model_source: ModelSource,
              data_source: DataSource) -> RunInputs:
     """Load the data for ``model``, shape it to the model's input and check one sample runs.
@@ -90,7 +101,7 @@ def fit_data(model: nn.Module, model_source: ModelSource,
                           image_size=data_source.image_size, split=data_source.split,
                           feature_column=data_source.feature_column,
                           sample_shape=None if shape is None else tuple(shape[1:]))
-    data = _shaped(data, model_source.input_shape)
+    data = _shaped(data, model_source.input_shape or _onnx_shape(model_source, shape, data))
     example = data.x_val[:1].clone()
     _check_fit(model, example, data, model_source.spec)
     return RunInputs(model, data, example)

@@ -16,7 +16,7 @@ from torch import nn
 
 from .base import Function, NodeContext, OnnxOp, converter
 
-__all__ = ["Linear"]
+__all__ = ["Padded", "TransposedInput", "linear_from_matmul"]
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -119,17 +119,15 @@ def _conv_transpose(ctx: NodeContext) -> nn.Module:
     return layer
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` made from a Gemm or a MatMul (+ Add) with a constant weight; an input
-    transposed by ``transA`` is transposed back first."""
+class TransposedInput(nn.Module):
+    """A Gemm with ``transA=1``: the input is transposed before its ``nn.Linear``."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool,
-                 transpose_input: bool = False) -> None:
-        super().__init__(in_features, out_features, bias=bias)
-        self.transpose_input = transpose_input
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.transpose(0, 1) if self.transpose_input else x)
+        return self.linear(x.transpose(0, 1))
 
 
 def _gemm(a: torch.Tensor, b: torch.Tensor, c: Any = None, *, alpha: float, beta: float,
@@ -147,8 +145,7 @@ def _gemm_op(ctx: NodeContext) -> nn.Module:
     if ctx.is_static(1) and (not ctx.has(2) or vector_bias) and not ctx.is_static(0):
         b = ctx.static(1)
         weight = (b if trans_b else b.t()) * alpha
-        layer = Linear(weight.shape[1], weight.shape[0], bias=ctx.has(2),
-                       transpose_input=bool(trans_a))
+        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=ctx.has(2))
         layer.weight = ctx.parameter(1, weight) if (alpha != 1.0 or not trans_b) \
             else ctx.parameter(1)
         if bias is not None:
@@ -156,16 +153,15 @@ def _gemm_op(ctx: NodeContext) -> nn.Module:
             layer.bias = ctx.parameter(2, scaled) if (beta != 1.0 or bias.ndim != 1 or
                                                       bias.numel() != weight.shape[0]) \
                 else ctx.parameter(2)
-        return layer
+        return TransposedInput(layer) if trans_a else layer
     return ctx.bind(Function("Gemm", _gemm, alpha=alpha, beta=beta, trans_a=trans_a,
                              trans_b=trans_b))
 
 
-def linear_from_matmul(ctx: NodeContext, bias: torch.Tensor | None,
-                       bias_index: tuple[Any, int] | None) -> nn.Module:
+def linear_from_matmul(ctx: NodeContext, bias: torch.Tensor | None) -> nn.Module:
     """``MatMul(x, W)`` (+ ``Add(., b)`` fused by the caller) as ``nn.Linear``."""
     weight = ctx.static(1)
-    layer = Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
+    layer = nn.Linear(weight.shape[0], weight.shape[1], bias=bias is not None)
     layer.weight = ctx.parameter(1, weight.t())
     if bias is not None:
         layer.bias = nn.Parameter(bias.detach().clone().reshape(-1).expand(weight.shape[1])
@@ -181,7 +177,7 @@ def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _matmul_op(ctx: NodeContext) -> nn.Module:
     if ctx.is_static(1) and ctx.static(1).ndim == 2 and not ctx.is_static(0) \
             and ctx.static(1).is_floating_point():
-        return linear_from_matmul(ctx, None, None)
+        return linear_from_matmul(ctx, None)
     return ctx.bind(Function("MatMul", _matmul))
 
 

@@ -462,8 +462,8 @@ def _resize(ctx: NodeContext) -> nn.Module:
         raise ctx.fail("neither scales nor sizes are given")
     elif _values(ctx.example(sizes_index))[:2] != list(shape[:2]):
         raise ctx.fail("resizing the batch or channel dimension")
-    return ctx.bind(Resize(torch_mode, align, scales, sizes_index), as_value=(sizes_index,)
-                    if sizes_index is not None else (), trainable=lambda _i, _t: False)
+    return ctx.bind(Resize(torch_mode, align, scales, sizes_index), as_value=(1, 2, 3),
+                    trainable=lambda _i, _t: False)
 
 
 class ConstantOfShape(DeviceOp):
