@@ -175,3 +175,25 @@ def test_prunekit_onnx_attribute_is_lazy() -> None:
     assert prunekit.onnx.load is load
     assert importlib.import_module("onnx") is sys.modules["onnx"]  # not shadowed
     assert not hasattr(sys.modules["onnx"], "OnnxModel")
+
+
+def test_reshapes_follow_a_dynamic_batch(tmp_path: Path) -> None:
+    """A merge to ``[-1, 3]`` and a split back with the file's ``-1`` on the batch side run
+    at any batch size after converting at batch 2, like onnxruntime."""
+    from onnx import TensorProto, helper
+
+    from prunekit.onnx.check import run_onnxruntime
+
+    nodes = [helper.make_node("Reshape", ["x", "flat"], ["f"], name="merge"),
+             helper.make_node("Relu", ["f"], ["r"], name="act"),
+             helper.make_node("Reshape", ["r", "back"], ["y"], name="split")]
+    path = save_graph(
+        tmp_path / "reshape.onnx", nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8, 3])],
+        {"flat": np.array([-1, 3], dtype=np.int64), "back": np.array([-1, 8, 3], dtype=np.int64)})
+    model = load(path)
+    x = torch.randn(5, 8, 3)
+    expected = run_onnxruntime(path, {"x": x})[0]
+    with torch.no_grad():
+        assert np.allclose(model(x).numpy(), expected)

@@ -97,8 +97,9 @@ def _build(ctx: NodeContext) -> nn.Module:
                         as_value=static)
     make = get_converter(ctx.op_type)
     if make is None:
-        raise ctx.fail(f"prunekit has no converter for it (supported: "
-                       f"{', '.join(supported_ops())})")
+        raise ctx.fail(f"prunekit has no converter for it ({len(supported_ops())} ops are "
+                       "supported: prunekit.onnx.supported_ops()); convert the model without "
+                       "it, or keep only outputs that do not need it (outputs=...)")
     return make(ctx)
 
 

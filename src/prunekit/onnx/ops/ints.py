@@ -47,8 +47,15 @@ def _broadcast(op: Callable[[Any, Any], Any]) -> Callable[..., Ints]:
     return apply
 
 
+def _symbolic(*values: Any) -> bool:
+    return any(isinstance(v, (torch.SymInt, torch.SymBool)) for v in values)
+
+
 def _div(p: Any, q: Any) -> Any:
-    """Integer division truncating toward zero, as ONNX does."""
+    """Integer division truncating toward zero, as ONNX does (sizes traced symbolically are
+    never negative: floor division, without a guard)."""
+    if _symbolic(p, q):
+        return p // q
     if isinstance(p, bool) or isinstance(q, bool):
         return int(p) // int(q)
     quotient = p // q
@@ -106,7 +113,12 @@ def _where(cond: Any, a: Any, b: Any) -> Ints:
     def wide(v: Ints) -> tuple[Any, ...]:
         return v.values * n if len(v.values) == 1 else v.values
 
-    return Ints(tuple(p if k else q for k, p, q in zip(wide(c), wide(x), wide(y))),
+    def pick(k: Any, p: Any, q: Any) -> Any:
+        if isinstance(k, torch.SymBool):  # no guard on a traced size
+            return torch.sym_ite(k, p, q)
+        return p if k else q
+
+    return Ints(tuple(pick(k, p, q) for k, p, q in zip(wide(c), wide(x), wide(y))),
                 c.scalar and x.scalar and y.scalar)
 
 
@@ -126,6 +138,12 @@ def _cast(x: Any, to: int = 7) -> Ints:
     return as_ints(x)
 
 
+def _not(x: Any) -> Ints:
+    value = as_ints(x)
+    return Ints(tuple(torch.sym_not(v) if isinstance(v, torch.SymBool) else not v
+                      for v in value.values), value.scalar)
+
+
 INT_OPS: dict[str, Callable[..., Ints]] = {
     "Add": _broadcast(operator.add), "Sub": _broadcast(operator.sub),
     "Mul": _broadcast(operator.mul), "Div": _broadcast(_div), "Mod": _broadcast(_mod),
@@ -135,5 +153,5 @@ INT_OPS: dict[str, Callable[..., Ints]] = {
     "GreaterOrEqual": _broadcast(operator.ge),
     "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Concat": _concat, "Gather": _gather,
     "Slice": _slice, "Identity": _identity, "Reshape": _reshape, "Where": _where,
-    "ReduceProd": _reduce_prod, "Neg": _neg, "Cast": _cast,
+    "ReduceProd": _reduce_prod, "Neg": _neg, "Cast": _cast, "Not": _not,
 }

@@ -5,7 +5,7 @@ Tile, Pad, Resize, ConstantOfShape, Range, ScatterND, Constant.
 Sizes a converted node computes follow its input at run time wherever the ONNX graph
 fixed them for one input size: a reshape keeps the grouping of dimensions it had on the
 example (a merged group takes the product of its inputs, a split group's innermost factor
-takes what is left), an expand keeps every non-broadcast dimension, a squeeze without axes
+takes what is left, unless the file put its ``-1`` in that group), an expand keeps every non-broadcast dimension, a squeeze without axes
 removes the dimensions that were 1 on the example. So a pruned copy still runs.
 """
 
@@ -68,11 +68,9 @@ class Reshape(OnnxOp):
     op_type = "Reshape"
     accepts_ints = True
 
-    def __init__(self, chunks: list[tuple[list[int], list[int]]], example_out: list[int],
-                 allowzero: bool) -> None:
+    def __init__(self, chunks: list[tuple[list[int], list[int]]], allowzero: bool) -> None:
         super().__init__()
         self.chunks = chunks
-        self.example_out = example_out
         self.allowzero = allowzero
 
     def compute(self, x: torch.Tensor, target: Any) -> torch.Tensor:
@@ -88,11 +86,10 @@ class Reshape(OnnxOp):
             elif len(outs) == 1:
                 out[outs[0]] = math.prod(sizes[i] for i in ins)
             elif len(ins) == 1:
-                outer = [self.example_out[o] if isinstance(out[o], int) and out[o] == -1
-                         else out[o] for o in outs[:-1]]
-                for o, v in zip(outs[:-1], outer):
-                    out[o] = v
-                out[outs[-1]] = sizes[ins[0]] // math.prod(outer)
+                if any(isinstance(out[o], int) and out[o] == -1 for o in outs):
+                    continue  # the file's own -1 absorbs the change (a dynamic axis)
+                outer_sizes = [out[o] for o in outs[:-1]]
+                out[outs[-1]] = sizes[ins[0]] // math.prod(outer_sizes)
         return x.reshape(out)
 
 
@@ -109,7 +106,7 @@ def _reshape(ctx: NodeContext) -> nn.Module:
         chunks = reshape_chunks(in_shape, resolved) if math.prod(in_shape) else []
     except (ValueError, IndexError):
         raise ctx.fail(f"cannot reshape {in_shape} to {target}") from None
-    return ctx.bind(Reshape(chunks, resolved, allowzero), as_value=(1,))
+    return ctx.bind(Reshape(chunks, allowzero), as_value=(1,))
 
 
 def _flatten(x: torch.Tensor, axis: int) -> torch.Tensor:
@@ -296,6 +293,25 @@ def _gather_elements(data: torch.Tensor, indices: torch.Tensor, axis: int) -> to
 @converter("GatherElements")
 def _gather_elements_op(ctx: NodeContext) -> nn.Module:
     return ctx.bind(Function("GatherElements", _gather_elements, axis=int(ctx.attr("axis", 0))))
+
+
+def _gather_nd(data: torch.Tensor, indices: torch.Tensor, batch_dims: int = 0) -> torch.Tensor:
+    index = indices.long()
+    depth = index.shape[-1]
+    sizes = torch.tensor(data.shape[batch_dims:batch_dims + depth], device=index.device)
+    index = torch.where(index < 0, index + sizes, index)
+    batch = math.prod(data.shape[:batch_dims])
+    flat_data = data.reshape(batch, *data.shape[batch_dims:])
+    flat_index = index.reshape(batch, -1, depth)
+    rows = torch.arange(batch, device=index.device)[:, None].expand(batch, flat_index.shape[1])
+    picked = flat_data[(rows, *[flat_index[..., i] for i in range(depth)])]
+    return picked.reshape(*index.shape[:-1], *data.shape[batch_dims + depth:])
+
+
+@converter("GatherND")
+def _gather_nd_op(ctx: NodeContext) -> nn.Module:
+    return ctx.bind(Function("GatherND", _gather_nd, batch_dims=int(ctx.attr("batch_dims", 0))),
+                    trainable=lambda i, t: i == 0 and t.is_floating_point() and t.numel() > 1)
 
 
 def _scatter_nd(data: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor
