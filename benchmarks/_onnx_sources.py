@@ -39,7 +39,9 @@ def _randomize_zeros(model: Any) -> None:
                 p.normal_(0, 0.02)
 
 
-def torchvision_file(name: str, path: Path) -> tuple[Any, ...]:
+def torchvision_file(name: str, path: Path, legacy_opset: int | None = None
+                     ) -> tuple[Any, ...]:
+    """``legacy_opset``: use the TorchScript exporter (``dynamo=False``) at that opset."""
     import torch
     import torchvision
 
@@ -50,7 +52,8 @@ def torchvision_file(name: str, path: Path) -> tuple[Any, ...]:
     x = torch.randn(2, 3, size, size)
     with quiet():
         torch.onnx.export(model, (x,), str(path), input_names=["images"],
-                          output_names=["logits"], dynamo=True,
+                          output_names=["logits"], dynamo=legacy_opset is None,
+                          opset_version=legacy_opset,
                           dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
     return (x,)
 
@@ -155,8 +158,9 @@ BUILDERS: dict[str, Callable[[Path], tuple[Any, ...]]] = {
 OUTPUTS = {"sklearn_mlp": ["probabilities"]}  # the float output (the other is the label)
 
 
-def build_file(case: str, path: Path) -> tuple[Any, ...]:
-    """Write the ONNX file of ``case`` to ``path``; return example inputs (batch 2)."""
+def build_file(case: str, path: Path, legacy_opset: int | None = None) -> tuple[Any, ...]:
+    """Write the ONNX file of ``case`` to ``path``; return example inputs (batch 2).
+    ``legacy_opset``: torchvision models through the TorchScript exporter at that opset."""
     if case in BUILDERS:
         return BUILDERS[case](path)
-    return torchvision_file(case, path)
+    return torchvision_file(case, path, legacy_opset)

@@ -74,6 +74,13 @@ JOBS: list[tuple[str, str, list[str], str]] = [
     ("transformer_families", "Transformer families: 30% and 50%, dense vs pruned latency",
      ["benchmarks/transformer_families.py", "--markdown",
       "docs/benchmarks/transformer_families.md"], "transformer_families.md"),
+    ("onnx_coverage", "ONNX coverage: models from torchvision, Keras, scikit-learn and Hugging "
+     "Face converted, pruned and exported back",
+     ["benchmarks/onnx_coverage.py", "--out", "out/onnx_coverage.json", "--markdown",
+      "docs/benchmarks/onnx_coverage.md"], "onnx_coverage.md"),
+    ("keras_digits", "Keras 3 → ONNX → prunekit → ONNX (digits)",
+     ["benchmarks/keras_digits.py", "--markdown", "docs/benchmarks/keras_digits.md"],
+     "keras_digits.md"),
     ("latency_aware", "Latency-aware allocation (CPU)",
      ["benchmarks/latency_aware.py", "--markdown", "docs/benchmarks/latency_aware.md"],
      "latency_aware.md"),

@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Environment, REPO, emit, error_status, run_worker, version, write_markdown  # noqa: E402
 from _onnx_sources import OTHERS, OUTPUTS, TORCHVISION, build_file  # noqa: E402
 
-TOOLS = ("prunekit", "onnx2torch")
+TOOLS = ("prunekit", "onnx2torch", "onnx2torch17")
+LEGACY_OPSET = 17  # onnx2torch17: torchvision files from the TorchScript exporter at opset 17
 FLOOR = 1e-4
 
 
@@ -65,6 +66,8 @@ def _onnx2torch(path: Path, row: dict[str, Any]) -> Any:
         with torch.no_grad():
             return convert(proto).eval()
     except NotImplementedError as exc:
+        if row["tool"] == "onnx2torch17":
+            raise
         row["onnx2torch_original"] = error_status(exc)
         older = version_converter.convert_version(proto, 17)
         row["onnx2torch_opset"] = 17
@@ -81,9 +84,13 @@ def worker(case: str, tool: str, ratio: float, folder: Path) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     row: dict[str, Any] = {"model": case, "tool": tool}
-    path = folder / f"{case}.onnx"
+    legacy = tool == "onnx2torch17"
+    if legacy and case not in TORCHVISION:
+        row["status"] = "n/a"
+        return row
+    path = folder / f"{case}{'_opset17' if legacy else ''}.onnx"
     try:
-        example = build_file(case, path)
+        example = build_file(case, path, LEGACY_OPSET if legacy else None)
     except Exception as exc:  # noqa: BLE001
         row.update(status=error_status(exc, "ONNX export"), build_failed=True)
         return row
@@ -157,11 +164,13 @@ def _fmt(value: Any, kind: str) -> str:
 def table(results: dict[str, dict[str, Any]], models: list[str]) -> list[str]:
     head = ["model", "opset / nodes", "prunekit status", "converted", "round trip",
             "groups (skipped)", "MACs before → after", "pruned out",
-            "onnx2torch status", "onnx2torch converted", "onnx2torch pruned"]
+            "onnx2torch status", "onnx2torch converted", "onnx2torch pruned",
+            f"onnx2torch, opset-{LEGACY_OPSET} file", "converted", "pruned"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in models:
         pk = results.get(name, {}).get("prunekit", {})
         ot = results.get(name, {}).get("onnx2torch", {})
+        o17 = results.get(name, {}).get("onnx2torch17", {})
 
         def status(r: dict[str, Any]) -> str:
             s = str(r.get("status", "–")).replace("|", "/").replace("\n", " ")
@@ -175,17 +184,18 @@ def table(results: dict[str, dict[str, Any]], models: list[str]) -> list[str]:
         macs = (f"{_fmt(pk.get('macs_before'), 'macs')} → {_fmt(pk.get('macs_after'), 'macs')} "
                 f"({pk['macs_before'] / max(pk['macs_after'], 1):.2f}×)"
                 if "macs_after" in pk else "")
-        ot_pruned = ""
-        if "macs_after" in ot:
-            ot_pruned = f"{ot['macs_before'] / max(ot['macs_after'], 1):.2f}× MACs"
-        elif "converted_rel" in ot:
-            ot_pruned = "no"
+        def pruned_cell(r: dict[str, Any]) -> str:
+            if "macs_after" in r:
+                return f"{r['macs_before'] / max(r['macs_after'], 1):.2f}× MACs"
+            return "no" if "converted_rel" in r else ""
+
         lines.append("| " + " | ".join([
             name, f"{pk.get('opset', ot.get('opset', ''))} / {pk.get('nodes', ot.get('nodes', ''))}",
             status(pk), _fmt(pk.get("converted_rel"), "rel"), _fmt(pk.get("roundtrip_rel"), "rel"),
             f"{pk['groups']} ({pk['skipped']})" if "groups" in pk else "", macs,
             _fmt(pk.get("pruned_out_rel"), "rel"), status(ot), _fmt(ot.get("converted_rel"), "rel"),
-            ot_pruned]) + " |")
+            pruned_cell(ot), status(o17), _fmt(o17.get("converted_rel"), "rel"),
+            pruned_cell(o17)]) + " |")
     return lines
 
 
@@ -195,19 +205,23 @@ def summary(results: dict[str, dict[str, Any]], models: list[str]) -> list[str]:
     floor = [r for r in ok if r.get("converted_rel", 1) <= FLOOR and
              r.get("roundtrip_rel", 1) <= FLOOR and r.get("pruned_out_rel", 1) <= FLOOR]
     reduced = [r for r in ok if r.get("macs_after", 0) < r.get("macs_before", 0)]
-    ot = [results.get(m, {}).get("onnx2torch", {}) for m in models]
     lines = [f"- prunekit.onnx: {len(ok)}/{len(models)} convert, prune and re-export; "
              f"{len(floor)}/{len(models)} within {FLOOR:g} relative on every check "
              f"(converted, unpruned round trip, pruned out); {len(reduced)} with fewer MACs "
              "at ratio 0.5"]
-    if any(ot):
-        conv = [r for r in ot if "converted_rel" in r]
+    for tool, what in (("onnx2torch", "the same files"),
+                       ("onnx2torch17", f"torchvision files at opset {LEGACY_OPSET}")):
+        rows = [results.get(m, {}).get(tool, {}) for m in models]
+        rows = [r for r in rows if r and r.get("status") != "n/a"]
+        if not rows:
+            continue
+        conv = [r for r in rows if "converted_rel" in r]
         agree = [r for r in conv if r["converted_rel"] <= FLOOR]
-        pruned = [r for r in ot if r.get("status") == "ok" and
+        pruned = [r for r in rows if r.get("status") == "ok" and
                   r.get("macs_after", 0) < r.get("macs_before", 0)]
-        lines.append(f"- onnx2torch {version('onnx2torch')}: {len(conv)}/{len(models)} convert, "
-                     f"{len(agree)} within {FLOOR:g}, {len(pruned)} pruned by prunekit with "
-                     "fewer MACs")
+        lines.append(f"- onnx2torch {version('onnx2torch')} on {what}: {len(conv)}/{len(rows)} "
+                     f"convert, {len(agree)} within {FLOOR:g}, {len(pruned)} then pruned by "
+                     "prunekit with fewer MACs")
     return lines
 
 
@@ -270,8 +284,12 @@ def main() -> None:
             "`prunekit.measure.count_flops` / 2 at batch 1. *groups (skipped)*: coupled "
             "groups found, and those verification left unpruned.",
             "",
-            "onnx2torch columns: `onnx2torch.convert` on the same file, the same agreement "
-            "check, then `prunekit.prune` on its module (no export: onnx2torch has none).",
+            "onnx2torch columns: `onnx2torch.convert` on the same file (where it has no "
+            "converter for an op at the file's opset, again on the file converted to opset 17 "
+            "by `onnx.version_converter`), the same agreement check, then `prunekit.prune` on "
+            "its module (no export: onnx2torch has none); the last three columns: onnx2torch "
+            f"on the torchvision model exported by the TorchScript exporter at opset "
+            f"{LEGACY_OPSET} (`dynamo=False`), the opsets onnx2torch covers.",
         ]
         write_markdown(args.markdown, f"ONNX coverage: convert, prune at {args.ratio}, export "
                        "back", env, body, notes)

@@ -81,7 +81,8 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
     """Prune MODEL_SPEC (torchvision:NAME, timm:NAME, prunekit:digits_cnn,
-    path/to/file.py:factory, or a pickled model.pt with --trust-pickle), fine-tune, measure and write a report; with
+    path/to/file.py:factory, path/to/model.onnx, or a pickled model.pt with --trust-pickle),
+    fine-tune, measure and write a report; with
     --iterative, in checkpointed steps until a target (--resume continues after a crash)."""
     from ..config import PruneConfig
     from ..errors import ConfigError

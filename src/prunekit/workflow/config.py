@@ -25,7 +25,7 @@ __all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "Reconst
 @dataclass(frozen=True)
 class ModelSource:
     """The model: a spec (``torchvision:NAME``, ``prunekit:digits_cnn``, ``file.py:factory``,
-    ``model.pt`` with ``trust_pickle``), optional weights, and an optional example-input
+    ``model.onnx``, ``model.pt`` with ``trust_pickle``), optional weights, and an optional example-input
     shape (batch first) that each data sample is reshaped to."""
 
     spec: str = "prunekit:digits_cnn"

@@ -73,7 +73,12 @@ class OnnxOp(nn.Module):
                 args.append(ref)
         if not self.accepts_ints:
             args = [a.tensor() if isinstance(a, Ints) else a for a in args]
-        return self.compute(*args)
+        result = self.compute(*args)
+        if isinstance(result, torch.Tensor) and result.requires_grad and result.grad_fn is None:
+            # a parameter (or a view of one made under no_grad) passed through: hand out a
+            # copy, so hooks on node outputs see an ordinary tensor
+            result = result.clone()
+        return result
 
     def compute(self, *args: Any) -> Any:  # pragma: no cover - every op defines it
         raise NotImplementedError
