@@ -74,12 +74,18 @@ def _window(ctx: NodeContext, spatial: int) -> tuple[list[int], list[int], list[
     return strides, dilations, [0] * spatial, (pads, auto_pad)
 
 
-@converter("Conv")
-def _conv(ctx: NodeContext) -> nn.Module:
+def _conv_weight(ctx: NodeContext, table: dict[int, Any], what: str) -> tuple[torch.Tensor, int]:
+    """The constant weight of a (transposed) convolution and its number of spatial dims."""
     weight = ctx.static(1, "weight")
     spatial = weight.ndim - 2
-    if spatial not in CONV:
-        raise ctx.fail(f"{spatial}-d convolution")
+    if spatial not in table:
+        raise ctx.fail(f"{spatial}-d {what}")
+    return weight, spatial
+
+
+@converter("Conv")
+def _conv(ctx: NodeContext) -> nn.Module:
+    weight, spatial = _conv_weight(ctx, CONV, "convolution")
     kernel = list(weight.shape[2:])
     groups = int(ctx.attr("group", 1))
     strides, dilations, padding, wrap = _window(ctx, spatial)
@@ -97,10 +103,7 @@ def _conv(ctx: NodeContext) -> nn.Module:
 
 @converter("ConvTranspose")
 def _conv_transpose(ctx: NodeContext) -> nn.Module:
-    weight = ctx.static(1, "weight")
-    spatial = weight.ndim - 2
-    if spatial not in CONV_T:
-        raise ctx.fail(f"{spatial}-d transposed convolution")
+    weight, spatial = _conv_weight(ctx, CONV_T, "transposed convolution")
     if ctx.attr("output_shape") is not None or str(ctx.attr("auto_pad", "NOTSET")) != "NOTSET":
         raise ctx.fail("output_shape / auto_pad are not supported; give explicit pads")
     pads = list(ctx.attr("pads", [0] * (2 * spatial)))
