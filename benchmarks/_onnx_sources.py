@@ -18,6 +18,14 @@ TORCHVISION = ["shufflenet_v2_x1_0", "swin_t", "maxvit_t", "squeezenet1_1", "den
                "regnet_y_400mf", "convnext_tiny", "vit_b_16", "efficientnet_b0",
                "mobilenet_v3_large", "googlenet", "resnext50_32x4d", "mnasnet1_0", "resnet50"]
 SIZE = {"swin_t": 224, "maxvit_t": 224, "vit_b_16": 224}  # the others run at 64 x 64
+FULL_SIZE_PREFIXES = ("swin", "maxvit", "vit_")  # architectures tied to 224 x 224
+
+
+def input_size(name: str) -> int:
+    """64 x 64 where the architecture allows it; 224 for ViT, Swin, MaxViT; 299 Inception."""
+    if name == "inception_v3":
+        return 299
+    return 224 if name in SIZE or name.startswith(FULL_SIZE_PREFIXES) else 64
 OTHERS = ["keras_cnn", "keras_lstm", "sklearn_mlp", "hf_bert"]
 
 
@@ -48,7 +56,7 @@ def torchvision_file(name: str, path: Path, legacy_opset: int | None = None
     torch.manual_seed(0)
     model = torchvision.models.get_model(name, weights=None).eval()
     _randomize_zeros(model)
-    size = SIZE.get(name, 64)
+    size = input_size(name)
     x = torch.randn(2, 3, size, size)
     with quiet():
         torch.onnx.export(model, (x,), str(path), input_names=["images"],

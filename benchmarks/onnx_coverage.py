@@ -162,10 +162,12 @@ def _fmt(value: Any, kind: str) -> str:
 
 
 def table(results: dict[str, dict[str, Any]], models: list[str]) -> list[str]:
+    peers = any(t in results.get(m, {}) for m in models for t in TOOLS[1:])
     head = ["model", "opset / nodes", "prunekit status", "converted", "round trip",
-            "groups (skipped)", "MACs before → after", "pruned out",
-            "onnx2torch status", "onnx2torch converted", "onnx2torch pruned",
-            f"onnx2torch, opset-{LEGACY_OPSET} file", "converted", "pruned"]
+            "groups (skipped)", "MACs before → after", "pruned out"]
+    if peers:
+        head += ["onnx2torch status", "onnx2torch converted", "onnx2torch pruned",
+                 f"onnx2torch, opset-{LEGACY_OPSET} file", "converted", "pruned"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in models:
         pk = results.get(name, {}).get("prunekit", {})
@@ -189,13 +191,16 @@ def table(results: dict[str, dict[str, Any]], models: list[str]) -> list[str]:
                 return f"{r['macs_before'] / max(r['macs_after'], 1):.2f}× MACs"
             return "no" if "converted_rel" in r else ""
 
-        lines.append("| " + " | ".join([
-            name, f"{pk.get('opset', ot.get('opset', ''))} / {pk.get('nodes', ot.get('nodes', ''))}",
-            status(pk), _fmt(pk.get("converted_rel"), "rel"), _fmt(pk.get("roundtrip_rel"), "rel"),
-            f"{pk['groups']} ({pk['skipped']})" if "groups" in pk else "", macs,
-            _fmt(pk.get("pruned_out_rel"), "rel"), status(ot), _fmt(ot.get("converted_rel"), "rel"),
-            pruned_cell(ot), status(o17), _fmt(o17.get("converted_rel"), "rel"),
-            pruned_cell(o17)]) + " |")
+        cells = [name, f"{pk.get('opset', ot.get('opset', ''))} / "
+                       f"{pk.get('nodes', ot.get('nodes', ''))}",
+                 status(pk), _fmt(pk.get("converted_rel"), "rel"),
+                 _fmt(pk.get("roundtrip_rel"), "rel"),
+                 f"{pk['groups']} ({pk['skipped']})" if "groups" in pk else "", macs,
+                 _fmt(pk.get("pruned_out_rel"), "rel")]
+        if peers:
+            cells += [status(ot), _fmt(ot.get("converted_rel"), "rel"), pruned_cell(ot),
+                      status(o17), _fmt(o17.get("converted_rel"), "rel"), pruned_cell(o17)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -228,6 +233,8 @@ def summary(results: dict[str, dict[str, Any]], models: list[str]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", help="comma-separated cases (default: all)")
+    ap.add_argument("--torchvision-zoo", action="store_true",
+                    help="every torchvision classifier instead of the default cases")
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--timeout", type=float, default=600.0)
@@ -241,7 +248,11 @@ def main() -> None:
         case, tool, folder = args.worker
         emit(worker(case, tool, args.ratio, Path(folder)))
         return
-    models = args.models.split(",") if args.models else TORCHVISION + OTHERS
+    if args.torchvision_zoo:
+        from _common import torchvision_models
+        models = torchvision_models()
+    else:
+        models = args.models.split(",") if args.models else TORCHVISION + OTHERS
     tools = [t for t in args.tools.split(",") if t]
     out = Path(args.out)
     results: dict[str, dict[str, Any]] = {}
@@ -266,7 +277,7 @@ def main() -> None:
     if args.markdown:
         notes = [
             f"ONNX files: torchvision classifiers (random weights, `weights=None`; 64×64 input, "
-            "224×224 for Swin, MaxViT and ViT) and a Hugging Face BERT (2 layers, hidden 128, "
+            "224×224 for Swin, MaxViT and ViT, 299×299 for Inception v3) and a Hugging Face BERT (2 layers, hidden 128, "
             "random weights) exported with `torch.onnx.export(dynamo=True)`; Keras 3 "
             f"{version('keras')} models (torch backend, `model.export(format=\"onnx\")`): the "
             "digits CNN of docs/keras.md (untrained here) and an LSTM(32) classifier; a "
@@ -291,8 +302,10 @@ def main() -> None:
             f"on the torchvision model exported by the TorchScript exporter at opset "
             f"{LEGACY_OPSET} (`dynamo=False`), the opsets onnx2torch covers.",
         ]
-        write_markdown(args.markdown, f"ONNX coverage: convert, prune at {args.ratio}, export "
-                       "back", env, body, notes)
+        title = (f"ONNX coverage: every torchvision classifier through ONNX, pruned at "
+                 f"{args.ratio}" if args.torchvision_zoo else
+                 f"ONNX coverage: convert, prune at {args.ratio}, export back")
+        write_markdown(args.markdown, title, env, body, notes)
 
 
 if __name__ == "__main__":

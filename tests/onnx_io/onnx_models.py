@@ -92,3 +92,16 @@ class TinyAttention(nn.Module):
         x = self.norm(x + self.proj(y))
         x = x + self.ff2(F.gelu(self.ff1(x)))
         return self.head(x.mean(dim=1))
+
+
+class ChannelsLast(nn.Module):
+    """A classifier of ``N x 8 x 8 x 1`` images (the layout Keras exports)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x.permute(0, 3, 1, 2)))
+        return self.fc(y.mean(dim=(2, 3)))

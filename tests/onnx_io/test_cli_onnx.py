@@ -42,9 +42,12 @@ def test_prune_finetune_report_and_export(tmp_path: Path,
     assert conversion["opset"] == read_signature(source).opset
     assert conversion["onnxruntime"]["max_rel_diff"][0] <= 1e-4
     assert report["after"]["params"] < report["before"]["params"]
-    code, stdout, err = _cli(capsys, ["export", str(out), "--json"])
+    code, stdout, err = _cli(capsys, ["export", str(out), "--int8", "--threads", "1", "--json"])
     assert code == 0, err
     result = json.loads(stdout)
+    int8 = result["onnx_int8"]
+    assert Path(int8["file"]).is_file() and int8["bytes_int8"] < int8["bytes_fp32"]
+    assert read_signature(int8["file"]).input_names == ["pixels"]
     exported = read_signature(out / "pruned" / "model.onnx")
     original = read_signature(source)
     assert exported.input_names == ["pixels"] and exported.output_names == ["scores"]
@@ -69,3 +72,18 @@ def test_unsupported_op_is_a_one_line_error(tmp_path: Path,
     assert code != 0
     assert "'NonZero'" in err and "'where_nonzero'" in err and "opset 13" in err
     assert "Traceback" not in err
+
+
+def test_data_is_laid_out_as_the_file_reads_it(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The digits (1 x 8 x 8 per sample) feed an ``N x 8 x 8 x 1`` input unchanged in order."""
+    from onnx_models import ChannelsLast
+
+    torch.manual_seed(0)
+    source = export_torch(ChannelsLast(), torch.randn(2, 8, 8, 1), tmp_path / "nhwc.onnx",
+                          input_names=["pixels"], output_names=["scores"],
+                          dynamic={"pixels": {0: "n"}})
+    code, stdout, err = _cli(capsys, ["prune", str(source), "--repeats", "2", "--threads", "1",
+                                      "--no-html", "--out", str(tmp_path / "o"), "--json"])
+    assert code == 0, err
+    assert json.loads(stdout)["report"]["model"]["input_shape"] == [1, 8, 8, 1]

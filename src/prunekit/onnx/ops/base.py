@@ -182,9 +182,7 @@ class NodeContext:
         becomes one shared parameter."""
         key = self.node.input[index]
         if tensor is not None:
-            return nn.Parameter(tensor.detach().clone().float()
-                                if tensor.is_floating_point() else tensor.detach().clone(),
-                                requires_grad=tensor.is_floating_point())
+            return nn.Parameter(tensor.detach().clone(), requires_grad=tensor.is_floating_point())
         if key not in self._parameters:
             source = self.static(index)
             self._parameters[key] = nn.Parameter(source.detach().clone(),
