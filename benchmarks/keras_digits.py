@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,7 +67,6 @@ def main() -> None:
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
     from prunekit.data import load_digits_data

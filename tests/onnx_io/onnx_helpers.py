@@ -1,5 +1,5 @@
-"""Helpers that make small ONNX files in the tests: torch modules exported with ``torch.onnx`` and graphs
-built with ``onnx.helper``."""
+"""Helpers of the ONNX tests: small files made from torch modules (``torch.onnx``) or built
+with ``onnx.helper``, and the exact-pruning check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 
 
@@ -45,3 +44,14 @@ def save_graph(path: Path, nodes: list[Any], inputs: list[Any], outputs: list[An
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def assert_prunes_exactly(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Zeroed units removed at ratio 0.5 leave the outputs unchanged, and something goes."""
+    from prunekit.testing import run_exact_check
+
+    with torch.no_grad():
+        scale = float(model(x).abs().max())
+    check = run_exact_check(model, x, ratio=0.5)
+    assert check.params_after < check.params_before
+    assert check.max_diff <= 1e-5 * max(1.0, scale)

@@ -10,9 +10,8 @@ import torch
 
 import prunekit
 from prunekit.onnx import example_inputs, export, load, read_signature
-from prunekit.testing import run_exact_check
 
-from onnx_helpers import export_torch
+from onnx_helpers import assert_prunes_exactly, export_torch
 from onnx_models import FoldedNet, TinyAttention, VisionNet
 
 CASES = {
@@ -35,11 +34,7 @@ def _file(tmp_path: Path, case: str, opset: int | None = None) -> Path:
 def test_pruning_a_converted_model_is_exact(tmp_path: Path, case: str) -> None:
     model = load(_file(tmp_path, case))
     x = example_inputs(model.signature)[0]
-    with torch.no_grad():
-        scale = float(model(x).abs().max())
-    check = run_exact_check(model, x, ratio=0.5)
-    assert check.params_after < check.params_before
-    assert check.max_diff <= 1e-5 * max(1.0, scale)
+    assert_prunes_exactly(model, x)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
