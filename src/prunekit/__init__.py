@@ -14,6 +14,15 @@ from .surgery import apply_plan
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``prunekit.onnx`` is imported on first use (it needs the onnx extra)."""
+    if name == "onnx":
+        import importlib
+
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'prunekit' has no attribute {name!r}")
+
 __all__ = ["prune", "PruneResult", "PruneConfig", "Plan", "apply_plan", "save_pruned",
            "load_pruned", "DependencyGraph", "register_handler", "register_importance",
            "PrunekitError", "ConfigError", "PlanError", "TraceError", "UnsupportedOpError",

@@ -323,3 +323,12 @@ def test_construction_failures_are_one_line() -> None:
         load_model_spec("prunekit:digits_cnn?widths=3")
     assert str(caught.value) == ("building prunekit:digits_cnn?widths=3 failed: TypeError: "
                                  "'int' object is not iterable")
+
+
+def test_an_onnx_file_takes_no_constructor_arguments(tmp_path: Path) -> None:
+    path = tmp_path / "net.onnx"
+    path.write_bytes(b"")  # parsing only checks that the file exists
+    with pytest.raises(ConfigError) as caught:
+        parse_model_spec(str(path), {"num_classes": 3})
+    assert str(caught.value) == (f"{str(path)!r} is an ONNX file, which takes no constructor "
+                                 "arguments")

@@ -71,7 +71,8 @@ def _record_int8(pruned: Path, int8: dict[str, Any]) -> Path | None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ONNX file to write [default: DIR's pruned folder/model.onnx].")
 @click.option("--tolerance", type=float, default=1e-3, show_default=True,
-              help="Largest allowed |onnxruntime - PyTorch| output difference.")
+              help="Largest allowed |onnxruntime - PyTorch| output difference (for a model "
+                   "converted from ONNX: relative to its largest output).")
 @click.option("--int8", is_flag=True,
               help="Also quantize Linear layers to int8 (dynamic) and report size and latency.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -83,7 +84,8 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
            output: Path | None, tolerance: float, int8: bool, threads: int | None,
            trust_pickle: bool, as_json: bool, quiet: bool) -> None:
     """Export the pruned model in DIR (save_pruned folder, or a prunekit prune --out folder)
-    to ONNX, and check it in onnxruntime against PyTorch."""
+    to ONNX, and check it in onnxruntime against PyTorch. A model pruned from an ONNX file
+    keeps that file's input/output names, dynamic axes and opset."""
     import torch
 
     from ..errors import ConfigError, PrunekitError
@@ -111,20 +113,41 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     printer = Printer(quiet=quiet or as_json)
     model = load_pruned(load_model_spec(spec, trust_pickle=trust_pickle), pruned).eval()
     plan = Plan.load(pruned / "plan.json")
-    example = slice_inputs(torch.randn(*shape), plan)
     target = output if output is not None else pruned / "model.onnx"
     printer.info(f"exporting {spec_text} (pruned) to {target}")
-    files = export_onnx(model, example, target)
-    check = check_onnx(target, model, example)
-    if not check.ok(tolerance):
-        raise PrunekitError(f"onnxruntime disagrees with PyTorch on {target}: max abs diff "
-                            f"{check.max_abs_diff:.3g} > tolerance {tolerance:g}")
-    result: dict[str, Any] = {
-        "schema": "prunekit.export", "version": 1, "format": fmt, "model": spec_text,
-        "input_shape": list(example.shape), "files": [str(f) for f in files],
-        "onnx_check": {"runtime": "onnxruntime", "provider": check.provider,
-                       "max_abs_diff": check.max_abs_diff, "tolerance": tolerance,
-                       "output_shape": list(check.output_shape)}}
+    result: dict[str, Any] = {"schema": "prunekit.export", "version": 1, "format": fmt,
+                              "model": spec_text}
+    if spec.kind == "onnx":  # back to ONNX with the original names, dynamic axes and opset
+        from ..onnx import export as export_converted
+
+        facts = export_converted(model, target, tolerance=tolerance)
+        example = slice_inputs(torch.randn(*shape), plan)
+        result.update({"input_shape": list(example.shape), "files": facts["files"],
+                       "signature": {"opset": facts["opset"], "inputs": facts["inputs"],
+                                     "outputs": facts["outputs"]},
+                       "onnx_check": {"runtime": "onnxruntime",
+                                      "provider": "CPUExecutionProvider",
+                                      "max_abs_diff": max(facts["onnxruntime"]["max_abs_diff"]),
+                                      "max_rel_diff": max(facts["onnxruntime"]["max_rel_diff"]),
+                                      "tolerance": tolerance, "relative": True}})
+        if int8:
+            from ..export import quantize_onnx_dynamic
+
+            printer.info("int8: onnxruntime dynamic quantization of the exported file")
+            result["onnx_int8"] = quantize_onnx_dynamic(
+                target, target.with_name(target.stem + ".int8.onnx"), model)
+    else:
+        example = slice_inputs(torch.randn(*shape), plan)
+        files = export_onnx(model, example, target)
+        check = check_onnx(target, model, example)
+        if not check.ok(tolerance):
+            raise PrunekitError(f"onnxruntime disagrees with PyTorch on {target}: max abs "
+                                f"diff {check.max_abs_diff:.3g} > tolerance {tolerance:g}")
+        result.update({"input_shape": list(example.shape), "files": [str(f) for f in files],
+                       "onnx_check": {"runtime": "onnxruntime", "provider": check.provider,
+                                      "max_abs_diff": check.max_abs_diff,
+                                      "tolerance": tolerance,
+                                      "output_shape": list(check.output_shape)}})
     if int8:
         from ..export import quantize_int8
         printer.info("int8: quantizing Linear layers (dynamic)")
@@ -138,7 +161,11 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
         emit_json(result)
         return
     printer.result(f"ONNX: {target} (onnxruntime vs PyTorch: max abs diff "
-                   f"{check.max_abs_diff:.3g}, input {tuple(example.shape)})")
+                   f"{result['onnx_check']['max_abs_diff']:.3g}, input {tuple(example.shape)})")
+    if "onnx_int8" in result:
+        q8 = result["onnx_int8"]
+        printer.result(f"ONNX int8: {q8['file']} ({q8['bytes_fp32']:,} -> {q8['bytes_int8']:,} "
+                       f"bytes; max abs diff vs PyTorch fp32 {q8['max_abs_diff_vs_fp32']:.3g})")
     if int8:
         q = result["int8"]
         lat, size = q["latency_ms_median"], q["size_bytes"]

@@ -83,10 +83,10 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
     """Prune MODEL_SPEC (torchvision:NAME, timm:NAME, prunekit:digits_cnn, a Hugging Face
-    folder, path/to/file.py:factory, or a pickled model.pt with --trust-pickle; constructor
-    arguments as --model-arg num_classes=10 or 'SPEC?num_classes=10'), fine-tune, measure and
-    write a report; with --iterative, in checkpointed steps until a target (--resume
-    continues after a crash)."""
+    folder, path/to/file.py:factory, path/to/model.onnx, or a pickled model.pt with
+    --trust-pickle; constructor arguments as --model-arg num_classes=10 or
+    'SPEC?num_classes=10'), fine-tune, measure and write a report; with --iterative, in
+    checkpointed steps until a target (--resume continues after a crash)."""
     from ..config import PruneConfig
     from ..errors import ConfigError
     from ..train.distill import DistillConfig

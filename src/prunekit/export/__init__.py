@@ -2,7 +2,8 @@
 quantization. ``onnx`` and ``onnxruntime`` (extra ``prunekit[export]``) are imported only
 when used."""
 
-from .onnx import OnnxCheck, check_onnx, export_onnx
+from .onnx import OnnxCheck, check_onnx, export_onnx, quantize_onnx_dynamic
 from .quantize import QuantizeResult, quantize_int8
 
-__all__ = ["OnnxCheck", "QuantizeResult", "check_onnx", "export_onnx", "quantize_int8"]
+__all__ = ["OnnxCheck", "QuantizeResult", "check_onnx", "export_onnx", "quantize_int8",
+           "quantize_onnx_dynamic"]

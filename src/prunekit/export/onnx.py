@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, PrunekitError
 
-__all__ = ["OnnxCheck", "check_onnx", "export_onnx"]
+__all__ = ["OnnxCheck", "check_onnx", "export_onnx", "quantize_onnx_dynamic"]
 
 
 def _require(module: str) -> None:
@@ -33,10 +36,70 @@ def _param_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str], *,
-                opset: int | None = None) -> list[Path]:
+def _examples(example: Any) -> tuple[Any, ...]:
+    return tuple(example) if isinstance(example, (tuple, list)) else (example,)
+
+
+def _written_opset(path: Path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _convert_opset(path: Path, opset: int) -> None:
+    """Rewrite the file at ``path`` to ``opset`` with ONNX's version converter."""
+    import onnx
+    from onnx import version_converter
+
+    proto = onnx.load(str(path))
+    try:
+        converted = version_converter.convert_version(proto, opset)
+    except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
+        raise PrunekitError(f"the exported graph (opset {_written_opset(path)}) could not be "
+                            f"converted to opset {opset}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    onnx.save(converted, str(path))
+
+
+def _dynamic_shapes(model: nn.Module, names: list[str],
+                    dynamic_axes: dict[str, dict[int, str]]) -> Any:
+    """``torch.export`` dynamic shapes for the inputs ``names`` (a model whose forward takes
+    ``*args`` gets them as one tuple)."""
+    from torch.export import Dim
+
+    per_input = tuple({axis: Dim.DYNAMIC for axis in dynamic_axes[name]}
+                      if dynamic_axes.get(name) else None for name in names)
+    params = inspect.signature(model.forward).parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return (per_input,)
+    return per_input
+
+
+def _name_dynamic_axes(path: Path, dynamic_axes: dict[str, dict[int, str]]) -> None:
+    """Give the graph inputs' and outputs' symbolic dims the names of ``dynamic_axes``."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    for value in [*proto.graph.input, *proto.graph.output]:
+        axes = dynamic_axes.get(value.name, {})
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in axes.items():
+            if axis < len(dims) and not dims[axis].HasField("dim_value"):
+                dims[axis].dim_param = name
+    onnx.save(proto, str(path))
+
+
+def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike[str], *,
+                opset: int | None = None, input_names: Sequence[str] | None = None,
+                output_names: Sequence[str] | None = None,
+                dynamic_axes: dict[str, dict[int, str]] | None = None) -> list[Path]:
     """Export ``model`` (eval mode) to ``path`` and return the files written.
 
+    ``example``: one tensor or a tuple of inputs; ``input_names`` / ``output_names``
+    (default ``input`` / ``output``), ``dynamic_axes`` (name -> {axis: axis name}; axes of
+    size 1 in the example cannot stay dynamic) and ``opset`` are kept in the file; an
+    opset the exporter does not write itself is reached with ONNX's version converter.
     The export runs in a temporary folder beside ``path``; the files (the model and any
     external-data file) are moved into place only when it succeeded.
     """
@@ -49,14 +112,22 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             try:
-                torch.onnx.export(model.eval(), (example,), str(staging / target.name),
-                                  input_names=["input"], output_names=["output"],
+                inputs = list(input_names or ["input"])
+                torch.onnx.export(model.eval(), _examples(example), str(staging / target.name),
+                                  input_names=inputs,
+                                  output_names=list(output_names or ["output"]),
+                                  dynamic_shapes=(_dynamic_shapes(model, inputs, dynamic_axes)
+                                                  if dynamic_axes else None),
                                   opset_version=opset, dynamo=True, verbose=False,
                                   external_data=_param_bytes(model) > EXTERNAL_DATA_BYTES)
             except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 raise PrunekitError(f"torch.onnx.export failed: {type(exc).__name__}: "
                                     f"{first}") from None
+        if opset is not None and _written_opset(staging / target.name) != opset:
+            _convert_opset(staging / target.name, opset)
+        if dynamic_axes:
+            _name_dynamic_axes(staging / target.name, dynamic_axes)
         written = []
         for produced in sorted(staging.iterdir()):
             final = target.parent / produced.name
@@ -80,18 +151,51 @@ class OnnxCheck:
         return self.max_abs_diff <= tolerance
 
 
-def check_onnx(path: str | os.PathLike[str], model: nn.Module,
-               example: torch.Tensor) -> OnnxCheck:
-    """Run ``path`` in onnxruntime (CPU) and compare with ``model(example)``."""
+def check_onnx(path: str | os.PathLike[str], model: nn.Module, example: Any) -> OnnxCheck:
+    """Run ``path`` in onnxruntime (CPU) and compare with ``model(example)`` (one tensor or
+    a tuple of inputs in the file's input order; every output is compared, the largest
+    difference is kept; ``output_shape`` is the first output's)."""
     _require("onnxruntime")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    got = session.run(None, {name: example.detach().cpu().numpy()})[0]
+    inputs = _examples(example)
+    feeds = {i.name: x.detach().cpu().numpy() for i, x in zip(session.get_inputs(), inputs)}
+    got = session.run(None, feeds)
     with torch.no_grad():
-        expected = model.eval()(example)
-    diff = (torch.from_numpy(got) - expected.detach().cpu()).abs().max().item()
-    return OnnxCheck(float(diff), tuple(got.shape), "CPUExecutionProvider")
+        expected = model.eval()(*inputs)
+    expected = list(expected) if isinstance(expected, (tuple, list)) else [expected]
+    diff = max(float((torch.from_numpy(g) - e.detach().cpu()).abs().max())
+               for g, e in zip(got, expected))
+    return OnnxCheck(diff, tuple(got[0].shape), "CPUExecutionProvider")
+
+
+def quantize_onnx_dynamic(source: str | os.PathLike[str], target: str | os.PathLike[str],
+                          model: nn.Module, example: Any = None) -> dict[str, Any]:
+    """Write an int8 copy of the ONNX file ``source`` to ``target`` (onnxruntime's dynamic
+    quantization: int8 weights of MatMul/Gemm/Conv..., activations quantized at run time)
+    and compare it in onnxruntime with ``model`` on ``example`` (default: the random
+    inputs :func:`prunekit.onnx.example_inputs` makes for a converted model)."""
+    _require("onnxruntime")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    final = Path(target)
+    staging = final.with_name(f".{final.name}.partial")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8)
+        except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds
+            staging.unlink(missing_ok=True)
+            raise PrunekitError(f"onnxruntime quantization of {source} failed: "
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    os.replace(staging, final)
+    if example is None:
+        from ..onnx import example_inputs
+        example = example_inputs(model.signature)  # type: ignore[arg-type]
+    check = check_onnx(final, model, example)
+    return {"file": str(final), "method": "onnxruntime.quantization.quantize_dynamic (QInt8)",
+            "bytes_fp32": Path(source).stat().st_size, "bytes_int8": final.stat().st_size,
+            "max_abs_diff_vs_fp32": check.max_abs_diff}

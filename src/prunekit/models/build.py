@@ -35,8 +35,8 @@ CLASS_ARGUMENTS = ("num_classes", "num_labels")
 @dataclass(frozen=True)
 class BuiltModel:
     """A built model (eval mode), the spec it was built from (arguments inferred from the
-    weights included), its constructor's parameters (``None``: a pickled model) and what
-    was inferred, one line each."""
+    weights included), its constructor's parameters (``None``: a pickled model or an ONNX
+    file) and what was inferred, one line each."""
 
     model: nn.Module
     spec: ModelSpec

@@ -1,7 +1,8 @@
 """Build a model from a spec string: ``torchvision:NAME``, ``timm:NAME``,
 ``prunekit:digits_cnn``, a local Hugging Face folder (``config.json`` inside),
-``path/to/file.py:factory``, or a whole pickled model ``path/to/model.pt`` (refused unless
-trusted, see :mod:`.pickled`).
+``path/to/file.py:factory``, an ONNX file ``path/to/model.onnx`` (converted by
+:func:`prunekit.onnx.load` and checked against onnxruntime), or a whole pickled model
+``path/to/model.pt`` (refused unless trusted, see :mod:`.pickled`).
 
 Constructor arguments follow a ``?``, comma-separated (``torchvision:resnet18?num_classes=10``,
 ``timm:resnet18?num_classes=10,drop_rate=0.1``, ``my_folder?num_labels=5``,
@@ -49,8 +50,8 @@ _RESERVED = {
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed model spec: its ``kind`` (torchvision, timm, hf, prunekit, file, pickle),
-    target, name and constructor ``args`` (``((key, value), ...)``)."""
+    """A parsed model spec: its ``kind`` (torchvision, timm, hf, prunekit, file, onnx,
+    pickle), target, name and constructor ``args`` (``((key, value), ...)``)."""
 
     kind: str
     target: str
@@ -90,11 +91,31 @@ class ModelSpec:
             return _BUILTIN[self.name]
         if self.kind == "hf":
             return (1, 16)  # one sequence of 16 token ids
+        if self.kind == "onnx":
+            return self._onnx_input_shape()
         return None
+
+    def _onnx_input_shape(self) -> tuple[int, ...] | None:
+        """The first input's recorded shape with batch 1 (None when it has other dynamic
+        axes or the file has several inputs)."""
+        from ..onnx.graph import read_signature
+
+        inputs = read_signature(self.target).inputs
+        if len(inputs) != 1 or inputs[0].dims is None:
+            return None
+        dims = inputs[0].dims
+        if any(not isinstance(d, int) for d in dims[1:]):
+            return None
+        return (1, *(int(d) for d in dims[1:])) if dims else None
 
     @property
     def integer_inputs(self) -> bool:
         """Whether the model reads integer inputs (token ids) rather than floats."""
+        if self.kind == "onnx":
+            from ..onnx.graph import read_signature
+
+            inputs = read_signature(self.target).inputs
+            return bool(inputs) and inputs[0].dtype.startswith(("int", "uint"))
         return self.kind == "hf"
 
 
@@ -112,8 +133,9 @@ def parse_model_spec(spec: str, args: Mapping[str, Scalar] | Iterable[tuple[str,
     plus ``args``); raise :class:`ConfigError` if malformed."""
     text, query = _split_query(spec.strip())
     parsed = _parse_base(spec, text)
-    if parsed.kind == "pickle" and (query or args):
-        raise ConfigError(f"{spec!r} is a pickled model, which takes no constructor arguments")
+    if parsed.kind in ("pickle", "onnx") and (query or args):
+        what = "a pickled model" if parsed.kind == "pickle" else "an ONNX file"
+        raise ConfigError(f"{spec!r} is {what}, which takes no constructor arguments")
     return parsed.with_args(query).with_args(args)
 
 
@@ -130,12 +152,17 @@ def _parse_base(spec: str, text: str) -> ModelSpec:
         return ModelSpec("file", path, factory)
     if Path(text).suffix in PICKLE_SUFFIXES:
         return ModelSpec("pickle", text, Path(text).stem)
+    if Path(text).suffix.lower() == ".onnx":
+        if not Path(text).is_file():
+            raise ConfigError(f"ONNX file {text!r} does not exist")
+        return ModelSpec("onnx", text, Path(text).stem)
     if text and (Path(text) / "config.json").is_file():
         return ModelSpec("hf", text, Path(text).resolve().name)
     raise ConfigError(f"unknown model spec {spec!r}: use torchvision:NAME, timm:NAME, "
                       "prunekit:digits_cnn, a Hugging Face folder (with config.json), "
-                      "path/to/file.py:factory or a pickled model.pt (with --trust-pickle); "
-                      "constructor arguments after '?', e.g. torchvision:resnet18?num_classes=10")
+                      "path/to/file.py:factory, a model.onnx file or a pickled model.pt (with "
+                      "--trust-pickle); constructor arguments after '?', e.g. "
+                      "torchvision:resnet18?num_classes=10")
 
 
 def _check_reserved(spec: ModelSpec) -> None:
@@ -274,7 +301,7 @@ def _builtin_model(spec: ModelSpec) -> tuple[nn.Module, Parameters]:
 def build_model_spec(spec: str | ModelSpec, *, trust_pickle: bool = False
                      ) -> tuple[nn.Module, Parameters | None]:
     """The model a spec names (random or factory-defined weights, in eval mode) and the
-    parameters its constructor accepts (``None`` for a pickled model).
+    parameters its constructor accepts (``None`` for a pickled model or an ONNX file).
 
     Arguments the constructor does not accept are refused before anything is built; a
     pickled model file is unpickled only with ``trust_pickle=True``.
@@ -291,6 +318,9 @@ def build_model_spec(spec: str | ModelSpec, *, trust_pickle: bool = False
     elif parsed.kind == "hf":
         from .hf_local import load_hf_folder
         model, params = load_hf_folder(parsed.target, parsed.args)
+    elif parsed.kind == "onnx":
+        from ..onnx import load as load_onnx
+        model, params = load_onnx(parsed.target), None
     elif parsed.kind == "prunekit":
         model, params = _builtin_model(parsed)
     else:

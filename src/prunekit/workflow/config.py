@@ -27,8 +27,8 @@ __all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "Reconst
 @dataclass(frozen=True)
 class ModelSource:
     """The model: a spec (``torchvision:NAME``, ``timm:NAME``, ``prunekit:digits_cnn``, a
-    Hugging Face folder, ``file.py:factory``, ``model.pt`` with ``trust_pickle``; constructor
-    arguments after ``?``), more constructor ``args`` (e.g. ``{"num_classes": 10}``), optional
+    Hugging Face folder, ``file.py:factory``, ``model.onnx``, ``model.pt`` with
+    ``trust_pickle``; constructor arguments after ``?``), more constructor ``args`` (e.g. ``{"num_classes": 10}``), optional
     weights, and an optional example-input shape (batch first) that each data sample is
     reshaped to."""
 

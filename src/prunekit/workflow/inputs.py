@@ -88,6 +88,17 @@ def _check_fit(built: BuiltModel, example: torch.Tensor, data: ArrayData) -> Non
         raise PrunekitError(classes_mismatch(built, outputs, data.num_classes, data.name))
 
 
+def _onnx_shape(spec: ModelSpec, shape: tuple[int, ...] | None,
+                data: ArrayData) -> tuple[int, ...] | None:
+    """An ONNX file's recorded input shape, when data samples have its size but not its
+    layout (digits as 64 features for an ``N x 8 x 8 x 1`` Keras input)."""
+    if shape is None or spec.kind != "onnx":
+        return None
+    if tuple(data.x_val.shape[1:]) == tuple(shape[1:]):
+        return None
+    return shape if data.x_val[0].numel() == torch.Size(shape[1:]).numel() else None
+
+
 def fit_data(built: BuiltModel, model_source: ModelSource,
              data_source: DataSource) -> RunInputs:
     """Load the data for the built model, shape it to the model's input and check that one
@@ -102,7 +113,7 @@ def fit_data(built: BuiltModel, model_source: ModelSource,
                           image_size=data_source.image_size, split=data_source.split,
                           feature_column=data_source.feature_column,
                           sample_shape=None if shape is None else tuple(shape[1:]))
-    data = _shaped(data, model_source.input_shape)
+    data = _shaped(data, model_source.input_shape or _onnx_shape(built.spec, shape, data))
     example = data.x_val[:1].clone()
     _check_fit(built, example, data)
     return RunInputs(built.model, data, example, built.spec)

@@ -158,9 +158,14 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     if features is not None:
         settings["input_features"] = features
     timings["total"] = time.perf_counter() - start
+    model_info: dict[str, Any] = {
+        "name": inputs.spec.name, "spec": inputs.spec.text,
+        "input_shape": list(example.shape), "pruned_input_shape": list(example_after.shape)}
+    conversion = getattr(model, "conversion", None)  # a model converted from ONNX
+    if isinstance(conversion, dict):
+        model_info["onnx_conversion"] = conversion
     report = build_report(
-        model={"name": inputs.spec.name, "spec": inputs.spec.text,
-               "input_shape": list(example.shape), "pruned_input_shape": list(example_after.shape)},
+        model=model_info,
         task=task_info(data, config.data),
         before=before, after=after, plan=plan, points=points, settings=settings,
         timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})

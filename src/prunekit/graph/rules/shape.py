@@ -11,7 +11,7 @@ from ..trace import ValueRef
 from .base import RuleContext, normalize_dim, op_rule
 
 
-def _chunks(src: Sequence[int], dst: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+def reshape_chunks(src: Sequence[int], dst: Sequence[int]) -> list[tuple[list[int], list[int]]]:
     """Pair runs of source and target dims whose sizes multiply to the same number."""
     out: list[tuple[list[int], list[int]]] = []
     i = j = 0
@@ -54,7 +54,7 @@ def reshape_labels(ctx: RuleContext, dims: list[Dim], out_shape: Sequence[int]) 
     """
     in_shape = [d.size for d in dims]
     result: list[Dim] = []
-    for ins, outs in _chunks(in_shape, list(out_shape)):
+    for ins, outs in reshape_chunks(in_shape, list(out_shape)):
         src = [dims[i] for i in ins]
         if not outs:  # a size-1 dim disappears
             for d in src:
