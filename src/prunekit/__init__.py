@@ -2,6 +2,8 @@
 
 from .api import PruneResult, prune
 from .config import PruneConfig
+from .decompose.api import DecomposeResult, decompose
+from .decompose.config import DecomposeConfig
 from .depth import DepthResult, prune_depth
 from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
                      VerificationError)
@@ -17,4 +19,5 @@ __version__ = "0.1.0"
 __all__ = ["prune", "PruneResult", "PruneConfig", "Plan", "apply_plan", "save_pruned",
            "load_pruned", "DependencyGraph", "register_handler", "register_importance",
            "PrunekitError", "ConfigError", "PlanError", "TraceError", "UnsupportedOpError",
-           "VerificationError", "prune_depth", "DepthResult", "__version__"]
+           "VerificationError", "prune_depth", "DepthResult", "decompose", "DecomposeConfig",
+           "DecomposeResult", "__version__"]
