@@ -6,7 +6,9 @@ Each layer that can be factorized is a :class:`Candidate`: its dense cost and it
 when timed, milliseconds. Per-layer criteria pick, for each kind, the smallest rank that
 meets them, then the kind with the fewest parameters. A global target is met by a greedy
 walk over the lower convex hull of each layer's (cost, loss) points: the step with the least
-loss per unit of cost saved goes first, until the model's cost reaches the target. The loss
+loss per unit of cost saved goes first, until the model's cost reaches the target; then, while
+the target still holds, layers move back to costlier options that lose less (the last step
+may have overshot). The loss
 of an option is its squared relative error (the fraction of the layer's output energy lost),
 or a measured metric drop (:mod:`.sensitivity`) when one is given. An option is never taken
 unless it costs less than the dense layer; with latency as the cost, only timed options that
@@ -160,6 +162,38 @@ def choose_for_target(cands: Sequence[Candidate], cost_of: Callable[[Option], fl
         step[name] += 1
         push(name)
     by_name = {c.name: c for c in cands}
-    chosen = {name: by_name[name].options[hulls[name][at][2]]
-              for name, at in step.items() if at > 0}
+    current = {name: hulls[name][at] for name, at in step.items()}
+    saved = _give_back(cands, current, saved, saved_needed, cost_of, dense_cost_of, loss,
+                       scale)
+    chosen = {name: by_name[name].options[point[2]] for name, point in current.items()
+              if point[2] >= 0}
     return chosen, saved
+
+
+def _give_back(cands: Sequence[Candidate], current: dict[str, tuple[float, float, int]],
+               saved: float, saved_needed: float, cost_of: Callable[[Option], float],
+               dense_cost_of: Callable[[Candidate], float], loss: LossFn,
+               scale: float) -> float:
+    """The walk's last step may overshoot the target: while it is still met, move a layer
+    to any costlier option (between hull points too, or back to dense) that loses less,
+    the largest loss reduction first. ``current`` is updated in place."""
+    if saved < saved_needed * (1 - 1e-12):
+        return saved
+    points = {c.name: [(float(dense_cost_of(c)), 0.0, -1)] + [
+        (float(cost_of(o)), float(loss(c, o)), i) for i, o in enumerate(c.options)
+        if cost_of(o) < dense_cost_of(c) and o.params < c.dense_params] for c in cands}
+    while True:
+        best: tuple[float, str, tuple[float, float, int]] | None = None
+        for name, (cost, lost, _) in current.items():
+            for point in points[name]:
+                spare = saved - scale * (point[0] - cost)
+                if point[0] > cost and point[1] < lost and \
+                        spare >= saved_needed * (1 - 1e-12):
+                    gain = lost - point[1]
+                    if best is None or gain > best[0]:
+                        best = (gain, name, point)
+        if best is None:
+            return saved
+        _, name, point = best
+        saved -= scale * (point[0] - current[name][0])
+        current[name] = point
