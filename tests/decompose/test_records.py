@@ -139,3 +139,11 @@ def test_a_decomposed_hugging_face_model_reloads_with_the_same_outputs(tmp_path)
     reloaded = load_pruned_transformers(tmp_path / "bert")
     expected = model(**batch).last_hidden_state
     assert torch.equal(reloaded(**batch).last_hidden_state, expected)
+
+
+def test_plans_with_factorizations_are_not_composed() -> None:
+    from prunekit.recover import compose_plans
+
+    _, plan, _ = _decomposed()
+    with pytest.raises(PlanError, match="compose the pruning plans first"):
+        compose_plans(plan, prunekit.Plan())

@@ -78,6 +78,7 @@ def analyze_sensitivity(model: nn.Module, example_inputs: ExampleInputs,
                         ratios: Sequence[float] = DEFAULT_RATIOS,
                         val_loader: Iterable[Any] | None = None,
                         metric_fn: MetricFn | None = None,
+                        fidelity_batches: Iterable[Any] | None = None,
                         on_point: Callable[[str, float, float], None] | None = None
                         ) -> SensitivityResult:
     """Factorize each layer ``config`` selects alone (its first applicable kind; Linear
@@ -85,7 +86,8 @@ def analyze_sensitivity(model: nn.Module, example_inputs: ExampleInputs,
     removed and measure the metric; ``model`` is left as it was.
 
     ``calibration`` feeds the factorizations and, without ``metric_fn``, the output
-    fidelity. With ``metric_fn`` the metric is measured on ``val_loader``.
+    fidelity (on ``fidelity_batches`` instead when given: fewer batches, a faster analysis).
+    With ``metric_fn`` the metric is measured on ``val_loader``.
     """
     ratios = tuple(float(r) for r in ratios)
     if not ratios or list(ratios) != sorted(set(ratios)) or not all(0 < r < 1 for r in ratios):
@@ -104,7 +106,8 @@ def analyze_sensitivity(model: nn.Module, example_inputs: ExampleInputs,
         def measure(m: nn.Module) -> float:
             return evaluate(m, loader, fn)
     else:
-        measure = output_fidelity(model, batches)
+        measure = output_fidelity(model, batches if fidelity_batches is None
+                                  else list(fidelity_batches))
     baseline = measure(model)
     curves: dict[str, list[float]] = {}
     units: dict[str, int] = {}
