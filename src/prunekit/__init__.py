@@ -2,8 +2,7 @@
 
 from .api import PruneResult, prune
 from .config import PruneConfig
-from .decompose.api import DecomposeResult, decompose
-from .decompose.config import DecomposeConfig
+from .decompose import DecomposeConfig, DecomposeResult, decompose
 from .depth import DepthResult, prune_depth
 from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
                      VerificationError)
