@@ -19,7 +19,8 @@ is the reported split). Rows:
 Accuracy is given right after compression (no training) and after recovery, for several
 shuffling/mixup seeds.
 
-    OMP_NUM_THREADS=1 python benchmarks/decompose_digits.py --markdown docs/benchmarks/decompose_digits.md
+    OMP_NUM_THREADS=1 python benchmarks/decompose_digits.py \
+        --markdown docs/benchmarks/decompose_digits.md
 """
 
 from __future__ import annotations

@@ -44,6 +44,12 @@ def test_the_report_checks_decomposition_rows() -> None:
     report = build_report(model={"name": "digits"}, task={"dataset": "none"}, before=stats,
                           after=stats, decomposition=result.to_dict())
     assert report["decomposition"]["layers"][0]["name"] == "features.0.0"
+    from prunekit.report.html import render_html
+
+    page = render_html(report)
+    assert "Low-rank decomposition" in page and "features.3.0" in page
+    assert all(r["reason"] is None or r["reason"][:20] in page
+               for r in report["decomposition"]["layers"])
     bad = json.loads(json.dumps(report))
     del bad["decomposition"]["layers"][0]["rank"]
     with pytest.raises(ReportError, match=r"decomposition.layers\[0\] lacks \['rank'\]"):

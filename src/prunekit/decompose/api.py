@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
@@ -37,6 +38,7 @@ from .records import FactorizationRecord, parse_records, replace_module
 from .result import DecomposeResult, LayerDecision
 
 __all__ = ["DecomposeResult", "LayerDecision", "decompose", "replay"]
+
 
 def _explicit(cand: Candidate, config: DecomposeConfig) -> Option | None:
     """The option ``config.ranks`` fixes for this layer, if any."""
@@ -71,8 +73,6 @@ def _timed(cand: Candidate, times: LayerTimes, only_timed: bool) -> Candidate:
 
 
 def _loss(sensitivity: SensitivityResult | None) -> Any:
-    import numpy as np
-
     def squared_error(_cand: Candidate, opt: Option) -> float:
         return opt.error ** 2
 
@@ -92,6 +92,8 @@ def _target(cands: list[Candidate], fixed: dict[str, Option], model: nn.Module,
             example_inputs: ExampleInputs, config: DecomposeConfig,
             times: LayerTimes | None, sensitivity: SensitivityResult | None
             ) -> tuple[dict[str, Option], dict[str, Any]]:
+    """Options meeting the config's global target (layers in ``fixed`` keep theirs), and
+    the target's summary (metric, target, predicted reduction, the model's base cost)."""
     metric = config.criterion.removesuffix("_reduction")  # type: ignore[union-attr]
     target = float(getattr(config, config.criterion))  # type: ignore[arg-type]
     scale = 1.0
@@ -121,12 +123,11 @@ def _target(cands: list[Candidate], fixed: dict[str, Option], model: nn.Module,
         def dense_of(c: Candidate) -> float:
             return times.dense[c.name]
     by_name = {c.name: c for c in cands}
-    needed = base - base / target
-    needed -= sum(scale * (dense_of(by_name[n]) - cost_of(o)) for n, o in fixed.items())
+    fixed_saved = sum(scale * (dense_of(by_name[n]) - cost_of(o)) for n, o in fixed.items())
     free = [c for c in cands if c.name not in fixed]
+    needed = base - base / target - fixed_saved
     chosen, saved = choose_for_target(free, cost_of, dense_of, needed, _loss(sensitivity),
                                       scale)
-    fixed_saved = sum(scale * (dense_of(by_name[n]) - cost_of(o)) for n, o in fixed.items())
     reached = base / max(base - saved - fixed_saved, 1e-12)
     if reached < target * (1 - 1e-9):
         warnings.warn(f"{config.criterion}={target:g} is out of reach: factorizing every layer "
@@ -149,6 +150,9 @@ def _build(cand: Candidate, opt: Option, config: DecomposeConfig
                 break
             return layer, Option(trial.kind, trial.rank, trial.params, trial.macs, error,
                                  energy, trial.ms)
+    if config.error is None:
+        return (f"{opt.kind} rank {list(opt.rank)} has {opt.params:,} parameters, no fewer "
+                f"than the dense layer's {cand.dense_params:,}")
     return f"no {opt.kind} rank with fewer parameters than the dense layer meets the budget"
 
 

@@ -1,8 +1,8 @@
 """Measured latency of each candidate layer, dense and factorized at a grid of ranks.
 
 The machinery is the pruning latency table's (:mod:`prunekit.recover.latency`): one forward
-pass records every layer call with its real inputs (:func:`~prunekit.recover.latency.record_calls`),
-and each call is timed alone by a timer that warms up and takes the median of repeats
+pass records every layer call with its real inputs
+(:func:`~prunekit.recover.latency.record_calls`), and each call is timed alone by a timer that warms up and takes the median of repeats
 (:func:`~prunekit.recover.latency.median_timer`, or any injected one). Factorized layers are
 built at each rank with random weights (timing does not depend on the values). The model's
 latency with some layers factorized is predicted the same way as for pruning: the dense

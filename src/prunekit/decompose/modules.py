@@ -48,7 +48,8 @@ class LowRankLinear(nn.Sequential):
         self.in_features, self.out_features, self.rank = in_features, out_features, rank
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"rank={self.rank}")
 
 
 class _FactorizedConv2d(nn.Sequential):

@@ -166,7 +166,8 @@ def _decomposition(report: dict[str, Any]) -> list[str]:
     for r in section["layers"]:
         rank = "&ndash;" if r["rank"] is None else _e(" x ".join(str(v) for v in r["rank"]))
         full = "" if not r.get("full_rank") else f" / {_e(' x '.join(map(str, r['full_rank'])))}"
-        what = _e(r["kind"]) if r["kind"] else f'dense <span class="note">({_e(r["reason"])})</span>'
+        what = _e(r["kind"]) if r["kind"] else \
+            f'dense <span class="note">({_e(r["reason"])})</span>'
         rows.append(f"<tr><td>{_e(r['name'])}</td><td>{what}</td><td>{rank}{full}</td>"
                     f"<td class=num>{_num(r['params_before'])}</td>"
                     f"<td class=num>{_num(r['params_after'])}</td>"
