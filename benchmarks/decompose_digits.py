@@ -37,7 +37,7 @@ from typing import Any, Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, cpu_model, version  # noqa: E402
+from _common import command_line, cpu_model, load_average, version  # noqa: E402
 from recovery_digits import DENSE, SEED, Split, make_split  # noqa: E402
 
 import prunekit  # noqa: E402
@@ -164,7 +164,8 @@ def main() -> None:
         f"{platform.system()}; shared with other jobs",
         f"- torch {torch.__version__}, prunekit {version('prunekit')}, Python "
         f"{platform.python_version()}",
-        f"- command: `{command_line()}`; total runtime {total:.0f} s",
+        f"- command: `{command_line()}`; total runtime {total:.0f} s; load average (1, 5, "
+        f"15 min) at the end {load_average()}",
         f"- data: scikit-learn digits, stratified split seed {SEED} "
         f"({len(sp.train_at(SEED).dataset):,} train / {len(sp.val.dataset)} validation "
         f"images; one image = {100 / len(sp.val.dataset):.2f} points)",

