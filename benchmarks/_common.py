@@ -263,6 +263,14 @@ def cpu_model() -> str:
     return f"{name} (torch CPU kernels: {cpu_capability()})"
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages (how busy the machine was), as text."""
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def version(dist: str) -> str:
     try:
         return metadata.version(dist)

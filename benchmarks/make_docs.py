@@ -91,6 +91,17 @@ JOBS: list[tuple[str, str, list[str], str]] = [
     ("latency_aware", "Latency-aware allocation (CPU)",
      ["benchmarks/latency_aware.py", "--markdown", "docs/benchmarks/latency_aware.md"],
      "latency_aware.md"),
+    ("decompose_minilm", "Low-rank decomposition of a real pretrained encoder, against and "
+     "with FFN pruning (all-MiniLM-L6-v2)",
+     ["benchmarks/decompose_minilm.py", "--markdown", "docs/benchmarks/decompose_minilm.md"],
+     "decompose_minilm.md"),
+    ("decompose_digits", "Low-rank decomposition against channel pruning at 4× fewer MACs "
+     "(digits)",
+     ["benchmarks/decompose_digits.py", "--markdown", "docs/benchmarks/decompose_digits.md"],
+     "decompose_digits.md"),
+    ("decompose_latency", "Low-rank decomposition: latency return on ResNet shapes (CPU)",
+     ["benchmarks/decompose_latency.py", "--markdown", "docs/benchmarks/decompose_latency.md"],
+     "decompose_latency.md"),
 ]
 
 INTRO = """# prunekit benchmarks

@@ -2,6 +2,7 @@
 
 from .api import PruneResult, prune
 from .config import PruneConfig
+from .decompose import DecomposeConfig, DecomposeResult, decompose
 from .depth import DepthResult, prune_depth
 from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
                      VerificationError)
@@ -26,4 +27,5 @@ def __getattr__(name: str) -> object:
 __all__ = ["prune", "PruneResult", "PruneConfig", "Plan", "apply_plan", "save_pruned",
            "load_pruned", "DependencyGraph", "register_handler", "register_importance",
            "PrunekitError", "ConfigError", "PlanError", "TraceError", "UnsupportedOpError",
-           "VerificationError", "prune_depth", "DepthResult", "__version__"]
+           "VerificationError", "prune_depth", "DepthResult", "decompose", "DecomposeConfig",
+           "DecomposeResult", "__version__"]

@@ -2,7 +2,10 @@
 
 A plan says which positions of which tensors go and which module attributes change. It
 can be reviewed, saved, and replayed on a fresh instance of the same architecture with
-:func:`prunekit.apply_plan` — no tracing needed to replay it.
+:func:`prunekit.apply_plan` — no tracing needed to replay it. A plan may also record
+low-rank factorizations applied after the pruning (``decompositions``, see
+:mod:`prunekit.decompose.records`); such plans are written as version 2, so an older reader
+refuses them instead of silently skipping the factorizations.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from .files import atomic_write_text
 
 FORMAT = "prunekit.plan"
 VERSION = 1
+#: the version of plans that record decompositions; readers accept both
+DECOMPOSED_VERSION = 2
 
 
 @dataclass
@@ -43,15 +48,16 @@ class Plan:
     groups: list[GroupDecision] = field(default_factory=list)
     input_features: dict[str, dict[str, Any]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    decompositions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def removed_units(self) -> int:
         return sum(len(g.removed) for g in self.groups)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": DECOMPOSED_VERSION if self.decompositions else VERSION,
             "architecture": self.architecture,
             "settings": self.settings,
             "groups": [g.__dict__ for g in self.groups],
@@ -61,14 +67,21 @@ class Plan:
                         for name, dims in self.tensors.items()},
             "attributes": self.attributes,
         }
+        if self.decompositions:
+            data["decompositions"] = [dict(d) for d in self.decompositions]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "plan") -> "Plan":
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise PlanError(f"{source} is not a prunekit plan (missing format: {FORMAT!r})")
-        if data.get("version") != VERSION:
+        if data.get("version") not in (VERSION, DECOMPOSED_VERSION):
             raise PlanError(f"{source} has plan version {data.get('version')!r}; this prunekit "
-                            f"reads version {VERSION}")
+                            f"reads versions {VERSION} and {DECOMPOSED_VERSION}")
+        decompositions = data.get("decompositions", [])
+        if not isinstance(decompositions, list) or not all(
+                isinstance(d, dict) for d in decompositions):
+            raise PlanError(f"{source} is malformed: decompositions must be a list of objects")
         try:
             return cls(
                 architecture=str(data.get("architecture", "")),
@@ -79,6 +92,7 @@ class Plan:
                 groups=[GroupDecision(**g) for g in data.get("groups", [])],
                 input_features=dict(data.get("input_features", {})),
                 settings=dict(data.get("settings", {})),
+                decompositions=[dict(d) for d in decompositions],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PlanError(f"{source} is malformed: {type(exc).__name__}: {exc}") from None

@@ -46,14 +46,15 @@ def save_pruned(model: nn.Module, plan: Plan, directory: str | os.PathLike[str],
 
 
 def load_pruned(model: nn.Module, directory: str | os.PathLike[str]) -> nn.Module:
-    """Prune a fresh instance of the original architecture by the saved plan, then load
-    the saved weights into it (strictly: every tensor must match)."""
+    """Prune a fresh instance of the original architecture by the saved plan (and rebuild
+    the layers it factorized), then load the saved weights into it (strictly: every tensor
+    must match)."""
     source = Path(directory)
     plan = Plan.load(source / PLAN)
     weights = source / WEIGHTS
     if not weights.is_file():
         raise PlanError(f"{str(weights)!r} does not exist: save with prunekit.save_pruned")
-    apply_plan(model, plan)
+    apply_plan(model, plan, factor_weights="empty")
     try:
         missing, unexpected = load_model(model, str(weights), strict=True)
     except SafetensorError as exc:

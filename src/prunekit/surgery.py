@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .decompose.records import parse_records, replay_factorizations
 from .errors import PlanError
 from .graph.handlers import handler_for
 from .plan import Plan, architecture_fingerprint
@@ -50,13 +53,21 @@ def check_plan_fits(model: nn.Module, plan: Plan) -> None:
 
 
 @torch.no_grad()
-def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True) -> nn.Module:
+def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True,
+               factor_weights: Literal["compute", "empty"] = "compute") -> nn.Module:
     """Prune ``model`` in place as the plan says and return it.
 
     Tensors keep their identity (``.data`` is replaced), so tied weights stay tied and
     peak memory stays near the model's size plus its largest tensor. ``check=False`` skips
-    the architecture check (for a plan just built from this very model).
+    the architecture check (for a plan just built from this very model). Factorizations the
+    plan records (``plan.decompositions``) are replayed after the pruning: with factors
+    computed from the model's weights (``factor_weights="compute"``; activation-aware ones
+    need :func:`prunekit.decompose.api.replay`), or as layers of the right shape with
+    uninitialised weights for loading saved ones (``"empty"``).
     """
+    records = parse_records(plan.decompositions)
+    if records and factor_weights == "compute" and any(r.activation_aware for r in records):
+        replay_factorizations(model, records, weights="compute")  # refuses before any change
     if check:
         check_plan_fits(model, plan)
     modules = dict(model.named_modules())
@@ -90,6 +101,8 @@ def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True) -> nn.Module
     for name in touched:
         module = _module(modules, name)
         handler_for(module).after_apply(module)
+    if records:
+        replay_factorizations(model, records, weights=factor_weights)
     return model
 
 

@@ -15,7 +15,7 @@ import prunekit
 from prunekit.errors import ConfigError
 from prunekit.models.digits_cnn import DigitsCNN
 from prunekit.recover import reconstruct
-from prunekit.recover.reconstruct import _outputs, _patches
+from prunekit.recover.reconstruct import _outputs, input_patches
 from prunekit.testing import lossless_pair
 from prunekit.train import evaluate
 
@@ -62,7 +62,7 @@ def test_trained_cnn_recovers_most_accuracy_without_training(
 ])
 def test_patches_times_weight_is_the_layer(layer: nn.Module, shape: tuple[int, ...]) -> None:
     x = torch.randn(shape)
-    rows = _patches(layer, x) @ layer.weight.reshape(layer.weight.shape[0], -1).t()
+    rows = input_patches(layer, x) @ layer.weight.reshape(layer.weight.shape[0], -1).t()
     if layer.bias is not None:
         rows = rows + layer.bias
     torch.testing.assert_close(rows, _outputs(layer, layer(x)), rtol=1e-5, atol=1e-5)

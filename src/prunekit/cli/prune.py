@@ -38,6 +38,12 @@ __all__ = ["prune"]
 @click.option("--reconstruct", is_flag=True,
               help="Right after pruning, re-fit every layer that lost inputs to the unpruned "
                    "outputs on 8 training batches (no training; before any fine-tuning).")
+@click.option("--decompose", "decompose_settings", multiple=True, metavar="KEY=VALUE",
+              help="After pruning (and --reconstruct), before fine-tuning: factorize Linear "
+                   "and Conv2d layers (SVD, spatial SVD, Tucker-2); KEY=VALUE are fields of "
+                   "prunekit.decompose.DecomposeConfig, e.g. --decompose energy=0.95 "
+                   "--decompose activation_aware=true (calibration: 4 training batches). "
+                   "Repeat for several settings; --ratio 0 decomposes without pruning.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -78,7 +84,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           input_shape: str | None, weights: Path | None, trust_pickle: bool,
           finetune_epochs: int, lr: float,
           no_distill: bool, distill_features: tuple[str, ...], reconstruct: bool,
-          batch_size: int, seed: int, threads: int | None, repeats: int,
+          decompose_settings: tuple[str, ...], batch_size: int, seed: int, threads: int | None, repeats: int,
           latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool, target_macs_reduction: float | None,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
@@ -147,7 +153,35 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
             distill=None if no_distill else DistillConfig(features=distill_features),
             out=output,
             iterative=iterate,
-            reconstruct=Reconstruct() if reconstruct else None)
+            reconstruct=Reconstruct() if reconstruct else None,
+            decompose=_decompose_config(decompose_settings))
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     execute(config, as_json=as_json, quiet=quiet, resume=resume)
+
+
+def _decompose_config(settings: tuple[str, ...]) -> object:
+    """``--decompose KEY=VALUE`` options as a ``DecomposeConfig`` (values read as YAML, the
+    way a recipe's ``decompose:`` section is), or ``None`` without any."""
+    if not settings:
+        return None
+    import yaml
+
+    from ..decompose.config import DecomposeConfig
+    from ..workflow.recipe import RecipeError, section
+
+    values = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"--decompose takes KEY=VALUE (e.g. energy=0.95), got "
+                                   f"{item!r}")
+        try:
+            values[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise click.UsageError(f"--decompose {item!r}: the value is not valid YAML") \
+                from None
+    try:
+        return section("decompose", DecomposeConfig, None, values, "--decompose")
+    except RecipeError as exc:
+        raise click.UsageError(str(exc)) from None

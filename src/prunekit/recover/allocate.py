@@ -31,7 +31,7 @@ from ..planner import predicted_macs, predicted_params, removed_flags, select_lo
 from .latency import LatencyTable
 from .sensitivity import DEFAULT_RATIOS, SensitivityResult
 
-__all__ = ["Allocation", "CostModel", "allocate", "uniform_sensitivity"]
+__all__ = ["Allocation", "CostModel", "allocate", "loss_curve", "uniform_sensitivity"]
 
 Metric = Literal["macs", "params", "latency"]
 
@@ -97,7 +97,10 @@ class CostModel:
         return self.base_cost / max(self.cost(ratios), 1.0)
 
 
-def _loss_grid(sens: SensitivityResult, key: str, grid: np.ndarray) -> np.ndarray:
+def loss_curve(sens: SensitivityResult, key: str, grid: np.ndarray) -> np.ndarray:
+    """Metric loss of ``key`` at each ratio of ``grid``: the measured drops, clipped at 0,
+    made non-decreasing and linearly interpolated (0 at ratio 0; beyond the largest measured
+    ratio, the last value)."""
     drops = np.maximum.accumulate(np.maximum(np.asarray(sens.drops(key), dtype=float), 0.0))
     return np.interp(grid, [0.0] + list(sens.ratios), np.r_[0.0, drops])
 
@@ -189,7 +192,7 @@ def allocate(model: nn.Module, example_inputs: Any, sensitivity: SensitivityResu
     grid = np.round(np.arange(0.0, top + 1e-9, step), 6)
     if grid[-1] < top:
         grid = np.r_[grid, top]
-    loss = {k: _loss_grid(sensitivity, k, grid) for k in keys}
+    loss = {k: loss_curve(sensitivity, k, grid) for k in keys}
     effective = {k: grid for k in keys}
     if round_fast:
         assert table is not None

@@ -22,6 +22,9 @@ def _kept(size: int, removed: list[int]) -> list[int]:
 
 def compose_plans(first: Plan, second: Plan) -> Plan:
     """One plan equivalent to applying ``first`` then ``second``."""
+    if first.decompositions or second.decompositions:
+        raise PlanError("cannot compose plans that record decompositions: compose the pruning "
+                        "plans first, then decompose (prunekit.decompose(..., plan=composed))")
     shapes = {k: list(v) for k, v in second.original_shapes.items()}
     for name, shape in first.original_shapes.items():
         shapes[name] = list(shape)

@@ -59,7 +59,7 @@ from ..runtime import eval_mode
 from ..surgery import apply_plan
 from .sensitivity import group_keys
 
-__all__ = ["GroupLatency", "LatencyTable", "Timer", "median_timer"]
+__all__ = ["GroupLatency", "LatencyTable", "Timer", "median_timer", "record_calls"]
 
 FORMAT = "prunekit.latency_table"
 
@@ -374,7 +374,7 @@ class _Sweep:
         self.model, self.inputs, self.ignore, self.timer = model, example_inputs, ignore, timer
         self.graph = DependencyGraph.build(model, example_inputs, ignore=ignore)
         self.scores = {g.id: torch.zeros(g.n_units) for g in self.graph.groups}
-        self.calls, self.out = _record(model, example_inputs)
+        self.calls, self.out = record_calls(model, example_inputs)
         self.base: dict[str, list[float]] = {}  # dense samples per call
 
     def dense_calls(self) -> None:
@@ -394,7 +394,7 @@ class _Sweep:
             selection = select_local(self.graph.groups, self.scores, config, 0.0)
             plan = build_plan(self.model, self.graph, self.graph.groups, selection, config)
             pruned = apply_plan(copy.deepcopy(self.model), plan, check=False)
-            calls, out = _record(pruned, self.inputs)
+            calls, out = record_calls(pruned, self.inputs)
             if out != self.out or calls.keys() != self.calls.keys():
                 raise PlanError("pruning it changes the model's output shapes or its calls")
             for c, call in calls.items():
@@ -448,9 +448,11 @@ def _shapes(tree: Any) -> tuple[Any, ...]:
                  for v in leaves)
 
 
-def _record(model: nn.Module, example_inputs: ExampleInputs
-            ) -> tuple[dict[str, _Call], tuple[Any, ...]]:
-    """Run once and keep every timed call: module, inputs, and a shape signature."""
+def record_calls(model: nn.Module, example_inputs: ExampleInputs
+                 ) -> tuple[dict[str, _Call], tuple[Any, ...]]:
+    """Run once and keep every timed call (leaf modules, and modules owning a ``*weight``
+    parameter; the n-th repeat of a call is named ``NAME#n``): module, inputs, and a shape
+    signature; also the shapes of the model's outputs."""
     calls: dict[str, _Call] = {}
     seen: dict[str, int] = {}
 

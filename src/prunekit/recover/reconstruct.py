@@ -31,7 +31,8 @@ from ..graph.trace import as_args
 from ..plan import Plan
 from ..runtime import eval_mode
 
-__all__ = ["DAMP", "LayerFit", "ReconstructResult", "reconstruct"]
+__all__ = ["DAMP", "LayerFit", "ReconstructResult", "batch_inputs", "input_patches",
+           "reconstruct"]
 
 #: default damping, relative to the mean diagonal of the layer's input Gram matrix
 DAMP = 0.01
@@ -61,7 +62,7 @@ class _Reached(BaseException):
     model's own ``except Exception`` does not swallow it)."""
 
 
-def _patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def input_patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Rows of the layer's input that its weight (flattened to ``[out, d]``) multiplies."""
     if isinstance(layer, nn.Linear):
         return x.reshape(-1, x.shape[-1])
@@ -100,7 +101,9 @@ def _why_not(layer: nn.Module) -> str | None:
     return None
 
 
-def _inputs_of(batch: Any) -> Any:
+def batch_inputs(batch: Any) -> Any:
+    """The inputs of a calibration batch: ``batch`` itself, or ``batch[0]`` of an
+    ``(inputs, targets)`` pair."""
     return batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
 
 
@@ -113,7 +116,7 @@ def _run_until(model: nn.Module, layer: nn.Module, batch: Any, take_input: bool
         seen.append((args[0] if take_input else output).detach())
         raise _Reached
     handle = layer.register_forward_hook(hook)
-    args, kwargs = as_args(_inputs_of(batch))
+    args, kwargs = as_args(batch_inputs(batch))
     try:
         model(*args, **kwargs)
     except _Reached:
@@ -130,7 +133,7 @@ def _order(model: nn.Module, names: Sequence[str], batch: Any) -> list[str]:
     order: list[str] = []
     handles = [model.get_submodule(n).register_forward_pre_hook(
         lambda _m, _a, n=n: order.append(n) if n not in order else None) for n in names]
-    args, kwargs = as_args(_inputs_of(batch))
+    args, kwargs = as_args(batch_inputs(batch))
     try:
         model(*args, **kwargs)
     finally:
@@ -169,7 +172,7 @@ def _fit(name: str, dense_layer: nn.Module, pruned_layer: nn.Module, rows: torch
     target_energy = 0.0
     for batch in batches:
         try:
-            x = _patches(pruned_layer, _run_until(pruned, pruned_layer, batch, True)).double()
+            x = input_patches(pruned_layer, _run_until(pruned, pruned_layer, batch, True)).double()
             y = _outputs(dense_layer, _run_until(dense, dense_layer, batch, False))
         except _Reached:
             raise ConfigError(f"layer {name!r} did not run on a calibration batch") from None

@@ -22,7 +22,7 @@ def layer_rows(plan: Plan) -> list[dict[str, Any]]:
             for g in plan.groups]
 
 
-STAGES = ("dense", "pruned", "reconstructed", "fine-tuned")
+STAGES = ("dense", "pruned", "reconstructed", "decomposed", "fine-tuned")
 
 
 def point(label: str, stage: str, stats: ModelStats | None = None, *, macs: int | None = None,
@@ -30,7 +30,8 @@ def point(label: str, stage: str, stats: ModelStats | None = None, *, macs: int 
     """One metric-vs-MACs point (from ``stats`` or explicit figures).
 
     ``stage`` is ``"dense"``, ``"pruned"`` (before recovery), ``"reconstructed"`` (layers
-    re-fitted without training) or ``"fine-tuned"``.
+    re-fitted without training), ``"decomposed"`` (layers factorized, before fine-tuning)
+    or ``"fine-tuned"``.
     """
     if stage not in STAGES:
         raise ConfigError(f"stage must be one of {STAGES}, got {stage!r}")
@@ -50,11 +51,13 @@ def build_report(*, model: Mapping[str, Any], task: Mapping[str, Any], before: M
                  points: Sequence[Mapping[str, Any]] = (),
                  settings: Mapping[str, Any] | None = None,
                  timings_s: Mapping[str, float] | None = None,
-                 files: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 files: Mapping[str, str] | None = None,
+                 decomposition: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A validated report document; ``ratios`` are before/after (``2.0`` = halved).
 
     ``model`` describes the model (``name``, ``input_shape``); ``task`` the data and metric
-    (``dataset``, ``metric``, ``split``, sample counts).
+    (``dataset``, ``metric``, ``split``, sample counts); ``decomposition`` the low-rank
+    factorizations (:meth:`prunekit.DecomposeResult.to_dict`), one row per layer.
     """
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -75,4 +78,6 @@ def build_report(*, model: Mapping[str, Any], task: Mapping[str, Any], before: M
         "files": dict(files or {}),
         "versions": versions(),
     }
+    if decomposition is not None:
+        report["decomposition"] = dict(decomposition)
     return validate_report(report)

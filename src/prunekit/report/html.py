@@ -153,6 +153,40 @@ def _sensitivity(report: dict[str, Any]) -> list[str]:
             f"<table><tr><th>group</th><th>units</th>{head}</tr>{body}</table>"]
 
 
+def _decomposition(report: dict[str, Any]) -> list[str]:
+    """The "Low-rank decomposition" section, when the run factorized layers."""
+    section = report.get("decomposition")
+    if not section:
+        return []
+
+    def cell(value: Any, digits: int = 4) -> str:
+        return "&ndash;" if value is None else f"{float(value):.{digits}f}"
+
+    rows = []
+    for r in section["layers"]:
+        rank = "&ndash;" if r["rank"] is None else _e(" x ".join(str(v) for v in r["rank"]))
+        full = "" if not r.get("full_rank") else f" / {_e(' x '.join(map(str, r['full_rank'])))}"
+        what = _e(r["kind"]) if r["kind"] else \
+            f'dense <span class="note">({_e(r["reason"])})</span>'
+        rows.append(f"<tr><td>{_e(r['name'])}</td><td>{what}</td><td>{rank}{full}</td>"
+                    f"<td class=num>{_num(r['params_before'])}</td>"
+                    f"<td class=num>{_num(r['params_after'])}</td>"
+                    f"<td class=num>{cell(r['energy'])}</td><td class=num>{cell(r['error'])}</td>"
+                    f"<td class=num>{cell(r['ms_dense'], 3)}</td>"
+                    f"<td class=num>{cell(r['ms'], 3)}</td></tr>")
+    skipped = section.get("skipped") or {}
+    note = "".join(f"<li>{_e(name)}: {_e(why)}</li>" for name, why in skipped.items())
+    return ["<h2>Low-rank decomposition</h2>",
+            ('<p class="note">Error: relative output error of the layer on the calibration '
+             "batches (or in weight space without them); energy: fraction of the spectrum "
+             "kept; latency: the layer alone on its real inputs, dense and factorized (when "
+             "timed).</p>"),
+            ("<table><tr><th>layer</th><th>factorization</th><th>rank / full</th>"
+             "<th>params before</th><th>after</th><th>energy kept</th><th>error</th>"
+             f"<th>ms dense</th><th>ms factorized</th></tr>{''.join(rows)}</table>"),
+            *([f'<p class="note">Left alone:</p><ul class="note">{note}</ul>'] if note else [])]
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The report as an HTML page with no external resources (ASCII-only text)."""
     metric = str(report["task"].get("metric", "metric"))
@@ -175,6 +209,7 @@ def render_html(report: dict[str, Any]) -> str:
                                 fraction=bool(report["task"].get("metric_fraction", True))),
              f"{metric} vs MACs"),
         _points_table(report),
+        *_decomposition(report),
         *_sensitivity(report),
         "<h2>Settings</h2>",
         f"<pre>{_e(json.dumps(report['settings'], indent=1))}</pre>",

@@ -19,6 +19,8 @@ _LATENCY = ("median", "p10", "p90", "repeats", "warmup", "threads", "batch_size"
             "dtype")
 _LAYER = ("group", "modules", "units_before", "units_after")
 _POINT = ("label", "stage", "macs", "params", "metric")
+_FACTOR = ("name", "kind", "rank", "params_before", "params_after", "macs_before", "macs_after",
+           "error", "energy", "ms_dense", "ms", "reason")
 
 
 class ReportError(PrunekitError):
@@ -78,6 +80,21 @@ def _check_int8(data: Any, where: str) -> None:
             _number(data[key][kind], f"{where}.{key}.{kind}")
 
 
+def _check_decomposition(data: Any, where: str) -> None:
+    """The ``decomposition`` section: one row per candidate layer (factorized or not)."""
+    _require(data, ("layers",), where)
+    if not isinstance(data["layers"], list):
+        raise ReportError(f"{where}.layers must be a list")
+    for i, row in enumerate(data["layers"]):
+        _require(row, _FACTOR, f"{where}.layers[{i}]")
+        for key in ("params_before", "params_after", "macs_before", "macs_after"):
+            _number(row[key], f"{where}.layers[{i}].{key}")
+        for key in ("error", "energy", "ms_dense", "ms"):
+            _number(row[key], f"{where}.layers[{i}].{key}", optional=True)
+        if row["kind"] is None and not row["reason"]:
+            raise ReportError(f"{where}.layers[{i}] is neither factorized nor has a reason")
+
+
 def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
     """Check ``data`` against schema version 1 and return it; raise :class:`ReportError`."""
     _require(data, ("schema", "version"), source)
@@ -107,6 +124,8 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         check_sensitivity(data["sensitivity"], f"{source}: sensitivity")
     if data.get("int8") is not None:
         _check_int8(data["int8"], f"{source}: int8")
+    if data.get("decomposition") is not None:
+        _check_decomposition(data["decomposition"], f"{source}: decomposition")
     memory = [data[side].get("peak_memory") for side in ("before", "after")]
     for side, value in zip(("before", "after"), memory):
         if value is not None:

@@ -3,7 +3,8 @@
 ``RunConfig`` holds the ``model``, ``data``, ``prune`` (:class:`~prunekit.PruneConfig`),
 ``finetune`` (:class:`~prunekit.train.FinetuneConfig`), ``distill``
 (:class:`~prunekit.train.DistillConfig`, or ``None`` for plain fine-tuning), ``reconstruct``
-(:class:`Reconstruct`, or ``None``) and ``out`` sections.
+(:class:`Reconstruct`, or ``None``), ``decompose``
+(:class:`~prunekit.decompose.DecomposeConfig`, or ``None``) and ``out`` sections.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ..config import PruneConfig
+from ..decompose.config import DecomposeConfig
 from ..errors import ConfigError
 from ..metrics import parse_metric
 from ..models.spec import ModelSpec, parse_model_spec
@@ -194,7 +196,8 @@ class Reconstruct:
 @dataclass(frozen=True)
 class RunConfig:
     """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning; ``reconstruct``
-    (default ``None``: off) re-fits layers after pruning; ``iterative`` (default ``None``:
+    (default ``None``: off) re-fits layers after pruning; ``decompose`` (default ``None``:
+    off) factorizes layers after that, before fine-tuning; ``iterative`` (default ``None``:
     prune once) iterates until a target."""
 
     model: ModelSource = field(default_factory=ModelSource)
@@ -205,6 +208,7 @@ class RunConfig:
     out: OutputConfig = field(default_factory=OutputConfig)
     iterative: IterativeRun | None = None
     reconstruct: Reconstruct | None = None
+    decompose: DecomposeConfig | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("model", ModelSource), ("data", DataSource),
@@ -221,6 +225,11 @@ class RunConfig:
         if self.reconstruct is not None and self.prune.input_features:
             raise ConfigError("reconstruction is not available together with input-feature "
                               "pruning yet; use one or the other")
+        if self.decompose is not None and not isinstance(self.decompose, DecomposeConfig):
+            raise ConfigError("decompose must be a DecomposeConfig or None")
+        if self.decompose is not None and (self.prune.input_features or self.iterative):
+            raise ConfigError("decomposition is not available together with input-feature "
+                              "pruning or an iterative run yet; decompose a one-shot run")
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""
@@ -229,4 +238,5 @@ class RunConfig:
                 "distill": None if self.distill is None else self.distill.settings(),
                 "out": asdict(self.out),
                 "iterative": None if self.iterative is None else asdict(self.iterative),
-                "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct)}
+                "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct),
+                "decompose": None if self.decompose is None else self.decompose.settings()}

@@ -1,4 +1,5 @@
-"""One pruning run: build the model, load the data, prune, fine-tune, measure, write files.
+"""One pruning run: build the model, load the data, prune, re-fit, decompose, fine-tune,
+measure, write files.
 
 Nothing is written until every step has succeeded; then the pruned model (``pruned/``,
 via :func:`~prunekit.save_pruned`) and the report (``report.json`` / ``report.html``) are
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from ..api import prune
+from ..decompose.api import decompose
 from ..errors import ConfigError
 from ..metrics import format_metric, load_metric, parse_metric
 from ..recover.reconstruct import reconstruct
@@ -130,8 +132,20 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         say(f"reconstructed {len(fitted.layers)} layer(s) on {len(batches)} batch(es): "
             f"{shown(reconstructed_metric)}")
 
-    t0 = time.perf_counter()
     final_metric = pruned_metric if reconstructed_metric is None else reconstructed_metric
+    decomposition = None
+    if config.decompose is not None:
+        t0 = time.perf_counter()
+        factored = decompose(model, example, config=config.decompose, calibration=calibration,
+                             plan=plan)
+        timings["decompose"] = time.perf_counter() - t0
+        plan, decomposition = factored.plan, factored.to_dict()
+        final_metric = evaluate(student, val, metric_fn)
+        say(f"decomposed {len(factored.factorized)} of {len(factored.layers)} layer(s) "
+            f"({len(factored.skipped)} left alone): {shown(final_metric)}")
+    decomposed_metric = final_metric if decomposition is not None else None
+
+    t0 = time.perf_counter()
     if config.finetune.epochs:
         distill = config.distill if teacher is not None else None
         if teacher is not None and distill is not None and distill.features \
@@ -151,6 +165,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
               point("pruned", "pruned", after, metric=pruned_metric)]
     if reconstructed_metric is not None:
         points.append(point("pruned", "reconstructed", after, metric=reconstructed_metric))
+    if decomposed_metric is not None:
+        points.append(point("pruned", "decomposed", after, metric=decomposed_metric))
     if config.finetune.epochs:
         points.append(point("pruned", "fine-tuned", after))
     settings: dict[str, Any] = {"run": config.settings(), "prune": plan.settings,
@@ -168,7 +184,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         model=model_info,
         task=task_info(data, config.data),
         before=before, after=after, plan=plan, points=points, settings=settings,
-        timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})
+        timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"},
+        decomposition=decomposition)
     folder = Path(out.dir)
     model_dir = save_pruned(model, plan, folder / "pruned")
     report["after"]["file_bytes"] = (model_dir / WEIGHTS).stat().st_size

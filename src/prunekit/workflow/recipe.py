@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PruneConfig
+from ..decompose.config import DecomposeConfig
 from ..errors import ConfigError
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 from .config import DataSource, IterativeRun, ModelSource, OutputConfig, Reconstruct, RunConfig
 
-__all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict"]
+__all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict", "section"]
 
 #: recipe section → the dataclass it builds
 SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": PruneConfig,
                              "finetune": FinetuneConfig, "distill": DistillConfig,
                              "out": OutputConfig, "iterative": IterativeRun,
-                             "reconstruct": Reconstruct}
+                             "reconstruct": Reconstruct, "decompose": DecomposeConfig}
 
 
 class RecipeError(ConfigError):
@@ -34,7 +35,9 @@ def _valid(keys: list[str]) -> str:
     return ", ".join(keys)
 
 
-def _section(name: str, cls: type, base: Any, values: Any, source: str) -> Any:
+def section(name: str, cls: type, base: Any, values: Any, source: str) -> Any:
+    """One recipe section: ``values`` (a mapping) onto ``cls`` (over ``base`` when given);
+    unknown keys and bad values are :class:`RecipeError` s naming ``source``."""
     if not isinstance(values, Mapping):
         raise RecipeError(f"{source}: section {name!r} must be a mapping of keys to values, "
                           f"got {type(values).__name__}")
@@ -44,6 +47,10 @@ def _section(name: str, cls: type, base: Any, values: Any, source: str) -> Any:
             raise RecipeError(f"{source}: unknown key {name}.{key}; valid keys of {name!r}: "
                               f"{_valid(fields)}")
     kwargs = dict(values)
+    if cls is DecomposeConfig:
+        for key in ("layers", "ignore", "conv"):
+            if isinstance(kwargs.get(key), str):
+                kwargs[key] = [kwargs[key]]
     if cls is PruneConfig:
         for key in ("ignore", "input_features"):
             if isinstance(kwargs.get(key), str):
@@ -65,7 +72,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
 
     Keys override :class:`RunConfig`'s defaults (so ``finetune.epochs`` stays 0 unless
     given); a missing section or key keeps its default; ``distill: null`` turns
-    distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults.
+    distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults;
+    ``decompose: {energy: 0.95}`` factorizes layers after pruning.
     """
     if data is None:
         data = {}
@@ -80,10 +88,10 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     for name, cls in SECTIONS.items():
         if name not in data:
             continue
-        if name in ("distill", "iterative", "reconstruct") and data[name] is None:
+        if name in ("distill", "iterative", "reconstruct", "decompose") and data[name] is None:
             kwargs[name] = None
             continue
-        kwargs[name] = _section(name, cls, getattr(defaults, name), data[name] or {}, source)
+        kwargs[name] = section(name, cls, getattr(defaults, name), data[name] or {}, source)
     try:
         return RunConfig(**kwargs)
     except RecipeError:
