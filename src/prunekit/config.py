@@ -79,6 +79,14 @@ class PruneConfig:
         object.__setattr__(self, "input_features",
                            tuple((int(a), int(b)) for a, b in self.input_features))
 
+    def criterion(self) -> Importance:
+        """The importance criterion with this config's ``reduce`` and ``normalize``
+        (``normalize`` defaults to ``"mean"`` in global scope, so groups compare)."""
+        from .scoring import make_importance
+
+        normalize = self.normalize or ("mean" if self.scope == "global" else "none")
+        return make_importance(self.importance, reduce=self.reduce, normalize=normalize)
+
     def settings(self) -> dict[str, Any]:
         """Plain-data view for plans and reports."""
         importance = self.importance if isinstance(self.importance, str) else \

@@ -27,6 +27,11 @@ class UnsupportedOpError(PrunekitError):
     """Pruning was requested through an op or module the rules do not know."""
 
 
+class UnreadableOpError(UnsupportedOpError, ValueError):
+    """A rule or handler cannot read one recorded op or module call (an argument it needs is
+    missing or of another kind); the dependency graph then blocks that op's tensors."""
+
+
 class PlanError(PrunekitError):
     """A plan cannot be made, read or applied (wrong architecture, bad file)."""
 

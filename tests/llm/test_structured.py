@@ -22,7 +22,7 @@ from prunekit.llm import (
 )
 from prunekit.llm.layers import in_features
 from prunekit.llm.refit import UnitProblem, obs_units, wanda_units
-from prunekit.llm.units import block_units
+from prunekit.llm.units import block_units, units_graph
 
 Factory = Callable[[str], torch.nn.Module]
 
@@ -99,7 +99,7 @@ def test_pruned_model_runs_and_matches_the_sequential_pass(tiny_model: Factory, 
     with torch.no_grad():
         dense_out = model(input_ids=ids)[0]
     blocks = find_blocks(model)
-    found = block_units(model, blocks, ids[:1])
+    found = block_units(model, blocks, units_graph(model, ids[:1]))
     config = StructuredConfig(ffn_ratio=0.5, head_ratio=0.5, criterion=criterion,
                               batch_size=4)
     result = prune_structured(model, data, config, return_hidden=True)
@@ -140,7 +140,7 @@ def test_zeroed_unit_goes_first_and_its_removal_is_exact(tiny_model: Factory, fa
     model = tiny_model(family)
     blocks = find_blocks(model)
     names = {id(m): n for n, m in model.named_modules()}
-    found = block_units(model, blocks, _ids(1, 0, 8))
+    found = block_units(model, blocks, units_graph(model, _ids(1, 0, 8)))
     for block, units in zip(blocks, found):
         u = units[kind]
         _zero_unit(model, u.group, 1, f"{names[id(block)]}.{u.layer}")

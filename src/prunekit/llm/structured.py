@@ -11,7 +11,7 @@ Block by block, on calibration data (the same capture/replay as :func:`prune_seq
 
 Zeroed input columns of a projection are exactly what removing the units does, so the pass
 sees the pruned model throughout. At the end the structural engine removes the units for
-real (:func:`remove_units`): rows of the up/gate/query/key/value projections, columns of the
+real (:func:`~prunekit.remove_units`): rows of the up/gate/query/key/value projections, columns of the
 following ones, head counts. Unit counts are ``floor(ratio * units)`` per block.
 """
 
@@ -39,7 +39,7 @@ from .refit import (
     refit_weights,
     relative_error,
 )
-from .units import KINDS, BlockUnits, block_units, remove_units
+from .units import KINDS, BlockUnits, block_units, remove_chosen, units_graph
 
 
 def _number(value: object) -> bool:
@@ -227,9 +227,10 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
     model.eval()
     start = time.perf_counter()
     reports: list[UnitReport] = []
-    removed: dict[str, tuple[int, list[int]]] = {}
+    removed: dict[str, list[int]] = {}
     try:
-        found = block_units(model, blocks, example)
+        graph = units_graph(model, example)
+        found = block_units(model, blocks, graph)
         for index, units in enumerate(found):
             missing = [k for k in KINDS if config.ratio(k) > 0 and k not in units]
             if missing:
@@ -248,12 +249,11 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
                     continue
                 report, chosen = _prune_units(block, index, units, inputs, config, device)
                 reports.append(report)
-                removed[units.group] = (units.n_units, chosen)
+                removed[units.group] = chosen
             with torch.no_grad():
                 inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
             block.to(home)
-        plan = remove_units(model, example, removed) if any(u for _, u in removed.values()) \
-            else None
+        plan = remove_chosen(model, example, graph, removed) if any(removed.values()) else None
     except torch.OutOfMemoryError as exc:
         raise PrunekitError(
             f"out of memory on {device} during structured pruning: lower "

@@ -74,7 +74,7 @@ class CostModel:
         self.table = latency_table
         self.graph = DependencyGraph.build(model, example_inputs, ignore=base.ignore)
         self.groups = list(self.graph.groups)
-        self._scores = {g.id: torch.zeros(g.n_units) for g in self.groups}
+        self._scores = {g.name: torch.zeros(g.n_units) for g in self.groups}
         self.base_cost = self.cost({})
 
     def config(self, ratios: dict[str, float]) -> PruneConfig:

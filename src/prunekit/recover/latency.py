@@ -373,7 +373,7 @@ class _Sweep:
                  ignore: tuple[str, ...], timer: Timer) -> None:
         self.model, self.inputs, self.ignore, self.timer = model, example_inputs, ignore, timer
         self.graph = DependencyGraph.build(model, example_inputs, ignore=ignore)
-        self.scores = {g.id: torch.zeros(g.n_units) for g in self.graph.groups}
+        self.scores = {g.name: torch.zeros(g.n_units) for g in self.graph.groups}
         self.calls, self.out = _record(model, example_inputs)
         self.base: dict[str, list[float]] = {}  # dense samples per call
 
@@ -392,7 +392,7 @@ class _Sweep:
             config = PruneConfig(ratio=0.0, ignore=self.ignore, verify=False,
                                  overrides={glob.escape(key): grid[j][1]})
             selection = select_local(self.graph.groups, self.scores, config, 0.0)
-            plan = build_plan(self.model, self.graph, self.graph.groups, selection, config)
+            plan = build_plan(self.model, self.graph, selection, config.settings())
             pruned = apply_plan(copy.deepcopy(self.model), plan, check=False)
             calls, out = _record(pruned, self.inputs)
             if out != self.out or calls.keys() != self.calls.keys():

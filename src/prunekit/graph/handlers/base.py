@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 
 import torch.nn as nn
 
-from ...errors import ConfigError
+from ...errors import ConfigError, UnreadableOpError
 from ..labels import Dim, LabelSpace
 from ..trace import Node, Trace
 
@@ -70,6 +70,20 @@ class OpaqueContext:
     def param(self, local: str) -> list[Dim] | None:
         ref = self.node.params.get(local)
         return None if ref is None else self._dims[ref.index]
+
+    def need_input(self, position: int, name: str) -> list[Dim]:
+        """Like :meth:`input`, but a missing input is an :class:`UnreadableOpError`."""
+        found = self.input(position, name)
+        if found is None:
+            raise UnreadableOpError(f"the call has no tensor input {name!r}")
+        return found
+
+    def need_param(self, local: str) -> list[Dim]:
+        """Like :meth:`param`, but a missing tensor is an :class:`UnreadableOpError`."""
+        found = self.param(local)
+        if found is None:
+            raise UnreadableOpError(f"the call did not use tensor {local!r}")
+        return found
 
     def output_shape(self, k: int) -> Shape | None:
         ref = self.node.outputs[k] if k < len(self.node.outputs) else None

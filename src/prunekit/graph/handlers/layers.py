@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch.nn as nn
 
@@ -15,7 +15,7 @@ class ConvHandler(Handler):
     other grouped convolutions keep their group count."""
 
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        assert isinstance(module, nn.modules.conv._ConvNd)
+        module = cast(nn.modules.conv._ConvNd, module)  # registered for conv classes
         out_c, in_g = shapes.params["weight"][:2]
         groups = module.groups
         if groups > 1 and module.in_channels // groups == 1:
@@ -26,7 +26,7 @@ class ConvHandler(Handler):
 @register_handler(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 class ConvTransposeHandler(Handler):
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        assert isinstance(module, nn.modules.conv._ConvNd)
+        module = cast(nn.modules.conv._ConvNd, module)  # registered for conv classes
         in_c, out_g = shapes.params["weight"][:2]
         groups = module.groups
         if groups > 1 and module.in_channels // groups == 1 and module.out_channels // groups == 1:
@@ -104,7 +104,7 @@ class EmbeddingHandler(Handler):
 @register_handler(nn.Unflatten)
 class UnflattenHandler(Handler):
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        assert isinstance(module, nn.Unflatten)
+        module = cast(nn.Unflatten, module)
         out = shapes.output_shape()
         if out is None or isinstance(module.dim, str):
             return {}

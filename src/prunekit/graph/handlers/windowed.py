@@ -29,8 +29,8 @@ class WindowAttentionHandler(Handler):
     def couple(self, ctx: OpaqueContext) -> list[list[Dim] | None]:
         module = ctx.module
         heads = int(module.num_heads)
-        x, qkv, proj = ctx.input(0, "x"), ctx.param("qkv.weight"), ctx.param("proj.weight")
-        assert x is not None and qkv is not None and proj is not None
+        x, qkv = ctx.need_input(0, "x"), ctx.need_param("qkv.weight")
+        proj = ctx.need_param("proj.weight")
         width = x[-1].size
         mode = "heads" if ctx.split_units == "outer" else "head_dim"
         units = _unit_reps(ctx, x[-1].ids, heads, mode)

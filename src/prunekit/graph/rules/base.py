@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ...errors import UnreadableOpError
 from ..labels import BlockReason, Dim, LabelSpace
 from ..trace import Node, Trace, ValueRef
 
@@ -55,7 +56,8 @@ class RuleContext:
 
     def dims(self, ref: Any) -> list[Dim]:
         found = self._dims[ref.index]
-        assert found is not None, f"value {ref.index} has no labels"
+        if found is None:
+            raise UnreadableOpError(f"value {ref.index} has no labels")
         return found
 
     def shape(self, ref: ValueRef) -> tuple[int, ...]:
@@ -63,7 +65,8 @@ class RuleContext:
 
     def out_shape(self, i: int = 0) -> tuple[int, ...]:
         ref = self.node.outputs[i]
-        assert ref is not None
+        if ref is None:
+            raise UnreadableOpError(f"output {i} of op {self.node.target} is not a tensor")
         return self.trace.values[ref.index].shape
 
     def tensor_inputs(self) -> list[ValueRef]:
