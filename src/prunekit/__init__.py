@@ -7,7 +7,7 @@ from .engine import PruneResult, VerifiedPlan, plan_verified, remove_units
 from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
                      VerificationError)
 from .graph import DependencyGraph, register_handler
-from . import hf_config  # noqa: F401  (registers the Hugging Face config refresh)
+from . import hf  # noqa: F401  (registers the Hugging Face handlers and config refresh)
 from .importance import register_importance
 from .plan import Plan
 from .planner import Selection, build_plan, select_units, selection_from_units

@@ -30,6 +30,12 @@ def in_features(module: nn.Module) -> int:
     return int(module.weight.shape[0] if _is_conv1d(module) else module.weight.shape[1])
 
 
+def shape_2d(module: nn.Module) -> torch.Size:
+    """The weight's shape as ``[out_features, in_features]``."""
+    shape = module.weight.shape
+    return torch.Size((shape[1], shape[0])) if _is_conv1d(module) else shape
+
+
 def get_weight_2d(module: nn.Module) -> torch.Tensor:
     """A float32 copy of the weight as ``[out_features, in_features]``."""
     w = module.weight.detach()

@@ -29,11 +29,11 @@ from ..errors import ConfigError, PrunekitError
 from ..plan import Plan
 from .calibration import CalibrationData
 from .capture import BlockInputs, capture_block_inputs, run_block
-from .families import check_sequence_length, family_of, find_blocks
+from ..hf.families import check_sequence_length, family_of, find_layers
 from .layers import get_weight_2d, in_features, set_weight_2d
+from ..mask.calibration import InputStats
 from .refit import (
     UNIT_CRITERIA,
-    GramStats,
     UnitProblem,
     covariance,
     refit_weights,
@@ -144,8 +144,9 @@ class _Stop(Exception):
 
 @torch.no_grad()
 def _gather(block: nn.Module, layer: nn.Module, inputs: BlockInputs,
-            device: torch.device) -> GramStats:
-    stats = GramStats(in_features(layer), device)
+            device: torch.device) -> InputStats:
+    stats = InputStats(in_features(layer), hessian=True, mean=True, device=device,
+                       precision=torch.float64)
     handle = stats.attach(layer, stop=_Stop)
     try:
         for b in range(len(inputs.hidden)):
@@ -218,7 +219,7 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
         raise ConfigError(f"prune_structured needs a StructuredConfig, got "
                           f"{type(config).__name__}")
     family = family_of(model)
-    blocks = find_blocks(model)
+    blocks = find_layers(model)
     check_sequence_length(model, data.seq_len)
     device = torch.device(config.device) if config.device is not None \
         else next(blocks[0].parameters()).device
