@@ -161,6 +161,14 @@ def register_handler_by_name(*qualified_names: str, handler: Handler) -> None:
         _NAMED_HANDLERS[name] = handler
 
 
+def registered_handlers() -> dict[str, Handler]:
+    """Every registered handler by the qualified name of its module class
+    (``"torch.nn.modules.conv.Conv2d"``), those registered by type and by name."""
+    found = {f"{t.__module__}.{t.__qualname__}": h for t, h in _HANDLERS.items()}
+    found.update(_NAMED_HANDLERS)
+    return found
+
+
 _DEFAULT = Handler()
 
 

@@ -41,13 +41,6 @@ class LinearHandler(Handler):
         return {"out_features": out_f, "in_features": in_f}
 
 
-@register_handler(nn.Bilinear)
-class BilinearHandler(Handler):
-    def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        out_f, in1, in2 = shapes.params["weight"]
-        return {"out_features": out_f, "in1_features": in1, "in2_features": in2}
-
-
 def _channels(shapes: ModuleShapes, *names: str) -> int | None:
     for name in names:
         if name in shapes.params:
