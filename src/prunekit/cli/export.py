@@ -86,7 +86,7 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     to ONNX, and check it in onnxruntime against PyTorch."""
     import torch
 
-    from ..errors import ConfigError, PrunekitError
+    from ..errors import ConfigError, ExportError
     from ..export import check_onnx, export_onnx
     from ..files import atomic_write_text
     from ..models.spec import load_model_spec, parse_model_spec
@@ -117,8 +117,8 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     files = export_onnx(model, example, target)
     check = check_onnx(target, model, example)
     if not check.ok(tolerance):
-        raise PrunekitError(f"onnxruntime disagrees with PyTorch on {target}: max abs diff "
-                            f"{check.max_abs_diff:.3g} > tolerance {tolerance:g}")
+        raise ExportError(f"onnxruntime disagrees with PyTorch on {target}: max abs diff "
+                          f"{check.max_abs_diff:.3g} > tolerance {tolerance:g}")
     result: dict[str, Any] = {
         "schema": "prunekit.export", "version": 1, "format": fmt, "model": spec_text,
         "input_shape": list(example.shape), "files": [str(f) for f in files],

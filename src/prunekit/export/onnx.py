@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, ExportError
 
 __all__ = ["OnnxCheck", "check_onnx", "export_onnx"]
 
@@ -55,8 +55,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
                                   external_data=_param_bytes(model) > EXTERNAL_DATA_BYTES)
             except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
                 first = str(exc).splitlines()[0] if str(exc) else ""
-                raise PrunekitError(f"torch.onnx.export failed: {type(exc).__name__}: "
-                                    f"{first}") from None
+                raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: "
+                                  f"{first}") from None
         written = []
         for produced in sorted(staging.iterdir()):
             final = target.parent / produced.name

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, DeviceMemoryError
 from .calibration import CalibrationData
 from .capture import BlockInputs, capture_block_inputs, run_block
 from .config import OneShotConfig
@@ -176,7 +176,7 @@ def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotCon
                 inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
             store.put_back(index, block)
     except torch.OutOfMemoryError as exc:
-        raise PrunekitError(
+        raise DeviceMemoryError(
             f"out of memory on {device} while pruning block {len(reports) and reports[-1].block}: "
             f"lower OneShotConfig(batch_size=...), use fewer or shorter calibration sequences, "
             f"or prune on another device ({exc})"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import PrunekitError
+from ..errors import NumericalError
 
 
 def covariance(second_moment: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ def damped_cholesky(h: torch.Tensor, damp: float, retries: int = 6) -> torch.Ten
         if int(info) == 0:
             return chol
         lam = max(lam * 10.0, 1e-10) if lam else 1e-10
-    raise PrunekitError(
+    raise NumericalError(
         f"the damped input Gram matrix ({h.shape[0]} x {h.shape[0]}) is not positive "
         f"definite even with damping {lam:g}; raise StructuredConfig(damp=...) or use more "
         "calibration data"

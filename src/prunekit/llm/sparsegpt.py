@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import PrunekitError
+from ..errors import NumericalError
 from ..mask.compute import nm_mask, prune_lowest_per_row, pruned_count
 
 
@@ -36,7 +36,7 @@ def inverse_hessian_cholesky(hessian: torch.Tensor, damp: float,
             del hinv
             if int(info) == 0:
                 return upper.to(torch.float32)
-    raise PrunekitError(
+    raise NumericalError(
         f"SparseGPT: the damped Hessian ({h.shape[0]} x {h.shape[0]}) is not positive "
         f"definite even with damping {damp * 10 ** (retries - 1):g}; raise "
         "OneShotConfig(damp=...) or use more calibration data"
@@ -78,7 +78,7 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
         w[:, start:end] = w1
         w[:, end:] -= err1 @ u[start:end, end:]
     if not torch.isfinite(w).all():
-        raise PrunekitError(
+        raise NumericalError(
             "SparseGPT produced non-finite weights; raise OneShotConfig(damp=...) or check "
             "the calibration data for inf/nan activations"
         )

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, DeviceMemoryError
 from ..plan import Plan
 from .calibration import CalibrationData
-from .capture import BlockInputs, capture_block_inputs, run_block
+from .capture import BlockInputs, StopForward, capture_block_inputs, run_block
 from ..hf.families import check_sequence_length, family_of, find_layers
 from .layers import get_weight_2d, in_features, set_weight_2d
 from ..mask.calibration import InputStats
@@ -138,22 +138,18 @@ class StructuredResult:
         return [r.kept for r in self.layers if r.kind == kind]
 
 
-class _Stop(Exception):
-    """Stops a block once the projection of interest has seen its input."""
-
-
 @torch.no_grad()
 def _gather(block: nn.Module, layer: nn.Module, inputs: BlockInputs,
             device: torch.device) -> InputStats:
     stats = InputStats(in_features(layer), hessian=True, mean=True, device=device,
                        precision=torch.float64)
-    handle = stats.attach(layer, stop=_Stop)
+    handle = stats.attach(layer, stop=StopForward)
     try:
         for b in range(len(inputs.hidden)):
             stats.token_mask = inputs.token_masks[b]
             try:
                 run_block(block, inputs, b)
-            except _Stop:
+            except StopForward:
                 pass
     finally:
         handle.remove()
@@ -235,7 +231,7 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
         for index, units in enumerate(found):
             missing = [k for k in KINDS if config.ratio(k) > 0 and k not in units]
             if missing:
-                raise PrunekitError(
+                raise ConfigError(
                     f"block {index} of {type(model).__name__}: no prunable group of "
                     f"{missing[0]} found in its dependency graph; set that ratio to 0")
         _warn_no_units(found, config)
@@ -256,7 +252,7 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
             block.to(home)
         plan = remove_chosen(model, example, graph, removed) if any(removed.values()) else None
     except torch.OutOfMemoryError as exc:
-        raise PrunekitError(
+        raise DeviceMemoryError(
             f"out of memory on {device} during structured pruning: lower "
             f"StructuredConfig(batch_size=...) or use fewer calibration sequences ({exc})"
         ) from exc

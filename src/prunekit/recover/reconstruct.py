@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, NumericalError
 from ..graph.trace import as_args
 from ..plan import Plan
 from ..runtime import eval_mode
@@ -192,8 +192,8 @@ def _fit(name: str, dense_layer: nn.Module, pruned_layer: nn.Module, rows: torch
     system = gram + ridge * torch.eye(width, dtype=gram.dtype)
     chol, info = torch.linalg.cholesky_ex(system)
     if int(info) != 0:
-        raise PrunekitError(f"layer {name!r}: the calibration inputs are degenerate even with "
-                            f"damping {damp:g}; raise damp or pass more calibration batches")
+        raise NumericalError(f"layer {name!r}: the calibration inputs are degenerate even with "
+                             f"damping {damp:g}; raise damp or pass more calibration batches")
     solved = torch.cholesky_solve(cross + ridge * current.t(), chol).t()
     before, after = error(current), error(solved)
     if after > before:  # cannot happen in exact arithmetic; keep the layer if rounding says so

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import PrunekitError
+from ..errors import ReportError
 
 __all__ = ["SCHEMA", "VERSION", "ReportError", "check_sensitivity", "validate_report"]
 
@@ -19,10 +19,6 @@ _LATENCY = ("median", "p10", "p90", "repeats", "warmup", "threads", "batch_size"
             "dtype")
 _LAYER = ("group", "modules", "units_before", "units_after")
 _POINT = ("label", "stage", "macs", "params", "metric")
-
-
-class ReportError(PrunekitError):
-    """A report file is missing, unreadable, or does not follow the schema."""
 
 
 def _require(obj: Any, keys: tuple[str, ...], where: str) -> None:

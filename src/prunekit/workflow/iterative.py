@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import BudgetError, ConfigError
 from ..metrics import MetricSpec, format_metric, load_metric, parse_metric
 from ..recover.iterate import STATE, IterativeConfig, StepRecord, iterative_prune
 from ..report.build import build_report, point
@@ -106,9 +106,9 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     if result.resumed_from:
         say(f"resumed after step {result.resumed_from - 1}")
     if result.plan is None:
-        raise PrunekitError(f"no step of the iterative run stayed within the accuracy budget "
-                            f"{settings.budget:g}: raise --budget or lower --step-factor "
-                            f"(checkpoints in {checkpoints})")
+        raise BudgetError(f"no step of the iterative run stayed within the accuracy budget "
+                          f"{settings.budget:g}: raise --budget or lower --step-factor "
+                          f"(checkpoints in {checkpoints})")
     timings = {"iterate": time.perf_counter() - t0}
     final = result.model.eval()
     after = measure_model(final, example, config.out, result.metric)
