@@ -40,7 +40,7 @@ def check_int(value: Any, what: str, *, minimum: int | None = None,
         if minimum is not None and maximum is not None:
             expected = f"an integer in [{minimum}, {maximum}]"
         elif minimum is not None:
-            expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            expected = f"an integer >= {minimum}"
         else:
             expected = "an integer" if maximum is None else f"an integer <= {maximum}"
         raise _fail(what, expected + (" or None" if optional else ""), value, hint)
@@ -83,10 +83,10 @@ def check_fraction(value: Any, what: str, hint: str = "") -> float:
     return check_number(value, what, minimum=0.0, below=1.0, hint=hint)
 
 
-def check_choice(value: Any, what: str, choices: Collection[Any]) -> Any:
+def check_choice(value: Any, what: str, choices: Collection[Any], hint: str = "") -> Any:
     """One of ``choices``."""
     if value not in choices:
-        raise _fail(what, " or ".join(repr(c) for c in choices), value, "")
+        raise _fail(what, " or ".join(repr(c) for c in choices), value, hint)
     return value
 
 

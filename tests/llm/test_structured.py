@@ -14,7 +14,7 @@ from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.llm import (
     CalibrationData,
-    StructuredConfig,
+    StructuredOneShotConfig,
     find_layers,
     prune_structured,
     refit_weights,
@@ -61,7 +61,7 @@ def test_ratio_zero_changes_nothing(tiny_model: Factory) -> None:
     model = tiny_model("llama")
     before = copy.deepcopy(model)
     result = prune_structured(model, _data("llama"),
-                              StructuredConfig(ffn_ratio=0.0, head_ratio=0.0))
+                              StructuredOneShotConfig(ffn_ratio=0.0, head_ratio=0.0))
     assert result.plan is None and result.layers == ()
     for (name, p), (_, q) in zip(model.named_parameters(), before.named_parameters()):
         assert torch.equal(p, q), name
@@ -75,7 +75,7 @@ def test_refit_brings_block_outputs_closer_to_dense(tiny_model: Factory, family:
     pruned = {}
     for refit in (False, True):
         model = copy.deepcopy(dense)
-        config = StructuredConfig(ffn_ratio=0.5, head_ratio=0.5, refit=refit,
+        config = StructuredOneShotConfig(ffn_ratio=0.5, head_ratio=0.5, refit=refit,
                                   bias_correction=refit)
         pruned[refit] = model
         result = prune_structured(model, data, config)
@@ -100,7 +100,7 @@ def test_pruned_model_runs_and_matches_the_sequential_pass(tiny_model: Factory, 
         dense_out = model(input_ids=ids)[0]
     blocks = find_layers(model)
     found = block_units(model, blocks, units_graph(model, ids[:1]))
-    config = StructuredConfig(ffn_ratio=0.5, head_ratio=0.5, criterion=criterion,
+    config = StructuredOneShotConfig(ffn_ratio=0.5, head_ratio=0.5, importance=criterion,
                               batch_size=4)
     result = prune_structured(model, data, config, return_hidden=True)
     assert result.plan is not None and result.hidden is not None
@@ -151,9 +151,9 @@ def test_zeroed_unit_goes_first_and_its_removal_is_exact(tiny_model: Factory, fa
     n = found[0][kind].n_units
     for criterion in ("wanda", "obs"):
         pruned = copy.deepcopy(model)
-        config = StructuredConfig(ffn_ratio=1 / n if kind == "ffn" else 0.0,
+        config = StructuredOneShotConfig(ffn_ratio=1 / n if kind == "ffn" else 0.0,
                                   head_ratio=1 / n if kind == "heads" else 0.0,
-                                  criterion=criterion)
+                                  importance=criterion)
         result = prune_structured(pruned, data, config)
         assert result.kept(kind) == [tuple(i for i in range(n) if i != 1)] * len(blocks)
         with torch.no_grad():
@@ -220,7 +220,7 @@ def test_obs_removes_the_unit_with_least_error_after_refit() -> None:
     ({"head_ratio": -0.1}, r"head_ratio must be a number in \[0, 1\)"),
     ({"ffn_ratio": "0.5"}, r"ffn_ratio must be a number in \[0, 1\)"),
     ({"ffn_ratio": True}, r"ffn_ratio must be a number"),
-    ({"criterion": "taylor"}, "unknown criterion"),
+    ({"importance": "taylor"}, "unknown importance"),
     ({"damp": 1.0}, "damp"),
     ({"damp": -0.01}, "damp"),
     ({"refit": 1}, "refit must be True or False"),
@@ -229,15 +229,15 @@ def test_obs_removes_the_unit_with_least_error_after_refit() -> None:
 ])
 def test_bad_config(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        StructuredConfig(**kwargs)
+        StructuredOneShotConfig(**kwargs)
 
 
 def test_unsupported_inputs(tiny_model: Factory) -> None:
     with pytest.raises(ConfigError, match="supported Hugging Face model types"):
-        prune_structured(torch.nn.Linear(4, 4), _data("llama"), StructuredConfig())
+        prune_structured(torch.nn.Linear(4, 4), _data("llama"), StructuredOneShotConfig())
     with pytest.raises(ConfigError, match="needs CalibrationData"):
-        prune_structured(tiny_model("llama"), _ids(2, 0), StructuredConfig())  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="needs a StructuredConfig"):
+        prune_structured(tiny_model("llama"), _ids(2, 0), StructuredOneShotConfig())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="needs a StructuredOneShotConfig"):
         prune_structured(tiny_model("llama"), _data("llama"), {"ffn_ratio": 0.5})  # type: ignore[arg-type]
 
 
@@ -245,6 +245,6 @@ def test_a_head_ratio_too_small_for_the_groups_warns(tiny_model: Factory) -> Non
     model = tiny_model("llama")  # 2 key/value groups per block
     with pytest.warns(UserWarning, match="head_ratio=0.25 removes no unit"):
         result = prune_structured(model, _data("llama", n=4),
-                                  StructuredConfig(ffn_ratio=0.25, head_ratio=0.25))
+                                  StructuredOneShotConfig(ffn_ratio=0.25, head_ratio=0.25))
     assert result.kept("heads") == [(0, 1), (0, 1)]
     assert find_layers(model)[0].mlp.down_proj.in_features == 72  # 96 - 25%

@@ -27,7 +27,13 @@ from .methods import (
 from .pipeline import LayerReport, OneShotResult, prune_sequential
 from .refit import UNIT_CRITERIA, refit_weights, relative_error
 from .sparsegpt import sparsegpt_prune
-from .structured import StructuredConfig, StructuredResult, UnitReport, prune_structured
+from .structured import (
+                          StructuredConfig,
+                          StructuredOneShotConfig,
+                          StructuredResult,
+                          UnitReport,
+                          prune_structured,
+)
 
 __all__ = [
                           "FAMILIES",
@@ -44,6 +50,7 @@ __all__ = [
                           "OneShotConfig",
                           "OneShotResult",
                           "StructuredConfig",
+                          "StructuredOneShotConfig",
                           "StructuredResult",
                           "UnitReport",
                           "calibration_from_sentences",

@@ -3,7 +3,7 @@
 Block by block, on calibration data (the same capture/replay as :func:`prune_sequential`):
 
 1. heads: gather the inputs ``X`` of the attention output projection (the concatenated
-   per-head outputs), choose the heads to remove (``criterion``), re-fit the projection's
+   per-head outputs), choose the heads to remove (``importance``), re-fit the projection's
    kept columns by least squares (:func:`refit_weights`) and zero the removed ones;
 2. FFN: the same with the down projection's inputs (the intermediate activations),
    gathered with the already pruned attention;
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DeviceMemoryError
+from ..validate import check_bool, check_fraction, check_int, check_number
 from ..plan import Plan
 from .calibration import CalibrationData
 from .capture import BlockInputs, StopForward, capture_block_inputs, run_block
@@ -42,16 +43,12 @@ from .refit import (
 from .units import KINDS, BlockUnits, block_units, remove_chosen, units_graph
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
-class StructuredConfig:
+class StructuredOneShotConfig:
     """How many FFN neurons and heads each block loses, how they are chosen and re-fitted.
 
     ``ffn_ratio`` / ``head_ratio``: fraction of each block's FFN neurons / attention heads
-    removed (with grouped-query attention the unit is a key/value group). ``criterion``:
+    removed (with grouped-query attention the unit is a key/value group). ``importance``:
     ``"wanda"`` (``||W[:, j]|| * ||X_j||`` summed over a unit's columns) or ``"obs"``
     (greedy Optimal Brain Surgeon: least output error after re-fitting, ``obs_rounds``
     batches). ``refit``: least-squares re-fit of the following projection's kept columns,
@@ -64,7 +61,7 @@ class StructuredConfig:
 
     ffn_ratio: float = 0.5
     head_ratio: float = 0.25
-    criterion: str = "wanda"
+    importance: str = "wanda"
     refit: bool = True
     bias_correction: bool = True
     damp: float = 0.1
@@ -73,35 +70,31 @@ class StructuredConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        where = "StructuredOneShotConfig"
         for name in ("ffn_ratio", "head_ratio"):
             r = getattr(self, name)
-            if _number(r) and r >= 1.0:
+            if isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 1.0:
                 what = "attention head" if name == "head_ratio" else "FFN neuron"
                 raise ConfigError(
-                    f"StructuredConfig: {name}={r!r} would remove every {what} of each block; "
+                    f"{where}: {name}={r!r} would remove every {what} of each block; "
                     f"it must be in [0, 1) (0.25 removes a quarter)")
-            if not _number(r) or not 0.0 <= r < 1.0:
-                raise ConfigError(f"StructuredConfig: {name} must be a number in [0, 1), "
-                                  f"got {r!r}")
-        if self.criterion not in UNIT_CRITERIA:
-            raise ConfigError(f"StructuredConfig: unknown criterion {self.criterion!r}; "
+            check_fraction(r, f"{where}: {name}")
+        if self.importance not in UNIT_CRITERIA:
+            raise ConfigError(f"{where}: unknown importance {self.importance!r}; "
                               f"choose one of {sorted(UNIT_CRITERIA)}")
         for name in ("refit", "bias_correction"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"StructuredConfig: {name} must be True or False, got "
-                                  f"{getattr(self, name)!r}")
-        if not _number(self.damp) or not 0.0 <= self.damp < 1.0:
-            raise ConfigError(f"StructuredConfig: damp must be in [0, 1), got {self.damp!r}; "
-                              "0.01 is typical")
+            check_bool(getattr(self, name), f"{where}: {name}")
+        check_number(self.damp, f"{where}: damp", minimum=0.0, below=1.0, hint="0.1 is typical")
         for name in ("obs_rounds", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"StructuredConfig: {name} must be a positive integer, "
-                                  f"got {v!r}")
+            check_int(getattr(self, name), f"{where}: {name}", minimum=1)
 
     def ratio(self, kind: str) -> float:
         """The ratio for ``"heads"`` or ``"ffn"``."""
         return self.head_ratio if kind == "heads" else self.ffn_ratio
+
+
+#: the former name (docs/large_models.md shows it)
+StructuredConfig = StructuredOneShotConfig
 
 
 @dataclass(frozen=True)
@@ -127,7 +120,7 @@ class UnitReport:
 class StructuredResult:
     """What a run did: per-block reports, the engine's plan, time; ``hidden`` on request."""
 
-    config: StructuredConfig
+    config: StructuredOneShotConfig
     layers: tuple[UnitReport, ...]
     plan: Plan | None
     seconds: float
@@ -158,7 +151,7 @@ def _gather(block: nn.Module, layer: nn.Module, inputs: BlockInputs,
 
 @torch.no_grad()
 def _prune_units(block: nn.Module, index: int, units: BlockUnits, inputs: BlockInputs,
-                 config: StructuredConfig, device: torch.device) -> tuple[UnitReport, list[int]]:
+                 config: StructuredOneShotConfig, device: torch.device) -> tuple[UnitReport, list[int]]:
     """Choose, re-fit and zero one block's heads or neurons; return the report and the choice."""
     t0 = time.perf_counter()
     layer = block.get_submodule(units.layer)
@@ -169,7 +162,7 @@ def _prune_units(block: nn.Module, index: int, units: BlockUnits, inputs: BlockI
     center = config.bias_correction and bias is not None
     problem = UnitProblem(weight, covariance(moment, mean) if center else moment,
                           units.columns.to(device), config.damp, config.obs_rounds)
-    chosen = UNIT_CRITERIA[config.criterion](problem, n_remove).tolist()
+    chosen = UNIT_CRITERIA[config.importance](problem, n_remove).tolist()
     columns = units.columns[chosen].reshape(-1).to(device)
     new_w, new_b = refit_weights(weight, moment, columns, damp=config.damp,
                                  mean=mean if center else None,
@@ -189,7 +182,7 @@ def _prune_units(block: nn.Module, index: int, units: BlockUnits, inputs: BlockI
     return report, sorted(chosen)
 
 
-def _warn_no_units(found: list[dict[str, BlockUnits]], config: StructuredConfig) -> None:
+def _warn_no_units(found: list[dict[str, BlockUnits]], config: StructuredOneShotConfig) -> None:
     for kind in KINDS:
         ratio = config.ratio(kind)
         sizes = [u[kind].n_units for u in found if kind in u]
@@ -200,7 +193,7 @@ def _warn_no_units(found: list[dict[str, BlockUnits]], config: StructuredConfig)
                           UserWarning, stacklevel=3)
 
 
-def prune_structured(model: nn.Module, data: CalibrationData, config: StructuredConfig, *,
+def prune_structured(model: nn.Module, data: CalibrationData, config: StructuredOneShotConfig, *,
                      return_hidden: bool = False) -> StructuredResult:
     """Remove FFN neurons and heads of every block of a Hugging Face ``model`` in place.
 
@@ -211,8 +204,8 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
         raise ConfigError(
             f"prune_structured needs CalibrationData (see calibration_from_tensors / "
             f"calibration_from_text), got {type(data).__name__}")
-    if not isinstance(config, StructuredConfig):
-        raise ConfigError(f"prune_structured needs a StructuredConfig, got "
+    if not isinstance(config, StructuredOneShotConfig):
+        raise ConfigError(f"prune_structured needs a StructuredOneShotConfig, got "
                           f"{type(config).__name__}")
     family = family_of(model)
     blocks = find_layers(model)
@@ -254,7 +247,7 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
     except torch.OutOfMemoryError as exc:
         raise DeviceMemoryError(
             f"out of memory on {device} during structured pruning: lower "
-            f"StructuredConfig(batch_size=...) or use fewer calibration sequences ({exc})"
+            f"StructuredOneShotConfig(batch_size=...) or use fewer calibration sequences ({exc})"
         ) from exc
     finally:
         model.train(was_training)

@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 
 from ..errors import ConfigError
+from ..validate import check_fraction, check_int
 from .compute import (
     block_scores,
     expand_blocks,
@@ -38,12 +39,8 @@ Scope = Literal["local", "global", "row"]
 
 def check_sparsity(value: float, where: str) -> float:
     """Return ``value`` as a float if it lies in ``[0, 1)``, else raise :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ConfigError(
-            f"{where}: sparsity must be a number in [0, 1), got {value!r}; "
-            "0.9 means 90% of the weights are zero"
-        )
-    return float(value)
+    return check_fraction(value, f"{where}: sparsity",
+                          hint="0.9 means 90% of the weights are zero")
 
 
 def _check_scope(scope: str, what: str, allowed: tuple[str, ...] = ("local", "global")) -> None:
@@ -111,8 +108,7 @@ class NM(Pattern):
 
     def __post_init__(self) -> None:
         for field_name, value in (("n", self.n), ("m", self.m)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"NM: {field_name} must be a positive integer, got {value!r}")
+            check_int(value, f"NM: {field_name}", minimum=1)
         if self.n >= self.m:
             raise ConfigError(
                 f"NM: n ({self.n}) must be smaller than m ({self.m}); n weights of every m "

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import ConfigError, PlanError
+from ..validate import check_choice, check_int
 from ..files import atomic_write_text
 from ..plan import Plan
 from ..serialization import PLAN, WEIGHTS, save_pruned
@@ -52,17 +53,10 @@ class DistributedConfig:
     threads_per_rank: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.world_size, int) or self.world_size < 1:
-            raise ConfigError(f"DistributedConfig.world_size must be an integer >= 1, got "
-                              f"{self.world_size!r}")
-        if self.backend not in ("gloo", "nccl"):
-            raise ConfigError(f"DistributedConfig.backend must be 'gloo' (CPU) or 'nccl', got "
-                              f"{self.backend!r}")
-        for name in ("batch_size", "threads_per_rank"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"DistributedConfig.{name} must be an integer >= 1, got "
-                                  f"{value!r}")
+        for name in ("world_size", "batch_size", "threads_per_rank"):
+            check_int(getattr(self, name), f"DistributedConfig.{name}", minimum=1)
+        check_choice(self.backend, "DistributedConfig.backend", ("gloo", "nccl"),
+                     hint="gloo on CPU")
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""

@@ -5,7 +5,7 @@
     pruner = StructuredGradualPruner(model, example_inputs,
                                      CubicSchedule(final_sparsity=0.5, start=50, end=500,
                                                    frequency=25),
-                                     StructuredConfig(regularization="group_lasso"))
+                                     StructuredGradualConfig(regularization="group_lasso"))
     for x, y in batches:
         optimizer.zero_grad()
         loss = loss_fn(model(x), y) + pruner.regularization_loss()
@@ -38,6 +38,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from ..config import PruneConfig
 from ..engine import PruneResult, plan_verified, remove_units
 from ..errors import ConfigError
+from ..validate import check_choice, check_names, check_number, settings_of
 from ..graph.dependency import DependencyGraph, Group
 from ..graph.trace import as_args
 from ..importance.base import Importance
@@ -53,7 +54,7 @@ Regularization = Literal["group_lasso", "bn_scale"]
 
 
 @dataclass(frozen=True)
-class StructuredConfig:
+class StructuredGradualConfig:
     """How units are scored, chosen and regularised by :class:`StructuredGradualPruner`.
 
     - ``importance``: a registered group criterion (``"l2"``, ``"l1"``, ``"bn_scale"``,
@@ -80,16 +81,9 @@ class StructuredConfig:
     regrow: bool = False
 
     def __post_init__(self) -> None:
-        if self.regularization not in (None, "group_lasso", "bn_scale"):
-            raise ConfigError(f"regularization must be None, 'group_lasso' or 'bn_scale', got "
-                              f"{self.regularization!r}")
-        if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)) \
-                or not math.isfinite(self.strength) or self.strength < 0:
-            raise ConfigError(f"strength must be a finite number >= 0, got {self.strength!r}")
-        if isinstance(self.ignore, str):
-            raise ConfigError(f"ignore must be a tuple of module-name patterns, got "
-                              f"{self.ignore!r}")
-        object.__setattr__(self, "ignore", tuple(self.ignore))
+        check_choice(self.regularization, "regularization", (None, "group_lasso", "bn_scale"))
+        check_number(self.strength, "strength", minimum=0.0)
+        object.__setattr__(self, "ignore", check_names(self.ignore, "ignore"))
         self.prune_config(0.0)  # validates importance, scope, min_units, round_to, max_ratio
 
     def prune_config(self, ratio: float) -> PruneConfig:
@@ -100,13 +94,11 @@ class StructuredConfig:
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view, saved with the pruner state and compared on resume."""
-        importance = self.importance if isinstance(self.importance, str) else \
-            type(self.importance).__name__
-        return {"importance": importance, "scope": self.scope,
-                "regularization": self.regularization, "strength": float(self.strength),
-                "ignore": list(self.ignore), "min_units": self.min_units,
-                "round_to": self.round_to, "max_ratio": float(self.max_ratio),
-                "regrow": self.regrow}
+        return settings_of(self)
+
+
+#: the former name, kept for code written against it
+StructuredConfig = StructuredGradualConfig
 
 
 @dataclass(frozen=True)
@@ -129,7 +121,7 @@ class StructuredGradualPruner:
 
     def __init__(self, model: nn.Module, example_inputs: Any,
                  schedule: Schedule | Mapping[str, Any],
-                 config: StructuredConfig | None = None, *,
+                 config: StructuredGradualConfig | None = None, *,
                  calibration: Iterable[Any] | None = None,
                  loss_fn: LossFn | None = None) -> None:
         if isinstance(schedule, Mapping):
@@ -143,7 +135,7 @@ class StructuredGradualPruner:
         self.model = model
         self.example_inputs = example_inputs
         self.schedule = schedule
-        self.config = config or StructuredConfig()
+        self.config = config or StructuredGradualConfig()
         self.calibration = None if calibration is None else list(calibration)
         self.loss_fn = loss_fn
         self.criterion = self.config.prune_config(0.0).criterion()
@@ -361,7 +353,7 @@ class StructuredGradualPruner:
             raise ConfigError(
                 "pruner state does not fit this model (parameter names or shapes differ; "
                 f"group differences {diff[:6]}); resume with the same architecture, "
-                "example inputs and StructuredConfig(ignore=...) the state was saved with")
+                "example inputs and StructuredGradualConfig(ignore=...) the state was saved with")
         saved_schedule = schedule_from_dict(state["schedule"])
         if saved_schedule != self.schedule:
             raise ConfigError(f"pruner state was saved with schedule {saved_schedule!r}, but "
