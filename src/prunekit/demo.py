@@ -10,7 +10,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from torch import nn
 from .api import prune
 from .config import PruneConfig
 from .data.digits import DigitsData, digits_loaders, load_digits_data
-from .errors import ConfigError
 from .validate import check_int, check_number, settings_of
 from .models.cache import cache_key, default_cache_dir, load_cached, save_cached
 from .models.digits_cnn import DigitsCNN

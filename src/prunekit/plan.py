@@ -63,7 +63,7 @@ class Plan:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "plan") -> "Plan":
+    def from_dict(cls, data: Any, source: str = "plan") -> Plan:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise PlanError(f"{source} is not a prunekit plan (missing format: {FORMAT!r})")
         if data.get("version") != VERSION:
@@ -90,7 +90,7 @@ class Plan:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Plan":
+    def load(cls, path: str | os.PathLike[str]) -> Plan:
         target = Path(path)
         try:
             data = json.loads(target.read_text())

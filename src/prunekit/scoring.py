@@ -9,7 +9,8 @@ so criteria never need to know layer types.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch

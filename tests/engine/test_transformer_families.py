@@ -5,7 +5,6 @@ and zeroed heads/neurons removed leave the outputs unchanged. Plus the clear err
 from __future__ import annotations
 
 import warnings
-from typing import Callable
 
 import pytest
 import torch
@@ -54,7 +53,7 @@ def test_hf_vit_head_size_follows_the_pruned_projections():
     encoder = model.vit.encoder.layer if hasattr(model.vit, "encoder") else model.vit.layers
     attention = encoder[0].attention
     inner = getattr(attention, "attention", attention)  # older versions nest the projections
-    head_size = getattr(inner, "head_dim", None) or getattr(inner, "attention_head_size")
+    head_size = getattr(inner, "head_dim", None) or inner.attention_head_size
     assert head_size == 8  # 16 per head before
 
 

@@ -120,7 +120,8 @@ HANDLERS: dict[str, HandlerExample] = {
         lambda: nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=8),
              nn.ReLU(), nn.Conv2d(8, 4, 1)), lambda: rand(1, 3, 8, 8)),
     f"{_TORCH}.conv.Conv3d": HandlerExample(
-        lambda: nn.Sequential(nn.Conv3d(2, 6, 3), nn.ReLU(), nn.Conv3d(6, 3, 1)), lambda: rand(1, 2, 5, 5, 5)),
+        lambda: nn.Sequential(nn.Conv3d(2, 6, 3), nn.ReLU(), nn.Conv3d(6, 3, 1)),
+        lambda: rand(1, 2, 5, 5, 5)),
     f"{_TORCH}.conv.ConvTranspose1d": HandlerExample(_conv_t(1), lambda: rand(1, 3, 9)),
     f"{_TORCH}.conv.ConvTranspose2d": HandlerExample(_conv_t(2), lambda: rand(1, 3, 7, 7)),
     f"{_TORCH}.conv.ConvTranspose3d": HandlerExample(_conv_t(3), lambda: rand(1, 3, 5, 5, 5)),

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch.nn as nn
@@ -87,7 +88,7 @@ class DependencyGraph:
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, *, ignore: Sequence[str] = (),
               input_features: Iterable[tuple[int, int]] = (),
-              on_meta: bool = True, split_units: str = "inner") -> "DependencyGraph":
+              on_meta: bool = True, split_units: str = "inner") -> DependencyGraph:
         """Trace ``model`` on ``example_inputs`` and discover its groups.
 
         ``ignore`` lists module names (glob patterns allowed) whose tensors must keep

@@ -92,7 +92,7 @@ class OneShotConfig:
                      hint="5 is typical")
         bound = min(s, 1.0 - s)
         check_number(self.outlier_spread, f"{_WHERE}: outlier_spread", minimum=0.0,
-                     maximum=bound, hint=f"it must lie in [0, min(sparsity, 1 - sparsity)]")
+                     maximum=bound, hint="it must lie in [0, min(sparsity, 1 - sparsity)]")
         if not isinstance(self.ignore, tuple):
             raise ConfigError(f"{_WHERE}: ignore must be a tuple of strings, got "
                               f"{self.ignore!r}")

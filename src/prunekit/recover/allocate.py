@@ -4,10 +4,11 @@ least metric.
 MACs and parameters are predicted from the dependency graph (no surgery); latency from a
 measured :class:`.latency.LatencyTable`. Metric losses come from the sensitivity curves
 (:mod:`.sensitivity`; :func:`uniform_sensitivity` is a prior when none were measured), made
-monotone and interpolated on a grid of ``step``. A greedy walk repeatedly takes the move (one group to a higher ratio) with the
-smallest predicted loss per unit of cost saved until the target is met, then lowers any
-group it can while the target still holds. Group losses are assumed additive. With
-``round_fast=True`` every ratio is lowered so its kept count is a fast size of the table.
+monotone and interpolated on a grid of ``step``. A greedy walk repeatedly takes the move (one
+group to a higher ratio) with the smallest predicted loss per unit of cost saved until the
+target is met, then lowers any group it can while the target still holds. Group losses are
+assumed additive. With ``round_fast=True`` every ratio is lowered so its kept count is a fast
+size of the table.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from safetensors.torch import load_model
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..errors import ConfigError, PlanError
+from ..errors import PlanError
 from ..validate import check_choice, check_int
 from ..files import atomic_write_text
 from ..plan import Plan

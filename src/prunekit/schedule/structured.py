@@ -24,7 +24,6 @@ change during training (masks are plain data in :meth:`state_dict`).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass

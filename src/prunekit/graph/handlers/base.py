@@ -11,7 +11,8 @@ users register their own with :func:`register_handler`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 import torch.nn as nn
 
