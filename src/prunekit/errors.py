@@ -5,6 +5,11 @@ Every message says what was wrong, where (module name, op, file) and what to do.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models.weights import Misfit
+
 
 class PrunekitError(Exception):
     """Base class of every error prunekit raises deliberately."""
@@ -57,7 +62,7 @@ class WeightsMisfitError(ModelLoadError):
     :class:`prunekit.models.weights.Misfit`), ``source`` names the file and ``classes`` is
     the model's class count, when known."""
 
-    def __init__(self, message: str, misfit: object, source: str,
+    def __init__(self, message: str, misfit: Misfit, source: str,
                  classes: int | None = None) -> None:
         super().__init__(message)
         self.misfit = misfit

@@ -84,7 +84,7 @@ def select_global(groups: list[Group], scores: Scores, config: PruneConfig,
         keep = g.n_units - len(picked[i])
         rounded = kept_count(g.n_units, 1 - keep / g.n_units if g.n_units else 0.0, config)
         drop = g.n_units - rounded
-        order = sorted(picked[i], key=lambda u, g=g: float(scores[g.name][u]))
+        order = sorted(picked[i], key=scores[g.name].tolist().__getitem__)
         chosen[g.name] = np.sort(np.asarray(order[:drop], dtype=np.int64))
     return chosen
 

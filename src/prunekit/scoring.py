@@ -87,7 +87,7 @@ class _ValueTap(TorchDispatchMode):
         self.node = 0
         self.graph = graph
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         idx = self.node
         self.node += 1
@@ -151,7 +151,7 @@ def activation_stats(model: nn.Module, graph: DependencyGraph, batches: Iterable
 
 
 def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
     return tensors
 

@@ -181,7 +181,7 @@ def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str,
     evaluate = _Evaluation(eval_text, tokenizer, decoder, seq_len) if eval_text else None
     if offload_dir is not None:
         printer.info(f"loading {model_dir} with its blocks offloaded to {offload_dir}")
-        model = load_offloaded(model_dir, offload_dir, dtype=torch_dtype)
+        model: Any = load_offloaded(model_dir, offload_dir, dtype=torch_dtype)
     else:
         printer.info(f"loading {model_dir}")
         model = load_checkpoint(model_dir, dtype=torch_dtype)

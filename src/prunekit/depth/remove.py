@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -119,8 +119,9 @@ def _delete(model: nn.Module, container: str, indices: set[int]) -> None:
     kept = [i for i in range(len(layers) + len(indices)) if i not in indices]
     for new, (old, layer) in enumerate(zip(kept, layers)):
         for sub in layer.modules():
-            if type(getattr(sub, "layer_idx", None)) is int and sub.layer_idx == old:
-                sub.layer_idx = new
+            indexed: Any = sub  # attention modules of Hugging Face layers carry layer_idx
+            if type(getattr(indexed, "layer_idx", None)) is int and indexed.layer_idx == old:
+                indexed.layer_idx = new
     for key, value in updates.items():
         setattr(config, key, value)
 
@@ -157,7 +158,8 @@ def apply_removal(model: nn.Module, blocks: Sequence[RemovableBlock]) -> nn.Modu
         if found is None:
             raise ConfigError(f"{container!r} is no longer a Hugging Face layer list with a "
                               "matching layer count; were blocks already removed?")
-        _per_layer_updates(*found, len(model.get_submodule(container)), indices)
+        _per_layer_updates(*found, len(cast(nn.ModuleList, model.get_submodule(container))),
+                           indices)
     for container, indices in lists.items():
         _delete(model, container, indices)
     for block in blocks:

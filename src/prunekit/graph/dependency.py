@@ -125,12 +125,13 @@ class DependencyGraph:
                 dims[index] = [space.fresh_dim(n, channel=True, blocked=False) for n in v.shape]
                 return
             reason = BlockReason(f"model {v.kind} {v.name}".strip(), "")
-            dims[index] = [space.fresh_dim(n, reason=reason) for n in v.shape]
+            value_dims = [space.fresh_dim(n, reason=reason) for n in v.shape]
+            dims[index] = value_dims
             if v.kind == "input":
                 position = int(v.name[len("input"):])
                 if position in prunable_inputs and v.shape:
                     d = prunable_inputs[position] % len(v.shape)
-                    dims[index][d] = space.fresh_dim(v.shape[d], channel=True, blocked=False)
+                    value_dims[d] = space.fresh_dim(v.shape[d], channel=True, blocked=False)
 
         for v in trace.values:
             if v.kind != "op":

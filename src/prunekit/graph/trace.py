@@ -178,7 +178,7 @@ class _Recorder(TorchDispatchMode):
         return self.new_value(obj, kind, name)
 
     # -- ops --------------------------------------------------------------------
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.opaque_depth:
             return func(*args, **kwargs)
@@ -260,7 +260,7 @@ class _MetaAttention(TorchFunctionMode):
         super().__init__()
         self.recorder = recorder
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if (func is F.scaled_dot_product_attention and not self.recorder.opaque_depth
                 and args and getattr(args[0], "is_meta", False)):

@@ -59,7 +59,8 @@ def load_pruned_transformers(directory: str | os.PathLike[str]) -> nn.Module:
             settings.pop(key, None)  # the size was derived, not stored, before pruning
         else:
             settings[key] = value
-    model = cls(cls.config_class.from_dict(settings))
+    model_class: Any = cls
+    model = model_class(model_class.config_class.from_dict(settings))
     return load_pruned(model, folder).eval()
 
 

@@ -22,7 +22,7 @@ def _uniform(values: list[Any]) -> Any:
     return values[0] if values and all(v == values[0] for v in values) else None
 
 
-def _layers(model: nn.Module, *paths: str) -> list[nn.Module]:
+def _layers(model: nn.Module, *paths: str) -> list[Any]:
     for path in paths:
         try:
             layers = model.get_submodule(path)
@@ -33,7 +33,7 @@ def _layers(model: nn.Module, *paths: str) -> list[nn.Module]:
     return []
 
 
-def _base(model: nn.Module) -> nn.Module:
+def _base(model: nn.Module) -> Any:  # Hugging Face modules: attributes by family layout
     prefix = getattr(model, "base_model_prefix", "")
     return getattr(model, prefix, model) if prefix else model
 

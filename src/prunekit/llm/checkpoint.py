@@ -60,7 +60,7 @@ def _checkpoint_files(model_dir: Path) -> dict[str, Path]:
     )
 
 
-def _config_and_class(model_dir: Path) -> tuple[Any, type[nn.Module]]:
+def _config_and_class(model_dir: Path) -> tuple[Any, Any]:  # a transformers model class
     """The folder's config and the model class its ``architectures`` names."""
     transformers, _ = _imports()
     if not (model_dir / "config.json").is_file():
@@ -185,7 +185,7 @@ def _write_shard(path: Path, tensors: dict[str, torch.Tensor],
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
-def save_offloaded(model: nn.Module, offload_dir: str | os.PathLike[str],
+def save_offloaded(model: Any, offload_dir: str | os.PathLike[str],
                    out_dir: str | os.PathLike[str]) -> Path:
     """Write ``model`` (blocks kept offloaded in ``offload_dir``) as a sharded checkpoint.
 

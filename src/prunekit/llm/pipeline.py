@@ -12,6 +12,7 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -107,7 +108,7 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
         w = get_weight_2d(mod).to(device)
         new_w = method.prune(w, stats[name], config.sparsity, pattern)
         set_weight_2d(mod, new_w)
-        zeros = float((mod.weight == 0).float().mean())
+        zeros = float((cast(torch.Tensor, mod.weight) == 0).float().mean())
         reports.append(LayerReport(index, name, (w.shape[0], w.shape[1]), zeros,
                                    time.perf_counter() - t0))
         del stats[name]
@@ -115,7 +116,7 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
 
 
 @torch.no_grad()
-def _block_configs(model: nn.Module, blocks: list[nn.Module], data: CalibrationData,
+def _block_configs(model: nn.Module, blocks: nn.ModuleList, data: CalibrationData,
                    config: OneShotConfig, device: torch.device, decoder: bool,
                    store: InMemory | DiskStore) -> list[OneShotConfig]:
     """One config per block: the same sparsity, or OWL's when ``outlier_weighted``."""

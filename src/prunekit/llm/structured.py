@@ -234,12 +234,12 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
             home = next(block.parameters()).device
             block.to(device)
             for kind in KINDS:
-                units = found[index].get(kind)
-                if units is None or config.ratio(kind) == 0:
+                group_units = found[index].get(kind)
+                if group_units is None or config.ratio(kind) == 0:
                     continue
-                report, chosen = _prune_units(block, index, units, inputs, config, device)
+                report, chosen = _prune_units(block, index, group_units, inputs, config, device)
                 reports.append(report)
-                removed[units.group] = chosen
+                removed[group_units.group] = chosen
             with torch.no_grad():
                 inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
             block.to(home)

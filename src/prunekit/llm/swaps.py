@@ -91,8 +91,9 @@ def _refine_rows(w: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
     wwd = w * w * hessian.diagonal()
     tol = 1e-7 * wwd.sum(dim=1)
     pairs = None
+    m = 0 if nm is None else nm[1]
     if nm is not None:
-        g, m = w.shape[1] // nm[1], nm[1]
+        g = w.shape[1] // m
         blocks = torch.diagonal(hessian.view(g, m, g, m), dim1=0, dim2=2).permute(2, 0, 1)
         pairs = _pair_terms(w, blocks, m)
     ids = torch.arange(w.shape[0], device=w.device)
@@ -103,7 +104,7 @@ def _refine_rows(w: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
         if pairs is None:
             delta, grow, cut = _best_unstructured(w, r, pruned, hessian, wwd)
         else:
-            delta, grow, cut = _best_nm(w, r, pruned, pairs, wwd, nm[1])
+            delta, grow, cut = _best_nm(w, r, pruned, pairs, wwd, m)
         improves = delta < -tol
         if not bool(improves.any()):
             break

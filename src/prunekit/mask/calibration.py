@@ -9,8 +9,9 @@ tokens are left out by setting :attr:`InputStats.token_mask` before each batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -112,7 +113,7 @@ class InputStats:
         return self._xtx / self.count, self._sum / self.count
 
 
-def _feature_dim(module: nn.Module, x: torch.Tensor) -> int:
+def _feature_dim(module: Any, x: torch.Tensor) -> int:
     """The dimension of ``x`` that indexes ``module``'s input features or channels."""
     if isinstance(module, (nn.Linear, nn.MultiheadAttention)):
         return x.dim() - 1
@@ -138,7 +139,7 @@ class InputNormRecorder:
         self._stats: dict[str, InputStats] = {}
         self._handles: list[RemovableHandle] = []
 
-    def _hook(self, name: str):  # type: ignore[no-untyped-def]
+    def _hook(self, name: str) -> Callable[[nn.Module, tuple[object, ...]], None]:
         def record(module: nn.Module, args: tuple[object, ...]) -> None:
             x = args[0] if args else None
             if isinstance(x, torch.Tensor):

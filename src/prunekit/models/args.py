@@ -72,7 +72,9 @@ def parse_assignment(text: str, *, where: str = "model argument") -> tuple[str, 
 
 def _split(query: str) -> list[str]:
     """Split at commas outside quotes."""
-    parts, current, quote = [], [], ""
+    parts: list[str] = []
+    current: list[str] = []
+    quote = ""
     for char in query:
         if quote:
             quote = "" if char == quote else quote

@@ -153,14 +153,14 @@ def allocate(model: nn.Module, example_inputs: Any, sensitivity: SensitivityResu
     the target is out of reach, every group ends at the largest measured ratio (for a
     latency target a ``RuntimeWarning`` says so).
     """
-    targets = {"macs": macs_reduction, "params": params_reduction,
+    targets: dict[Metric, float | None] = {"macs": macs_reduction, "params": params_reduction,
                "latency": latency_reduction if latency_ms is None else latency_ms}
     if sum(v is not None for v in targets.values()) != 1 or (
             latency_reduction is not None and latency_ms is not None):
         raise ConfigError("allocate needs exactly one target: macs_reduction=..., "
                           "params_reduction=..., latency_reduction=... or latency_ms=... "
                           "(e.g. macs_reduction=10.0)")
-    metric: Metric = next(k for k, v in targets.items() if v is not None)  # type: ignore[assignment]
+    metric: Metric = next(k for k, v in targets.items() if v is not None)
     if latency_table is None and costs is not None:
         latency_table = costs.table
     if round_fast and latency_table is None:

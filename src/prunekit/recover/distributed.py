@@ -142,8 +142,8 @@ def finetune_on_rank(build_model: Callable[[], nn.Module], checkpoint: str | Pat
     if rank == 0:
         load_model(model, str(source / WEIGHTS), strict=True)
     ddp = nn.parallel.DistributedDataParallel(model)  # broadcasts rank 0's weights
-    sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=config.seed)
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        train_data, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train = _EpochSampled(DataLoader(train_data, batch_size=config.batch_size,
                                      sampler=sampler), sampler)
     val = DataLoader(val_data, batch_size=256)
@@ -170,7 +170,8 @@ def _spawned(rank: int, init_file: str, args: tuple[Any, ...], config: Distribut
     dist.init_process_group(config.backend, init_method=f"file://{init_file}", rank=rank,
                             world_size=config.world_size)
     try:
-        finetune_on_rank(*args, config)
+        run: Callable[..., Any] = finetune_on_rank
+        run(*args, config)
     finally:
         dist.destroy_process_group()
 

@@ -138,7 +138,8 @@ def _default_step(config: IterativeConfig) -> StepConfigFn:
     key = "flops_reduction" if config.metric == "macs" else "params_reduction"
 
     def step(model: nn.Module, factor: float) -> PruneConfig:
-        return PruneConfig(scope="global", **{key: factor})
+        target: dict[str, Any] = {key: factor}
+        return PruneConfig(scope="global", **target)
     return step
 
 

@@ -356,7 +356,8 @@ def _grid(units: int, points: int, multiple: int) -> list[int]:
 
 def _points(sizes: list[int], points: int, multiple: int) -> list[tuple[int, float]]:
     """(kept total, ratio) for each grid count below the full count of a group key."""
-    total, out = sum(sizes), []
+    total = sum(sizes)
+    out: list[tuple[int, float]] = []
     config = PruneConfig(ratio=0.0)
     for target in _grid(total, points, multiple)[:-1]:
         ratio = (total - target) / total

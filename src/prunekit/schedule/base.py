@@ -62,7 +62,8 @@ def available_schedules() -> list[str]:
 def get_schedule(name: str, **options: Any) -> Schedule:
     """Build the schedule registered as ``name`` from its fields."""
     cls = _REGISTRY.get(name)
-    known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    known: set[str] = ({f.name for f in dataclasses.fields(cls)}
+                       if dataclasses.is_dataclass(cls) else set())
     unknown = sorted(set(options) - known) if known else []
     if unknown:
         raise ConfigError(f"schedule {name!r} has no option(s) {unknown}; "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -251,7 +251,7 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
         return result
 
     optimizer = _optimizer(model, config)
-    steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
+    steps_per_epoch = len(train_loader) if isinstance(train_loader, Sized) else None
     if config.schedule == "cosine" and not steps_per_epoch:
         raise ConfigError("the cosine schedule needs a train loader with a length; "
                           "use schedule='constant' for an iterable without len()")
@@ -262,7 +262,7 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=config.epochs * steps_per_epoch)
+            optimizer, T_max=config.epochs * (steps_per_epoch or 1))
     autocast, scaler = _autocast(device, config.amp)
     mixup = Mixup.from_torch_seed(config.mixup) if config.mixup > 0 else None
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -90,7 +90,7 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     key = "flops_reduction" if settings.metric == "macs" else "params_reduction"
 
     def step_config(_model: Any, factor: float) -> Any:
-        targets: dict[str, float | None] = {"flops_reduction": None, "params_reduction": None}
+        targets: dict[str, Any] = {"flops_reduction": None, "params_reduction": None}
         targets[key] = factor
         return dataclasses.replace(config.prune, **targets)
 
@@ -115,7 +115,7 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     points = [point("dense", "dense", before)]
     for record in result.history:
         if record.accepted:
-            cost = {"macs": None, "params": None}
+            cost: dict[str, int | None] = {"macs": None, "params": None}
             base = before.macs if settings.metric == "macs" else before.params
             cost[settings.metric] = round(base / record.reduction)
             points.append(point(f"step {record.step}", "fine-tuned", macs=cost["macs"],

@@ -67,7 +67,8 @@ class GroupNormHandler(Handler):
             n = None if shape is None or len(shape) < 2 else shape[1]
         if n is None:
             return {}
-        per_channel = module.num_groups == module.num_channels  # type: ignore[union-attr]
+        group_norm = cast(nn.GroupNorm, module)
+        per_channel = group_norm.num_groups == group_norm.num_channels
         return {"num_channels": n, "num_groups": n} if per_channel else {"num_channels": n}
 
 

@@ -55,16 +55,18 @@ class RecurrentHandler(Handler):
                 if layer == 0:
                     ctx.union(x[-1], w_ih[1])
                 else:
-                    for d in range(directions):
-                        ctx.space.union(units.ids, w_ih[1].ids[d * hidden:(d + 1) * hidden])
+                    for direction in range(directions):
+                        ids = w_ih[1].ids[direction * hidden:(direction + 1) * hidden]
+                        ctx.space.union(units.ids, ids)
         if module.proj_size:
             ctx.space.block(units.ids)
         # a given initial state fixes the hidden size from outside
         hx_ref = ctx.node.args[1] if len(ctx.node.args) > 1 else ctx.node.kwargs.get("hx")
-        for ref in ([hx_ref] if hasattr(hx_ref, "index") else list(hx_ref or [])):
-            if hasattr(ref, "index"):
-                for d in ctx._dims[ref.index] or []:
-                    ctx.block(d)
+        for state in ([hx_ref] if hasattr(hx_ref, "index") else list(hx_ref or [])):
+            index = getattr(state, "index", None)
+            if index is not None:
+                for state_dim in ctx._dims[index] or []:
+                    ctx.block(state_dim)
         outs: list[list[Dim] | None] = []
         for k, ref in enumerate(ctx.node.outputs):
             if ref is None:
