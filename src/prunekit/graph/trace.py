@@ -20,7 +20,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -85,9 +85,6 @@ class Trace:
     outputs: Any = None  # pytree of ValueRefs (or constants) of the model outputs
     params: dict[str, int] = field(default_factory=dict)  # tensor name -> value index
     module_calls: dict[str, list[tuple[list[int], list[int]]]] = field(default_factory=dict)
-
-    def value_of(self, ref: ValueRef) -> Value:
-        return self.values[ref.index]
 
     def output_refs(self) -> list[ValueRef]:
         return [leaf for leaf in leaves(self.outputs) if isinstance(leaf, ValueRef)]
@@ -412,7 +409,3 @@ def _shallow_copy(value: Any) -> Any:
 def to_meta(inputs: Any) -> Any:
     return tree_map(lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor)
                     else t, inputs)
-
-
-def shapes_of(trace: Trace, refs: Sequence[ValueRef]) -> list[tuple[int, ...]]:
-    return [trace.values[r.index].shape for r in refs]

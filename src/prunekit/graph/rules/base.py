@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable, Sequence
 
-import numpy as np
 
 from ...errors import UnreadableOpError
 from ..labels import BlockReason, Dim, LabelSpace
@@ -104,15 +103,6 @@ class RuleContext:
     def fresh_outputs(self) -> list[list[Dim] | None]:
         return [None if r is None else self.fresh_like(self.trace.values[r.index].shape)
                 for r in self.node.outputs]
-
-
-def merge_dims(dims: Sequence[Dim]) -> Dim:
-    """Union several equal-size dims and return one carrying their labels."""
-    first = dims[0]
-    for other in dims[1:]:
-        if other.size == first.size:
-            np.testing.assert_equal(other.size, first.size)
-    return Dim(first.ids, any(d.channel for d in dims))
 
 
 def unknown_op(ctx: RuleContext) -> list[list[Dim] | None]:
