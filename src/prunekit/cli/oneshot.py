@@ -10,24 +10,11 @@ from typing import Any
 import click
 
 from ..llm.methods import available_oneshot_methods
-from .common import Printer, emit_json, json_option, quiet_option
+from .common import Printer, emit_json, json_option, parse_assignments, quiet_option
 
 __all__ = ["oneshot"]
 
 DTYPES = ("float32", "bfloat16", "float16")
-
-
-def _parse_options(_ctx: click.Context, _param: click.Parameter,
-                   values: tuple[str, ...]) -> dict[str, Any]:
-    """``--method-option KEY=VALUE`` (repeatable) → ``{KEY: value}``."""
-    from ..errors import ConfigError
-    from ..models.args import merge_args, parse_assignment
-
-    try:
-        pairs = [parse_assignment(text, where="--method-option") for text in values]
-        return dict(merge_args((), pairs, where="--method-option"))
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _tokenizer(model_dir: Path) -> Any:
@@ -119,7 +106,7 @@ class _Evaluation:
 @click.option("--method", type=click.Choice(available_oneshot_methods()),
               default="wanda", show_default=True)
 @click.option("--method-option", "method_options", multiple=True, metavar="KEY=VALUE",
-              callback=_parse_options,
+              callback=parse_assignments("--method-option"),
               help="An option of the method, e.g. blocksize=64 or damp=0.02 for sparsegpt "
                    "(repeatable).")
 @click.option("--sparsity", type=float, default=0.5, show_default=True,
