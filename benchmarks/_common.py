@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 RESULT_PREFIX = "@@RESULT@@ "
 REPO = Path(__file__).resolve().parent.parent

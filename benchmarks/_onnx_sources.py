@@ -10,7 +10,8 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 without TensorFlow
 

@@ -109,7 +109,8 @@ def main() -> None:
     ap.add_argument("--ratios", default="0.3,0.5")
     ap.add_argument("--tools", default="prunekit,tp")
     ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--repeats", type=int, default=30, help="timed runs at batch 1 (a third at larger batches)")
+    ap.add_argument("--repeats", type=int, default=30,
+                    help="timed runs at batch 1 (a third at larger batches)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)

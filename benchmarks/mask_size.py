@@ -1,12 +1,12 @@
 """File size of prunekit's compressed checkpoint vs dense fp32 safetensors.
 
-For each model (torchvision, random weights, ``weights=None``) and each sparsity, a fresh
-model gets per-layer unstructured magnitude masks on every Conv and Linear weight and
-attention input projection (``prunekit.mask.sparsify``), then is written twice: dense (``safetensors.torch.save_file``
-of the finalised fp32 state dict) and compressed (``prunekit.mask.save_compressed``: bitmask
-+ non-zero values). The compressed file is read back and checked bit for bit against the
-finalised state dict. BatchNorm parameters, biases and buffers are not masked and are stored
-dense in both files.
+For each model (torchvision, random weights, ``weights=None``) and each sparsity, a fresh model
+gets per-layer unstructured magnitude masks on every Conv and Linear weight and attention input
+projection (``prunekit.mask.sparsify``), then is written twice: dense
+(``safetensors.torch.save_file`` of the finalised fp32 state dict) and compressed
+(``prunekit.mask.save_compressed``: bitmask + non-zero values). The compressed file is read
+back and checked bit for bit against the finalised state dict. BatchNorm parameters, biases and
+buffers are not masked and are stored dense in both files.
 
 Usage::
 

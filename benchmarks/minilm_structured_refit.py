@@ -45,7 +45,7 @@ import prunekit
 from prunekit.files import atomic_write_text
 from prunekit.hf import load_pruned_transformers, save_pruned_transformers
 from prunekit.llm import (
-    StructuredConfig,
+    StructuredOneShotConfig,
     calibration_from_sentences,
     embedding_fidelity,
     mean_pooled_embeddings,
@@ -55,13 +55,13 @@ from prunekit.measure import count_parameters, measure_latency
 from prunekit.recover import reconstruct
 
 SETTINGS = [(0.3, 0.0), (0.5, 0.0), (0.0, 0.25), (0.0, 0.5), (0.3, 0.25), (0.5, 0.5)]
-#: name -> (description, StructuredConfig options); None = the engine alone
+#: name -> (description, StructuredOneShotConfig options); None = the engine alone
 METHODS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "engine": ("engine only: L2 magnitude, no calibration", None),
     "remove": ("Wanda choice, removed", {"refit": False, "bias_correction": False}),
     "bias": ("Wanda choice + bias correction", {"refit": False, "bias_correction": True}),
-    "refit": ("Wanda choice + LS re-fit", {"refit": True, "criterion": "wanda"}),
-    "obs": ("OBS choice + LS re-fit", {"refit": True, "criterion": "obs"}),
+    "refit": ("Wanda choice + LS re-fit", {"refit": True, "importance": "wanda"}),
+    "obs": ("OBS choice + LS re-fit", {"refit": True, "importance": "obs"}),
     "reconstruct": ("engine choice + layer-wise reconstruction (`recover.reconstruct`)", None),
 }
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, 
                 if name == "reconstruct":
                     reconstruct(pruned, model, plan, batches)
             else:
-                config = StructuredConfig(ffn_ratio=ffn, head_ratio=heads, damp=args.damp,
+                config = StructuredOneShotConfig(ffn_ratio=ffn, head_ratio=heads, damp=args.damp,
                                           batch_size=args.batch_size, **options)
                 result = prune_structured(pruned, calib, config)
                 if name == "refit":
@@ -141,8 +141,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, 
     for damp in [float(d) for d in args.damps.split(",") if d]:
         for criterion in ("wanda", "obs"):
             pruned = copy.deepcopy(model)
-            prune_structured(pruned, calib, StructuredConfig(
-                ffn_ratio=0.5, head_ratio=0.5, criterion=criterion, damp=damp,
+            prune_structured(pruned, calib, StructuredOneShotConfig(
+                ffn_ratio=0.5, head_ratio=0.5, importance=criterion, damp=damp,
                 batch_size=args.batch_size))
             cosine = embedding_fidelity(reference, mean_pooled_embeddings(pruned, ids, mask))
             sweep.append({"damp": damp, "criterion": criterion, "cosine": cosine})
@@ -187,7 +187,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--damp", type=float, default=StructuredConfig().damp)
+    ap.add_argument("--damp", type=float, default=StructuredOneShotConfig().damp)
     ap.add_argument("--damps", default="0.01,0.03,0.1,0.3")
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()

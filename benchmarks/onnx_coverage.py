@@ -277,7 +277,8 @@ def main() -> None:
     if args.markdown:
         notes = [
             f"ONNX files: torchvision classifiers (random weights, `weights=None`; 64×64 input, "
-            "224×224 for Swin, MaxViT and ViT, 299×299 for Inception v3) and a Hugging Face BERT (2 layers, hidden 128, "
+            "224×224 for Swin, MaxViT and ViT, 299×299 for Inception v3) and a Hugging Face "
+            "BERT (2 layers, hidden 128, "
             "random weights) exported with `torch.onnx.export(dynamo=True)`; Keras 3 "
             f"{version('keras')} models (torch backend, `model.export(format=\"onnx\")`): the "
             "digits CNN of docs/keras.md (untrained here) and an LSTM(32) classifier; a "

@@ -1,17 +1,21 @@
 """prunekit: make trained PyTorch models smaller and faster by pruning, and prove it."""
 
-from .api import PruneResult, prune
+from .api import prune
 from .config import PruneConfig
 from .decompose import DecomposeConfig, DecomposeResult, decompose
 from .depth import DepthResult, prune_depth
+from .engine import PruneResult, VerifiedPlan, plan_verified, remove_units
 from .errors import (ConfigError, PlanError, PrunekitError, TraceError, UnsupportedOpError,
                      VerificationError)
 from .graph import DependencyGraph, register_handler
-from . import hf_config  # noqa: F401  (registers the Hugging Face config refresh)
+from . import hf  # noqa: F401  (registers the Hugging Face handlers and config refresh)
 from .importance import register_importance
 from .plan import Plan
+from .planner import Selection, build_plan, select_units, selection_from_units
+from .scoring import Scores, score_groups
 from .serialization import load_pruned, save_pruned
 from .surgery import apply_plan
+from .verify import Mismatch, verify_plan
 
 __version__ = "0.1.0"
 
@@ -26,6 +30,9 @@ def __getattr__(name: str) -> object:
 
 __all__ = ["prune", "PruneResult", "PruneConfig", "Plan", "apply_plan", "save_pruned",
            "load_pruned", "DependencyGraph", "register_handler", "register_importance",
+           "score_groups", "Scores", "select_units", "selection_from_units", "Selection",
+           "build_plan", "verify_plan", "Mismatch", "plan_verified", "VerifiedPlan",
+           "remove_units",
            "PrunekitError", "ConfigError", "PlanError", "TraceError", "UnsupportedOpError",
            "VerificationError", "prune_depth", "DepthResult", "decompose", "DecomposeConfig",
            "DecomposeResult", "__version__"]

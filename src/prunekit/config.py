@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Mapping
 
 from .errors import ConfigError
 from .importance.base import Importance, Normalization, Reduction, available_importances
-
-
-def _check_ratio(value: float, what: str) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ConfigError(f"{what} must be a number in [0, 1), got {value!r}")
+from .validate import check_choice, check_fraction, check_int, check_number, settings_of
 
 
 @dataclass(frozen=True)
@@ -52,42 +49,37 @@ class PruneConfig:
     split_units: Literal["inner", "outer"] = "inner"
 
     def __post_init__(self) -> None:
-        _check_ratio(self.ratio, "ratio")
-        _check_ratio(self.max_ratio, "max_ratio")
-        if self.split_units not in ("inner", "outer"):
-            raise ConfigError(f"split_units must be 'inner' (head size) or 'outer' (whole "
-                              f"heads), got {self.split_units!r}")
-        if self.scope not in ("local", "global"):
-            raise ConfigError(f"scope must be 'local' or 'global', got {self.scope!r}")
+        check_fraction(self.ratio, "ratio")
+        check_fraction(self.max_ratio, "max_ratio")
+        check_choice(self.split_units, "split_units", ("inner", "outer"),
+                     hint="'inner' prunes head-size positions, 'outer' whole heads")
+        check_choice(self.scope, "scope", ("local", "global"))
         if isinstance(self.importance, str) and self.importance not in available_importances():
             raise ConfigError(f"unknown importance criterion {self.importance!r}; choose one of "
                               f"{available_importances()}")
-        for name, target in (("flops_reduction", self.flops_reduction),
-                             ("params_reduction", self.params_reduction)):
-            if target is not None and (not isinstance(target, (int, float)) or target < 1.0):
-                raise ConfigError(f"{name} must be a number >= 1 (e.g. 2.0 for half), got {target!r}")
+        for name in ("flops_reduction", "params_reduction"):
+            check_number(getattr(self, name), name, minimum=1.0, optional=True,
+                         hint="e.g. 2.0 for half")
         if self.flops_reduction is not None and self.params_reduction is not None:
             raise ConfigError("give flops_reduction or params_reduction, not both")
-        if not isinstance(self.round_to, int) or self.round_to < 1:
-            raise ConfigError(f"round_to must be a positive integer, got {self.round_to!r}")
-        if not isinstance(self.min_units, int) or self.min_units < 1:
-            raise ConfigError(f"min_units must be an integer >= 1, got {self.min_units!r}")
+        check_int(self.round_to, "round_to", minimum=1)
+        check_int(self.min_units, "min_units", minimum=1)
         for pattern, value in dict(self.overrides).items():
-            _check_ratio(value, f"override ratio for {pattern!r}")
+            check_fraction(value, f"override ratio for {pattern!r}")
         object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
         object.__setattr__(self, "ignore", tuple(self.ignore))
         object.__setattr__(self, "input_features",
                            tuple((int(a), int(b)) for a, b in self.input_features))
 
+    def criterion(self) -> Importance:
+        """The importance criterion with this config's ``reduce`` and ``normalize``
+        (``normalize`` defaults to ``"mean"`` in global scope, so groups compare)."""
+        from .scoring import make_importance
+
+        normalize = self.normalize or ("mean" if self.scope == "global" else "none")
+        return make_importance(self.importance, reduce=self.reduce, normalize=normalize)
+
     def settings(self) -> dict[str, Any]:
-        """Plain-data view for plans and reports."""
-        importance = self.importance if isinstance(self.importance, str) else \
-            type(self.importance).__name__
-        return {"ratio": self.ratio, "importance": importance, "scope": self.scope,
-                "reduce": self.reduce, "normalize": self.normalize,
-                "flops_reduction": self.flops_reduction,
-                "params_reduction": self.params_reduction, "overrides": dict(self.overrides),
-                "ignore": list(self.ignore), "round_to": self.round_to,
-                "min_units": self.min_units, "max_ratio": self.max_ratio,
-                "input_features": [list(p) for p in self.input_features],
-                "split_units": self.split_units}
+        """Plain-data view for plans and reports (every field; a criterion instance by its
+        class name)."""
+        return settings_of(self)

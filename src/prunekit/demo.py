@@ -10,7 +10,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from torch import nn
 from .api import prune
 from .config import PruneConfig
 from .data.digits import DigitsData, digits_loaders, load_digits_data
-from .errors import ConfigError
+from .validate import check_int, check_number, settings_of
 from .models.cache import cache_key, default_cache_dir, load_cached, save_cached
 from .models.digits_cnn import DigitsCNN
 from .plan import Plan
@@ -36,12 +36,6 @@ from .train.finetune import EpochRecord, FinetuneConfig, evaluate, finetune
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
 Log = Callable[[str], None]
-
-
-def _ratios(values: tuple[float, ...], what: str) -> None:
-    for r in values:
-        if not isinstance(r, (int, float)) or not 0.0 < float(r) < 1.0:
-            raise ConfigError(f"{what} must be in (0, 1), got {r!r}")
 
 
 @dataclass(frozen=True)
@@ -80,34 +74,23 @@ class DemoConfig:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        _ratios((self.ratio,), "ratio")
+        check_number(self.ratio, "ratio", above=0.0, below=1.0)
+        for r in self.sweep:
+            check_number(r, "sweep ratios", above=0.0, below=1.0)
         object.__setattr__(self, "sweep", tuple(float(r) for r in self.sweep))
-        _ratios(self.sweep, "sweep ratios")
-        if not isinstance(self.reconstruct_batches, int) or self.reconstruct_batches < 1:
-            raise ConfigError(f"reconstruct_batches must be an integer >= 1, got "
-                              f"{self.reconstruct_batches!r}")
+        check_int(self.reconstruct_batches, "reconstruct_batches", minimum=1)
         for name in ("train_epochs", "finetune_epochs", "latency_warmup"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-        if not isinstance(self.latency_repeats, int) or self.latency_repeats < 1:
-            raise ConfigError(f"latency_repeats must be an integer >= 1, got "
-                              f"{self.latency_repeats!r}")
-        if not isinstance(self.latency_batch, int) or not 1 <= self.latency_batch <= 256:
-            raise ConfigError(f"latency_batch must be an integer in [1, 256], got "
-                              f"{self.latency_batch!r}")
+            check_int(getattr(self, name), name, minimum=0)
+        check_int(self.latency_repeats, "latency_repeats", minimum=1)
+        check_int(self.latency_batch, "latency_batch", minimum=1, maximum=256)
         for name in ("threads", "train_threads"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(getattr(self, name), name, minimum=1, optional=True)
         DistillConfig(self.temperature, self.alpha)  # validates
         PruneConfig(ratio=self.ratio, importance=self.importance)  # validates
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""
-        data = asdict(self)
-        data["sweep"] = list(self.sweep)
-        return data
+        return settings_of(self)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import PrunekitError
+from .errors import NumericalError
 
 __all__ = ["damped_cholesky"]
 
@@ -25,7 +25,7 @@ def damped_cholesky(h: torch.Tensor, damp: float, retries: int = 6) -> torch.Ten
         if int(info) == 0:
             return chol
         lam = max(lam * 10.0, 1e-10) if lam else 1e-10
-    raise PrunekitError(
+    raise NumericalError(
         f"the damped input Gram matrix ({h.shape[0]} x {h.shape[0]}) is not positive "
         f"definite even with damping {lam:g}; raise damp (StructuredConfig(damp=...), "
         "DecomposeConfig(damp=...)) or use more calibration data"

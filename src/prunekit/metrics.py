@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import torch
 
-from .errors import ConfigError, PrunekitError
+from .errors import ConfigError, MetricError, PrunekitError
 
 __all__ = ["METRIC_HELP", "MetricFn", "MetricSpec", "format_metric", "load_metric", "parse_metric",
            "top_k_accuracy"]
@@ -84,8 +84,8 @@ def parse_metric(text: str) -> MetricSpec:
 def top_k_accuracy(outputs: torch.Tensor, targets: torch.Tensor, k: int) -> float:
     """Fraction of samples whose label is among the ``k`` largest logits of ``(N, C)``."""
     if not isinstance(outputs, torch.Tensor) or outputs.ndim < 1:
-        raise PrunekitError(f"top-{k} accuracy needs logits (batch, classes), got "
-                            f"{type(outputs).__name__}")
+        raise MetricError(f"top-{k} accuracy needs logits (batch, classes), got "
+                          f"{type(outputs).__name__}")
     classes = outputs.shape[-1]
     if classes < k:
         raise ConfigError(f"top-{k} accuracy needs at least {k} classes but the model outputs "
@@ -117,15 +117,15 @@ class _UserMetric:
             raise
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
             first = str(exc).splitlines()[0] if str(exc) else ""
-            raise PrunekitError(f"metric {self.label}(outputs, targets) failed: "
-                                f"{type(exc).__name__}: {first}") from None
+            raise MetricError(f"metric {self.label}(outputs, targets) failed: "
+                              f"{type(exc).__name__}: {first}") from None
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise PrunekitError(f"metric {self.label} returned {type(value).__name__}, not a "
-                                "number (it must return a float)")
+            raise MetricError(f"metric {self.label} returned {type(value).__name__}, not a "
+                              "number (it must return a float)")
         if not math.isfinite(float(value)):
-            raise PrunekitError(f"metric {self.label} returned {value!r}, not a finite number")
+            raise MetricError(f"metric {self.label} returned {value!r}, not a finite number")
         return float(value)
 
 

@@ -72,7 +72,7 @@ class Plan:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "plan") -> "Plan":
+    def from_dict(cls, data: Any, source: str = "plan") -> Plan:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise PlanError(f"{source} is not a prunekit plan (missing format: {FORMAT!r})")
         if data.get("version") not in (VERSION, DECOMPOSED_VERSION):
@@ -104,7 +104,7 @@ class Plan:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Plan":
+    def load(cls, path: str | os.PathLike[str]) -> Plan:
         target = Path(path)
         try:
             data = json.loads(target.read_text())

@@ -10,18 +10,23 @@ from __future__ import annotations
 import bisect
 import fnmatch
 import math
-from typing import Callable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .config import PruneConfig
+from .errors import ConfigError
 from .graph.dependency import DependencyGraph, Group
 from .graph.handlers import ModuleShapes, handler_for
 from .plan import GroupDecision, Plan, architecture_fingerprint
+from .scoring import Scores
 
-Selection = dict[int, np.ndarray]  # group id -> removed unit indices
+Selection = dict[str, np.ndarray]
+"""Group name -> indices of the units removed (sorted)."""
 
 
 def kept_count(n: int, ratio: float, config: PruneConfig) -> int:
@@ -41,24 +46,26 @@ def group_ratio(group: Group, config: PruneConfig, ratio: float) -> float:
     return ratio
 
 
-def select_local(groups: list[Group], scores: dict[int, torch.Tensor], config: PruneConfig,
+def select_local(groups: list[Group], scores: Scores, config: PruneConfig,
                  ratio: float) -> Selection:
+    """The lowest-scored units of every group, ``ratio`` of each (or its override)."""
     chosen: Selection = {}
     for g in groups:
         keep = kept_count(g.n_units, group_ratio(g, config, ratio), config)
-        order = torch.argsort(scores[g.id].float(), stable=True).numpy()
-        chosen[g.id] = np.sort(order[: g.n_units - keep])
+        order = torch.argsort(scores[g.name].float(), stable=True).numpy()
+        chosen[g.name] = np.sort(order[: g.n_units - keep])
     return chosen
 
 
-def select_global(groups: list[Group], scores: dict[int, torch.Tensor], config: PruneConfig,
+def select_global(groups: list[Group], scores: Scores, config: PruneConfig,
                   ratio: float) -> Selection:
+    """The lowest-scored ``ratio`` of all units together, at most ``max_ratio`` of a group."""
     overridden = [g for g in groups if group_ratio(g, config, -1.0) >= 0]
     chosen = select_local(overridden, scores, config, ratio)
-    pool = [g for g in groups if g.id not in chosen]
+    pool = [g for g in groups if g.name not in chosen]
     if not pool:
         return chosen
-    values = np.concatenate([scores[g.id].float().numpy() for g in pool])
+    values = np.concatenate([scores[g.name].float().numpy() for g in pool])
     owner = np.concatenate([np.full(g.n_units, i) for i, g in enumerate(pool)])
     unit = np.concatenate([np.arange(g.n_units) for g in pool])
     budget = int(math.floor(ratio * values.size + 1e-9))
@@ -77,16 +84,81 @@ def select_global(groups: list[Group], scores: dict[int, torch.Tensor], config: 
         keep = g.n_units - len(picked[i])
         rounded = kept_count(g.n_units, 1 - keep / g.n_units if g.n_units else 0.0, config)
         drop = g.n_units - rounded
-        order = sorted(picked[i], key=lambda u: float(scores[g.id][u]))
-        chosen[g.id] = np.sort(np.asarray(order[:drop], dtype=np.int64))
+        order = sorted(picked[i], key=scores[g.name].tolist().__getitem__)
+        chosen[g.name] = np.sort(np.asarray(order[:drop], dtype=np.int64))
     return chosen
 
 
+def select_units(model: nn.Module, graph: DependencyGraph, scores: Scores,
+                 config: PruneConfig, groups: list[Group] | None = None) -> Selection:
+    """Choose the units to remove from ``scores``, as ``config`` says (stage "select").
+
+    ``groups`` are the candidates (default: every group of ``graph`` that has scores). A
+    ratio is applied per group (``scope="local"``) or over all units (``"global"``); a
+    ``flops_reduction`` or ``params_reduction`` target is met by searching the ratio with
+    costs predicted from the trace (no surgery), with a warning when it is out of reach.
+    """
+    if groups is None:
+        groups = [g for g in graph.groups if g.name in scores]
+    select = select_global if config.scope == "global" else select_local
+    target = config.flops_reduction or config.params_reduction
+    if target is None:
+        return select(groups, scores, config, config.ratio)
+    unpruned = [v.shape for v in graph.trace.values]
+    if config.flops_reduction is not None:
+        def cost(sizes: list[tuple[int, ...]]) -> float:
+            return float(predicted_macs(graph, sizes))
+    else:
+        def cost(sizes: list[tuple[int, ...]]) -> float:
+            return float(predicted_params(model, graph, sizes))
+    base = cost(unpruned)
+
+    def reduction(ratio: float) -> float:
+        sizes = graph.predicted_sizes(removed_flags(graph, select(groups, scores, config, ratio)))
+        return base / max(cost(sizes), 1.0)
+
+    ratio = search_ratio(reduction, float(target))
+    reached = reduction(ratio)
+    if reached < float(target) * 0.999:
+        what = "flops_reduction" if config.flops_reduction is not None else "params_reduction"
+        warnings.warn(
+            f"{what}={target} is out of reach: the most prunekit can remove here gives "
+            f"{reached:.2f}x (ratio {ratio:.2f}; inputs, outputs, ignored modules and ops "
+            "without rules keep their size). The model was pruned that far.",
+            UserWarning, stacklevel=2)
+    return select(groups, scores, config, ratio)
+
+
+def selection_from_units(graph: DependencyGraph,
+                         units: Mapping[str, Iterable[int]]) -> Selection:
+    """A :data:`Selection` from units a caller chose: ``{group name: unit indices}``.
+
+    Raises :class:`ConfigError` for an unknown group, an index out of range, or a group
+    that would lose every unit.
+    """
+    selection: Selection = {}
+    for name, chosen in units.items():
+        group = graph.group_named(name)
+        try:
+            index = np.unique(np.asarray(list(chosen), dtype=np.int64))
+        except (TypeError, ValueError):
+            raise ConfigError(f"units of group {name!r} must be integer indices, got "
+                              f"{chosen!r}") from None
+        if index.size and (index[0] < 0 or index[-1] >= group.n_units):
+            raise ConfigError(f"group {name!r} has {group.n_units} units (0..{group.n_units - 1});"
+                              f" cannot remove unit {int(index[0] if index[0] < 0 else index[-1])}")
+        if index.size == group.n_units:
+            raise ConfigError(f"removing all {group.n_units} units of group {name!r} would "
+                              "leave nothing to compute with; keep at least one")
+        selection[name] = index
+    return selection
+
+
 def removed_flags(graph: DependencyGraph, selection: Selection) -> np.ndarray:
+    """One flag per component of ``graph``: does ``selection`` remove it?"""
     flags = np.zeros(graph.components.blocked.shape[0], dtype=bool)
-    by_id = {g.id: g for g in graph.groups}
-    for gid, units in selection.items():
-        flags[by_id[gid].components[units]] = True
+    for name, units in selection.items():
+        flags[graph.group_named(name).components[units]] = True
     return flags
 
 
@@ -123,14 +195,16 @@ def predicted_params(model: nn.Module, graph: DependencyGraph, sizes: list[tuple
     return total
 
 
-def build_plan(model: nn.Module, graph: DependencyGraph, groups: list[Group],
-               selection: Selection, config: PruneConfig) -> Plan:
-    """Turn a selection of units into tensor slices and attribute updates."""
+def build_plan(model: nn.Module, graph: DependencyGraph, selection: Selection,
+               settings: Mapping[str, Any] | None = None) -> Plan:
+    """Turn a selection of units into tensor slices and attribute updates (stage "plan").
+
+    ``settings`` (plain data, e.g. :meth:`PruneConfig.settings`) are recorded in the plan.
+    """
     tensors: dict[str, dict[int, set[int]]] = {}
     decisions, inputs = [], {}
-    by_id = {g.id: g for g in groups}
-    for gid, units in selection.items():
-        g = by_id[gid]
+    for name, units in selection.items():
+        g = graph.group_named(name)
         decisions.append(GroupDecision(g.name, g.n_units, [int(u) for u in units], g.exact, g.modules))
         for m in g.members:
             if m.kind == "input":
@@ -147,7 +221,7 @@ def build_plan(model: nn.Module, graph: DependencyGraph, groups: list[Group],
         architecture=architecture_fingerprint(model),
         tensors={n: {d: sorted(ix) for d, ix in dims.items()} for n, dims in tensors.items()},
         original_shapes={n: shapes[n] for n in tensors},
-        groups=decisions, input_features=inputs, settings=config.settings())
+        groups=decisions, input_features=inputs, settings=dict(settings or {}))
     plan.attributes = module_attributes(model, graph, sizes)
     return plan
 

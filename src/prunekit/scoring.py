@@ -9,7 +9,8 @@ so criteria never need to know layer types.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from .graph.trace import as_args
 from .runtime import eval_mode
 from .importance import get_importance
 from .importance.base import ActivationStats, GroupSlices, Importance, MemberSlice
+
+Scores = dict[str, torch.Tensor]
+"""Group name -> one score per unit (higher = more important)."""
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -83,7 +87,7 @@ class _ValueTap(TorchDispatchMode):
         self.node = 0
         self.graph = graph
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         idx = self.node
         self.node += 1
@@ -97,9 +101,9 @@ class _ValueTap(TorchDispatchMode):
 
 
 def activation_stats(model: nn.Module, graph: DependencyGraph, batches: Iterable[Any],
-                     groups: list[Group]) -> dict[int, ActivationStats]:
-    """Mean |a| and fraction of zeros per unit, on calibration batches."""
-    sites = {g.id: _activation_sites(graph, g) for g in groups}
+                     groups: list[Group]) -> dict[str, ActivationStats]:
+    """Mean |a| and fraction of zeros per unit, by group name, on calibration batches."""
+    sites = {g.name: _activation_sites(graph, g) for g in groups}
     producer = {}
     for node in graph.trace.nodes:
         for ref in node.outputs:
@@ -112,9 +116,9 @@ def activation_stats(model: nn.Module, graph: DependencyGraph, batches: Iterable
     for site in sites.values():
         if site is not None:
             wanted.setdefault(producer[site[0]], []).append(site[0])
-    sums: dict[int, torch.Tensor] = {}
-    zeros: dict[int, torch.Tensor] = {}
-    counts: dict[int, int] = {}
+    sums: dict[str, torch.Tensor] = {}
+    zeros: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
 
     def sink(value_index: int, tensor: torch.Tensor) -> None:
         for gid, site in sites.items():
@@ -131,23 +135,23 @@ def activation_stats(model: nn.Module, graph: DependencyGraph, batches: Iterable
             args, kwargs = as_args(inputs)
             with _ValueTap(graph, wanted, sink):
                 model(*args, **kwargs)
-    stats: dict[int, ActivationStats] = {}
+    stats: dict[str, ActivationStats] = {}
     for g in groups:
-        site = sites[g.id]
-        if site is None or g.id not in counts:
+        site = sites[g.name]
+        if site is None or g.name not in counts:
             continue
         unit = torch.from_numpy(site[2])
-        per_pos_abs = sums[g.id] / counts[g.id]
-        per_pos_zero = zeros[g.id] / counts[g.id]
+        per_pos_abs = sums[g.name] / counts[g.name]
+        per_pos_zero = zeros[g.name] / counts[g.name]
         n = g.n_units
         mean_abs = torch.zeros(n).index_add_(0, unit, per_pos_abs) / torch.bincount(unit, minlength=n)
         zero_frac = torch.zeros(n).index_add_(0, unit, per_pos_zero) / torch.bincount(unit, minlength=n)
-        stats[g.id] = ActivationStats(mean_abs, zero_frac)
+        stats[g.name] = ActivationStats(mean_abs, zero_frac)
     return stats
 
 
 def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
     return tensors
 
@@ -169,11 +173,20 @@ def group_slices(graph: DependencyGraph, group: Group, tensors: dict[str, torch.
     return GroupSlices(group.name, group.n_units, tuple(members), activations, extras)
 
 
-def score_groups(model: nn.Module, graph: DependencyGraph, criterion: Importance,
-                 groups: list[Group], calibration: Iterable[Any] | None = None,
-                 loss_fn: LossFn | None = None) -> dict[int, torch.Tensor]:
-    """One score per unit for each group (higher = more important)."""
-    acts: dict[int, ActivationStats] = {}
+def score_groups(model: nn.Module, graph: DependencyGraph, criterion: str | Importance = "l2",
+                 groups: Iterable[Group] | None = None, calibration: Iterable[Any] | None = None,
+                 loss_fn: LossFn | None = None) -> Scores:
+    """One score per unit for each group, by group name (stage "score"; higher = more
+    important).
+
+    ``criterion`` is a registered name or an :class:`~prunekit.importance.Importance`;
+    ``groups`` default to every group of ``graph``. Gradient criteria run ``loss_fn(model,
+    batch)`` (default: cross-entropy of ``(inputs, targets)``) on ``calibration`` batches,
+    activation criteria run the model on them; the model's gradients are cleared after.
+    """
+    criterion = make_importance(criterion)
+    groups = list(graph.groups if groups is None else groups)
+    acts: dict[str, ActivationStats] = {}
     if criterion.needs_gradients or criterion.needs_activations:
         if calibration is None:
             raise ConfigError(f"criterion {criterion.name!r} needs calibration data: pass "
@@ -185,7 +198,8 @@ def score_groups(model: nn.Module, graph: DependencyGraph, criterion: Importance
             acts = activation_stats(model, graph, batches, groups)
     try:
         tensors = named_tensors(model)
-        return {g.id: criterion(group_slices(graph, g, tensors, acts.get(g.id))) for g in groups}
+        return {g.name: criterion(group_slices(graph, g, tensors, acts.get(g.name)))
+                for g in groups}
     finally:
         if criterion.needs_gradients:
             model.zero_grad(set_to_none=True)

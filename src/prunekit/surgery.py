@@ -35,7 +35,7 @@ def check_plan_fits(model: nn.Module, plan: Plan) -> None:
             "the plan was made for another architecture (or an already pruned model): its "
             "fingerprint of parameter and buffer names and shapes does not match this model; "
             "apply plans to a fresh, unpruned instance of the architecture they were made for")
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
     for name, shape in plan.original_shapes.items():
         if name not in tensors:

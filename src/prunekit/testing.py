@@ -1,27 +1,34 @@
-"""Test helpers: the zero-then-remove exactness check of a plan.
+"""Test helpers: the zero-then-remove exactness oracle, and models to test with.
 
 Zero the weights of every unit a plan removes, run the model, remove those units, run
-again: the outputs must match (up to float rounding) for every *exact* group.
+again: the outputs must match (up to float rounding) for every *exact* group. A mismatch in
+the number or shape of the outputs is a :class:`~prunekit.VerificationError`.
+
+:func:`randomize_weights` gives a model non-trivial float64 weights (a fresh BatchNorm is
+the identity); :func:`hf_example` builds a small Hugging Face model of a family in the
+table :mod:`prunekit.hf.families` (random weights; needs ``transformers``).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_flatten
 
 from .api import prune
+from .errors import VerificationError
 from .graph.trace import as_args
 from .plan import Plan
 from .surgery import apply_plan
 from .verify import slice_inputs
 
-__all__ = ["ExactCheck", "check_exact", "exactness_gap", "lossless_pair", "run_exact_check",
-           "zero_planned_units"]
+__all__ = ["ExactCheck", "check_exact", "exactness_gap", "hf_example", "lossless_pair",
+           "randomize_weights", "run_exact_check", "zero_planned_units"]
 
 
 def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -65,6 +72,20 @@ def _run(model: nn.Module, inputs: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
 
 
+def _max_diff(before: list[torch.Tensor], after: list[torch.Tensor]) -> float:
+    if len(before) != len(after):
+        raise VerificationError(f"the pruned model returns {len(after)} tensors, not "
+                                f"{len(before)}")
+    diff = 0.0
+    for a, b in zip(before, after):
+        if a.shape != b.shape:
+            raise VerificationError(f"output shape changed from {tuple(a.shape)} to "
+                                    f"{tuple(b.shape)}")
+        if a.numel():
+            diff = max(diff, float((a.double() - b.double()).abs().max()))
+    return diff
+
+
 @dataclass
 class ExactCheck:
     """Outcome of :func:`run_exact_check`."""
@@ -90,13 +111,7 @@ def run_exact_check(model_factory_or_model: nn.Module | Callable[[], nn.Module],
     zero_planned_units(model, plan)
     y0 = _run(model, example_inputs)
     apply_plan(model, plan)
-    y1 = _run(model, slice_inputs(example_inputs, plan))
-    assert len(y0) == len(y1), f"the pruned model returns {len(y1)} tensors, not {len(y0)}"
-    diff = 0.0
-    for a, b in zip(y0, y1):
-        assert a.shape == b.shape, f"output shape changed from {tuple(a.shape)} to {tuple(b.shape)}"
-        if a.numel():
-            diff = max(diff, float((a.double() - b.double()).abs().max()))
+    diff = _max_diff(y0, _run(model, slice_inputs(example_inputs, plan)))
     after = sum(p.numel() for p in model.parameters())
     return ExactCheck(diff, plan, model, before, after)
 
@@ -108,23 +123,42 @@ def check_exact(model_factory_or_model: nn.Module | Callable[[], nn.Module],
 
 
 def exactness_gap(model: nn.Module, example_inputs: Any, **prune_options: Any) -> float:
-    """Plan on a deep copy (``exact_only=True``), zero the planned units in ``model``, run
-    it, apply the plan, run on the kept input features; return the max abs output diff.
+    """:func:`check_exact` on ``model`` (pruned in place), refusing a plan that removes
+    nothing (:class:`~prunekit.VerificationError`)."""
+    check = run_exact_check(model, example_inputs, **prune_options)
+    if not any(any(d) for d in check.plan.tensors.values()):
+        raise VerificationError("the plan removes nothing, so exactness says nothing")
+    return check.max_diff
 
-    ``model`` ends up pruned in place. Asserts that the plan removes something and that
-    the output shapes do not change.
+
+@torch.no_grad()
+def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random parameters (``N(0, 0.25)``) and BatchNorm statistics, in float64, eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    for name, b in model.named_buffers():
+        if name.endswith("running_var"):
+            b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+        elif name.endswith("running_mean"):
+            b.copy_(torch.randn(b.shape, generator=g) * 0.2)
+    return model.double().eval()
+
+
+def hf_example(model_type: str, head: str = "base", *, seed: int = 0,
+               attn_implementation: str | None = None, **settings: Any) -> nn.Module:
+    """A small Hugging Face model of ``model_type`` (random weights, seeded, eval mode).
+
+    The config is the family row's example (:mod:`prunekit.hf.families`) with ``settings``
+    on top; ``head`` is ``"base"``, ``"causal"``, ``"classifier"`` or
+    ``"image-classifier"``.
     """
-    planned = copy.deepcopy(model)
-    plan = prune(planned, example_inputs, exact_only=True, **prune_options).plan
-    assert plan.tensors and any(any(d) for d in plan.tensors.values()), "the plan removes nothing"
-    zero_planned_units(model, plan)
-    y0 = _run(model, example_inputs)
-    apply_plan(model, plan)
-    y1 = _run(model, slice_inputs(example_inputs, plan))
-    assert len(y0) == len(y1), f"the pruned model returns {len(y1)} tensors, not {len(y0)}"
-    diff = 0.0
-    for a, b in zip(y0, y1):
-        assert a.shape == b.shape, f"output shape changed from {tuple(a.shape)} to {tuple(b.shape)}"
-        if a.numel():
-            diff = max(diff, float((a.double() - b.double()).abs().max()))
-    return diff
+    import transformers
+
+    from .hf.families import HEADS, example_of
+
+    example = example_of(model_type)
+    config = getattr(transformers, example.config_class)(**{**example.settings, **settings})
+    options = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    torch.manual_seed(seed)
+    return getattr(transformers, HEADS[head]).from_config(config, **options).eval()

@@ -23,6 +23,7 @@ from .graph.dependency import DependencyGraph
 from .graph.handlers import is_opaque
 from .graph.trace import meta_copy, record_trace, to_meta
 from .plan import Plan
+from .planner import Selection, removed_flags
 from .surgery import apply_plan
 
 
@@ -55,9 +56,17 @@ def slice_inputs(inputs: Any, plan: Plan) -> Any:
     return tree_map(cut, inputs)
 
 
-def find_mismatch(model: nn.Module, example_inputs: Any, graph: DependencyGraph, plan: Plan,
-                  removed: np.ndarray, on_meta: bool = True) -> Mismatch | None:
-    """Prune a copy by ``plan``, re-trace it, and return the first op that disagrees."""
+def verify_plan(model: nn.Module, example_inputs: Any, graph: DependencyGraph, plan: Plan,
+                selection: Selection, *, on_meta: bool | None = None) -> Mismatch | None:
+    """Prune a copy by ``plan``, re-trace it, and return the first op that disagrees
+    (stage "verify"; ``None``: every op sees the predicted shapes).
+
+    ``plan`` must have been built from ``selection`` on ``graph``. The copy is shape-only
+    (``meta``, no weight memory) unless ``on_meta=False`` or the graph was traced on real
+    tensors; ``model`` itself is not changed.
+    """
+    on_meta = graph.on_meta if on_meta is None else on_meta
+    removed = removed_flags(graph, selection)
     pruned = meta_copy(model) if on_meta else copy.deepcopy(model)
     apply_plan(pruned, plan, check=False)  # the plan was just built from this model
     inputs = slice_inputs(example_inputs, plan)

@@ -78,7 +78,7 @@ def test_demo_bad_ratio_is_a_usage_or_config_error(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     code = run(["demo", "--out", str(tmp_path), "--ratio", "1.5", "--quiet"])
     err = capsys.readouterr().err
-    assert code == 1 and "ratio must be in (0, 1)" in err and "Traceback" not in err
+    assert code == 1 and "ratio must be a number in (0, 1)" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
 
 

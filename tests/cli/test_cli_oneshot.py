@@ -103,3 +103,17 @@ def test_calibration_from_stored_token_ids(cli: Runner, tiny_llama: Path, tmp_pa
     code, _, err = cli(["oneshot", str(tiny_llama), "--calibration",
                         str(tmp_path / "bad.safetensors"), "--out", str(tmp_path / "bad")])
     assert code == 2 and "no 'input_ids'" in err and "tokens" in err
+
+
+def test_method_options_reach_the_method(cli: Runner, tiny_llama: Path, tmp_path: Path) -> None:
+    base = [str(tiny_llama), "--calibration", str(DATA / "minilm_calibration.txt"),
+            "--samples", "4", "--seq-len", "32", "--method", "sparsegpt"]
+    summary = _run_json(cli, [*base, "--out", str(tmp_path / "a"),
+                              "--method-option", "blocksize=16", "--method-option", "damp=0.05"])
+    assert summary["config"]["options"] == {"blocksize": 16, "damp": 0.05}
+    assert summary["achieved_sparsity"] == pytest.approx(0.5)
+    code, _, err = cli(["oneshot", *base, "--out", str(tmp_path / "b"),
+                        "--method-option", "swap_rounds=3"])
+    assert code == 2 and "'sparsegpt' has no option 'swap_rounds'" in err
+    code, _, err = cli(["oneshot", *base, "--out", str(tmp_path / "c"), "--method-option", "x"])
+    assert code == 2 and "KEY=VALUE" in err

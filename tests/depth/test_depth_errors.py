@@ -8,7 +8,7 @@ from torch import nn
 
 pytest.importorskip("torchvision")
 
-from depth_models import FAMILIES, IMAGES  # noqa: E402  (same folder)
+from helpers.depth import FAMILIES, IMAGES  # noqa: E402
 
 from prunekit import ConfigError, TraceError, VerificationError  # noqa: E402
 from prunekit.depth import find_blocks, prune_depth, remove_blocks  # noqa: E402

@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("torchvision")
 pytest.importorskip("timm")
 
-from depth_models import FAMILIES, run, zero_branches  # noqa: E402  (same folder)
+from helpers.depth import FAMILIES, run, zero_branches  # noqa: E402
 
 from prunekit.depth import find_blocks, remove_blocks  # noqa: E402
 

@@ -8,7 +8,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from depth_models import FAMILIES, IDS, run, zero_branches  # noqa: E402  (same folder)
+from helpers.depth import FAMILIES, IDS, run, zero_branches  # noqa: E402
 
 from prunekit import ConfigError, Plan  # noqa: E402
 from prunekit.depth import prune_depth, remove_blocks  # noqa: E402

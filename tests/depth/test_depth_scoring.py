@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("torchvision")
 
-from depth_models import FAMILIES, IDS, run, zero_branches  # noqa: E402  (same folder)
+from helpers.depth import FAMILIES, IDS, run, zero_branches  # noqa: E402
 
 from prunekit.depth import (  # noqa: E402
     DepthCriterion,

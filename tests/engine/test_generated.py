@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import prunekit
 from prunekit.recover import reconstruct
-from prunekit.testing import run_exact_check
+from prunekit.testing import randomize_weights, run_exact_check
 
 TOL = 1e-6
 SIZE = 8  # input is (BATCH, 3, SIZE, SIZE)
@@ -250,17 +250,7 @@ def architectures(draw: st.DrawFn, allow_split: bool = True) -> tuple[list[Block
 
 def build(blocks: list[Block], head: Head, seed: int) -> Generated:
     torch.manual_seed(seed)
-    model = Generated(blocks, head)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        for name, b in model.named_buffers():
-            if name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-            elif name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.2)
-    return model.double().eval()
+    return randomize_weights(Generated(blocks, head), seed)
 
 
 # -- the property -----------------------------------------------------------------------------

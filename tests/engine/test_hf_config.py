@@ -11,8 +11,9 @@ import prunekit
 
 transformers = pytest.importorskip("transformers")
 
-from test_exact_handlers import randomize  # noqa: E402  (same folder)
-from test_transformer_families import FAMILIES, build, first_output  # noqa: E402
+from helpers.families import CASES as FAMILIES  # noqa: E402
+from helpers.families import build, first_output  # noqa: E402
+from prunekit.testing import randomize_weights as randomize  # noqa: E402
 
 HF = sorted(f for f in FAMILIES if f.startswith("hf-"))
 
@@ -21,7 +22,7 @@ def pruned_and_saved(family: str, split: str, folder):
     from prunekit.hf import save_pruned_transformers
 
     model = randomize(build(family)).float()
-    x = FAMILIES[family][1]
+    x = FAMILIES[family].inputs
     result = prunekit.prune(model, x, ratio=0.5, split_units=split)
     save_pruned_transformers(model, result.plan, folder)
     return model, x
@@ -60,7 +61,7 @@ def test_non_uniform_sizes_stay_and_reload_through_prunekit(tmp_path):
     from prunekit.hf import load_pruned_transformers, save_pruned_transformers
 
     model = build("hf-llama")
-    x = FAMILIES["hf-llama"][1]
+    x = FAMILIES["hf-llama"].inputs
     result = prunekit.prune(model, x, ratio=0.25, split_units="outer",
                             overrides={"model.layers.1.mlp.gate_proj": 0.75})
     assert model.config.intermediate_size == 96  # the two layers differ: nothing to write
@@ -74,7 +75,7 @@ def test_pruning_a_shape_only_copy_leaves_the_shared_config_alone():
     from prunekit.graph.trace import meta_copy
 
     model = build("hf-llama")
-    result = prunekit.prune(build("hf-llama"), FAMILIES["hf-llama"][1], ratio=0.5,
+    result = prunekit.prune(build("hf-llama"), FAMILIES["hf-llama"].inputs, ratio=0.5,
                             split_units="outer")
     copy = meta_copy(model)
     assert copy.config is model.config  # the copy shares it, as verification's copies do

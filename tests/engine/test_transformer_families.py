@@ -5,7 +5,6 @@ and zeroed heads/neurons removed leave the outputs unchanged. Plus the clear err
 from __future__ import annotations
 
 import warnings
-from typing import Callable
 
 import pytest
 import torch
@@ -18,65 +17,14 @@ transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")
 
-from test_exact_handlers import randomize  # noqa: E402  (same folder)
-
-IDS = torch.randint(0, 100, (1, 8), generator=torch.Generator().manual_seed(0))
-IMAGE = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-TEXT = dict(num_hidden_layers=2, num_attention_heads=4, vocab_size=100)
-
-
-def _hf(config_class: str, model_class: str = "AutoModel", **settings) -> Callable[[], torch.nn.Module]:
-    def make() -> torch.nn.Module:
-        config = getattr(transformers, config_class)(**settings)
-        return getattr(transformers, model_class).from_config(config)
-    return make
-
-
-def _timm(name: str) -> Callable[[], torch.nn.Module]:
-    return lambda: timm.create_model(name, img_size=32, patch_size=8, depth=2, num_classes=10)
-
-
-#: family -> (factory, example input, split_units that prunes attention in it)
-FAMILIES: dict[str, tuple[Callable[[], torch.nn.Module], torch.Tensor, str]] = {
-    "hf-bert": (_hf("BertConfig", "AutoModelForSequenceClassification", hidden_size=64,
-                    intermediate_size=96, **TEXT), IDS, "inner"),
-    "hf-gpt2": (_hf("GPT2Config", "AutoModelForCausalLM", n_embd=64, n_layer=2, n_head=4,
-                    vocab_size=100), IDS, "inner"),
-    "hf-opt": (_hf("OPTConfig", "AutoModelForCausalLM", hidden_size=64, ffn_dim=96,
-                   word_embed_proj_dim=64, **TEXT), IDS, "inner"),
-    "hf-llama": (_hf("LlamaConfig", "AutoModelForCausalLM", hidden_size=64, intermediate_size=96,
-                     num_key_value_heads=2, **TEXT), IDS, "outer"),
-    "hf-mistral": (_hf("MistralConfig", "AutoModelForCausalLM", hidden_size=64,
-                       intermediate_size=96, num_key_value_heads=2, **TEXT), IDS, "outer"),
-    "hf-qwen2": (_hf("Qwen2Config", "AutoModelForCausalLM", hidden_size=64, intermediate_size=96,
-                     num_key_value_heads=2, **TEXT), IDS, "outer"),
-    "hf-vit": (_hf("ViTConfig", "AutoModelForImageClassification", hidden_size=64,
-                   num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
-                   image_size=32, patch_size=8, num_labels=10), IMAGE, "inner"),
-    "timm-vit": (_timm("vit_tiny_patch16_224"), IMAGE, "inner"),
-    "timm-deit": (_timm("deit_tiny_distilled_patch16_224"), IMAGE, "inner"),
-    "torchvision-vit": (lambda: torchvision.models.VisionTransformer(
-        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=96,
-        num_classes=10), IMAGE, "inner"),
-    "torchvision-swin": (lambda: torchvision.models.SwinTransformer(
-        patch_size=[4, 4], embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4],
-        num_classes=10), IMAGE, "inner"),
-}
-
-
-def build(family: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return FAMILIES[family][0]().eval()
-
-
-def first_output(out: object) -> torch.Tensor:
-    return out.logits if hasattr(out, "logits") else out  # type: ignore[return-value]
-
+from helpers.families import CASES as FAMILIES  # noqa: E402
+from helpers.families import IDS, IMAGE, build, first_output  # noqa: E402
+from prunekit.testing import randomize_weights as randomize  # noqa: E402
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 @pytest.mark.parametrize("ratio", [0.3, 0.5])
 def test_family_prunes_to_fewer_macs_with_outputs_of_the_same_shape(family: str, ratio: float):
-    _, x, split = FAMILIES[family]
+    x, split = FAMILIES[family].inputs, FAMILIES[family].split_units
     model = build(family)
     with torch.no_grad():
         dense_shape = first_output(model(x)).shape
@@ -93,7 +41,7 @@ def test_family_prunes_to_fewer_macs_with_outputs_of_the_same_shape(family: str,
                                           f == "hf-vit"))
 @pytest.mark.parametrize("split_units", ["inner", "outer"])
 def test_vision_family_zeroed_units_are_removed_exactly(family: str, split_units: str):
-    check = run_exact_check(randomize(build(family)), FAMILIES[family][1].double(),
+    check = run_exact_check(randomize(build(family)), FAMILIES[family].inputs.double(),
                             split_units=split_units)
     assert check.max_diff <= 1e-9
     assert check.params_after < check.params_before
@@ -105,7 +53,7 @@ def test_hf_vit_head_size_follows_the_pruned_projections():
     encoder = model.vit.encoder.layer if hasattr(model.vit, "encoder") else model.vit.layers
     attention = encoder[0].attention
     inner = getattr(attention, "attention", attention)  # older versions nest the projections
-    head_size = getattr(inner, "head_dim", None) or getattr(inner, "attention_head_size")
+    head_size = getattr(inner, "head_dim", None) or inner.attention_head_size
     assert head_size == 8  # 16 per head before
 
 

@@ -11,17 +11,15 @@ from prunekit.testing import run_exact_check
 
 transformers = pytest.importorskip("transformers")
 
-from test_exact_handlers import randomize  # noqa: E402  (same folder)
+from prunekit.hf.families import FAMILIES  # noqa: E402
+from prunekit.testing import hf_example  # noqa: E402
+from prunekit.testing import randomize_weights as randomize  # noqa: E402
 
 IDS = torch.randint(0, 100, (1, 8), generator=torch.Generator().manual_seed(0))
 
 
 def llama(kv_heads: int) -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=kv_heads, intermediate_size=96,
-                                      vocab_size=100)
-    return transformers.LlamaForCausalLM(config).eval()
+    return hf_example("llama", "causal", num_key_value_heads=kv_heads)
 
 
 def test_grouped_query_attention_prunes_whole_key_value_groups_exactly():
@@ -46,42 +44,25 @@ def test_pruned_llama_generates_with_its_cache():
 
 
 def test_bert_whole_heads_prune_without_skips():
-    torch.manual_seed(0)
-    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=96, vocab_size=100)
-    model = transformers.BertModel(config).eval()
+    model = hf_example("bert")
     result = prunekit.prune(model, IDS, ratio=0.5, split_units="outer")
     assert not any("attention" in name for name in result.skipped)
     assert model.encoder.layer[0].attention.self.query.out_features == 32
     assert model(IDS).last_hidden_state.shape == (1, 8, 64)
 
 
-def _families() -> dict[str, object]:
-    small = dict(num_hidden_layers=2, num_attention_heads=4, vocab_size=100)
-    return {
-        "bert": transformers.BertConfig(hidden_size=64, intermediate_size=96, **small),
-        "gpt2": transformers.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=100,
-                                        bos_token_id=0, eos_token_id=0),
-        "opt": transformers.OPTConfig(hidden_size=64, ffn_dim=96, word_embed_proj_dim=64,
-                                      **small),
-        "llama": transformers.LlamaConfig(hidden_size=64, intermediate_size=96,
-                                          num_key_value_heads=2, **small),
-        "mistral": transformers.MistralConfig(hidden_size=64, intermediate_size=96,
-                                              num_key_value_heads=2, **small),
-        "qwen2": transformers.Qwen2Config(hidden_size=64, intermediate_size=96,
-                                          num_key_value_heads=2, **small),
-    }
+#: the text families of the table (layer-by-layer pruning supports them)
+TEXT = sorted(t for fam in FAMILIES if fam.oneshot for t in fam.examples)
+DECODERS = sorted(t for fam in FAMILIES if fam.oneshot and fam.decoder for t in fam.examples)
 
 
-@pytest.mark.parametrize("family", sorted(_families()))
+@pytest.mark.parametrize("family", TEXT)
 @pytest.mark.parametrize("split_units", ["inner", "outer"])
 def test_heads_and_ffn_neurons_prune_exactly(family: str, split_units: str):
     """Zeroed heads (or head-size positions) and FFN neurons removed: outputs unchanged."""
-    config = _families()[family]
 
     def make() -> torch.nn.Module:
-        torch.manual_seed(0)
-        return transformers.AutoModel.from_config(config).eval()
+        return hf_example(family)
 
     check = run_exact_check(randomize(make()), IDS, split_units=split_units)
     assert check.max_diff <= 1e-9
@@ -93,10 +74,9 @@ def test_heads_and_ffn_neurons_prune_exactly(family: str, split_units: str):
     assert pruned.model(IDS)[0].shape[:2] == (1, 8)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "opt", "mistral", "qwen2"])
+@pytest.mark.parametrize("family", [t for t in DECODERS if t != "llama"])  # llama: above
 def test_pruned_decoders_generate_with_their_cache(family: str):
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(_families()[family]).eval()
+    model = hf_example(family, "causal")
     prunekit.prune(model, IDS, ratio=0.5, split_units="outer")
     out = model.generate(IDS, max_new_tokens=4, do_sample=False, min_new_tokens=4)
     assert out.shape == (1, 12)

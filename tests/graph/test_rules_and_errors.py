@@ -74,7 +74,7 @@ def test_residual_add_couples_producers():
     graph = DependencyGraph.build(Res(), torch.randn(1, 3, 4, 4))
     (group,) = graph.groups
     tensors = {m.tensor for m in group.members}
-    assert {"a.weight", "b.weight", "b.weight", "head.weight"} <= tensors
+    assert {"a.weight", "b.weight", "head.weight"} <= tensors
 
 
 def test_hard_coded_channel_slice_is_blocked():
@@ -100,8 +100,8 @@ class Halves(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.a(x)
-        l, r = torch.split(h, [4, 4], dim=1) if self.explicit_sizes else h.chunk(2, dim=1)
-        return torch.cat([self.left(l), self.right(r)], dim=1)
+        left, r = torch.split(h, [4, 4], dim=1) if self.explicit_sizes else h.chunk(2, dim=1)
+        return torch.cat([self.left(left), self.right(r)], dim=1)
 
 
 def lopsided(explicit_sizes: bool) -> nn.Module:

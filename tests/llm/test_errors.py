@@ -16,11 +16,9 @@ from prunekit.llm import (
     OneShotConfig,
     calibration_from_tensors,
     calibration_from_text,
-    find_blocks,
+    find_layers,
     prune_sequential,
 )
-from prunekit.llm.config import METHODS
-from prunekit.llm.methods import METHOD_FNS
 
 
 class WordTokenizer:
@@ -41,18 +39,17 @@ def test_sparsity_outside_unit_interval(sparsity: Any) -> None:
     ({"pattern": "2-4"}, "'unstructured' or 'N:M'"),
     ({"pattern": "4:2"}, "'unstructured' or 'N:M'"),
     ({"pattern": "2:4", "sparsity": 0.6}, "sparsity must be 0.5"),
-    ({"pattern": "4:8", "sparsity": 0.5, "blocksize": 12}, "multiple of M"),
-    ({"damp": 0.0}, "damp"),
+    ({"method": "sparsegpt", "pattern": "4:8", "sparsity": 0.5, "options": {"blocksize": 12}},
+     "multiple of M"),
+    ({"method": "sparsegpt", "options": {"damp": 0.0}}, "damp must be a number in"),
+    ({"method": "wanda", "options": {"damp": 0.01}}, "'wanda' has no option 'damp'"),
+    ({"method": "sparsegpt", "options": 3}, "SparseGPTOptions or a mapping"),
     ({"batch_size": 0}, "batch_size"),
     ({"ignore": ["x"]}, "tuple of strings"),
 ])
 def test_bad_config(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         OneShotConfig(**kwargs)
-
-
-def test_method_table_matches_config() -> None:
-    assert set(METHOD_FNS) == set(METHODS)
 
 
 def test_calibration_text_too_short(tmp_path: Path) -> None:
@@ -83,7 +80,7 @@ def test_unsupported_family() -> None:
     model = torch.nn.Linear(4, 4)
     model.config = SimpleNamespace(model_type="gpt_neox")  # type: ignore[assignment]
     with pytest.raises(ConfigError, match=r"model_type='gpt_neox'.*supported.*'llama'"):
-        find_blocks(model)
+        find_layers(model)
     data = CalibrationData(torch.zeros(1, 4, dtype=torch.long))
     with pytest.raises(ConfigError, match="does not support Linear"):
         prune_sequential(model, data, OneShotConfig())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from prunekit.errors import ConfigError
-from prunekit.llm import CalibrationData, OneShotConfig, find_blocks, prune_sequential
+from prunekit.llm import CalibrationData, OneShotConfig, find_layers, prune_sequential
 
 Factory = Callable[[str], torch.nn.Module]
 DATA = CalibrationData(torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(0)))
@@ -33,7 +33,7 @@ def test_offloaded_run_prunes_exactly_like_the_in_memory_run(tiny_model: Factory
 
 def test_only_the_block_being_pruned_is_in_memory(tiny_model: Factory, tmp_path) -> None:
     model = tiny_model("llama")
-    blocks = find_blocks(model)
+    blocks = find_layers(model)
     seen: list[int] = []
 
     def check(index: int) -> Callable[..., None]:
@@ -70,6 +70,6 @@ def test_kept_files_are_shards_under_the_models_names(tiny_model: Factory, tmp_p
 
 def test_a_block_on_meta_without_its_file_is_refused(tiny_model: Factory, tmp_path) -> None:
     model = tiny_model("llama")
-    find_blocks(model)[1].to_empty(device="meta")
+    find_layers(model)[1].to_empty(device="meta")
     with pytest.raises(ConfigError, match="block 1 .* no weights in memory"):
         prune_sequential(model, DATA, OneShotConfig(sparsity=0.5), offload_dir=tmp_path)

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from conftest import calibration
+from helpers.llm import calibration
 
 from prunekit.errors import ConfigError
-from prunekit.llm import OneShotConfig, find_blocks, prune_sequential
+from prunekit.llm import OneShotConfig, find_layers, prune_sequential
 from prunekit.llm import checkpoint as ckpt
 from prunekit.llm.checkpoint import load_offloaded, save_offloaded
 
@@ -36,7 +36,7 @@ def test_offloaded_checkpoint_prunes_and_reloads_like_the_in_memory_model(
     prune_sequential(reference, calibration(family), CONFIG)
 
     model = load_offloaded(tmp_path / "dense", tmp_path / "blocks")
-    assert all(next(b.parameters()).is_meta for b in find_blocks(model))
+    assert all(next(b.parameters()).is_meta for b in find_layers(model))
     prune_sequential(model, calibration(family), CONFIG, offload_dir=tmp_path / "blocks",
                      keep_offloaded=True)
     save_offloaded(model, tmp_path / "blocks", tmp_path / "pruned")
@@ -63,14 +63,14 @@ def test_loading_materialises_one_block_at_a_time(tiny_model: Factory, tmp_path,
         real_write(path, prefix, block, index)
 
     block_owner: dict[str, object] = {}
-    real_find = ckpt.find_blocks
+    real_find = ckpt.find_layers
 
     def find(model):  # type: ignore[no-untyped-def]
         block_owner["blocks"] = real_find(model)
         return block_owner["blocks"]
 
     monkeypatch.setattr(ckpt, "write_block", spy)
-    monkeypatch.setattr(ckpt, "find_blocks", find)
+    monkeypatch.setattr(ckpt, "find_layers", find)
     load_offloaded(tmp_path / "dense", tmp_path / "blocks")
     assert written == [[0], [1]]
 
@@ -118,7 +118,7 @@ def test_save_refuses_a_used_folder_and_leaves_nothing_half_written(tiny_model: 
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(ConfigError, match="not an empty folder"):
         save_offloaded(model, tmp_path / "blocks", tmp_path / "out")
-    find_blocks(model)[1].to_empty(device="meta")  # offloaded, but no file
+    find_layers(model)[1].to_empty(device="meta")  # offloaded, but no file
     with pytest.raises(ConfigError, match="block 1 is offloaded"):
         save_offloaded(model, tmp_path / "blocks", tmp_path / "new")
     model.model.embed_tokens.to_empty(device="meta")  # outside the blocks: must be in memory

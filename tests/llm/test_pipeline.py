@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from conftest import TINY, calibration
+from helpers.llm import ONESHOT_TYPES, calibration
 
 from prunekit.llm import (
     CalibrationData,
     OneShotConfig,
     embedding_fidelity,
-    find_blocks,
+    find_layers,
     mean_pooled_embeddings,
     perplexity,
     prune_sequential,
@@ -31,7 +31,7 @@ def _last_block_outputs(model: torch.nn.Module, data: CalibrationData,
                         batch_size: int) -> list[torch.Tensor]:
     """Run the (pruned) model end to end and catch what its last block returns."""
     caught: list[torch.Tensor] = []
-    hook = find_blocks(model)[-1].register_forward_hook(
+    hook = find_layers(model)[-1].register_forward_hook(
         lambda _m, _i, out: caught.append(out[0] if isinstance(out, tuple) else out))
     try:
         with torch.no_grad():
@@ -43,15 +43,16 @@ def _last_block_outputs(model: torch.nn.Module, data: CalibrationData,
     return caught
 
 
-@pytest.mark.parametrize("family", sorted(TINY))
+@pytest.mark.parametrize("family", ONESHOT_TYPES)
 @pytest.mark.parametrize("method,pattern", [("wanda", "unstructured"),
                                             ("sparsegpt", "2:4"), ("magnitude", "4:8")])
 def test_pipeline_hidden_equals_end_to_end(tiny_model: Factory, family: str, method: str,
                                            pattern: str) -> None:
     model = tiny_model(family)
     data = _data(family)
+    options = {"blocksize": 16} if method == "sparsegpt" else None
     config = OneShotConfig(method=method, sparsity=0.5, pattern=pattern, batch_size=4,
-                           blocksize=16)
+                           options=options)
     result = prune_sequential(model, data, config, return_hidden=True)
     assert result.hidden is not None
     expected = _last_block_outputs(model, data, config.batch_size)
@@ -59,7 +60,7 @@ def test_pipeline_hidden_equals_end_to_end(tiny_model: Factory, family: str, met
     for got, want in zip(result.hidden, expected):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     assert result.sparsity == pytest.approx(0.5, abs=1e-6)
-    n_linear = sum(len(prunable_layers(b)) for b in find_blocks(model))
+    n_linear = sum(len(prunable_layers(b)) for b in find_layers(model))
     assert len(result.layers) == n_linear > 0
 
 
@@ -71,7 +72,7 @@ def test_pipeline_leaves_non_block_weights_and_ignored_layers(tiny_model: Factor
     assert all("down_proj" not in r.name for r in result.layers)
     torch.testing.assert_close(model.model.embed_tokens.weight, before.model.embed_tokens.weight)
     torch.testing.assert_close(model.lm_head.weight, before.lm_head.weight)
-    for blk, blk0 in zip(find_blocks(model), find_blocks(before)):
+    for blk, blk0 in zip(find_layers(model), find_layers(before)):
         torch.testing.assert_close(blk.mlp.down_proj.weight, blk0.mlp.down_proj.weight)
         assert float((blk.self_attn.q_proj.weight == 0).float().mean()) == 0.5
     assert model.training is False
@@ -81,7 +82,7 @@ def test_gpt2_conv1d_pruned_along_input_dim(tiny_model: Factory) -> None:
     model = tiny_model("gpt2")
     prune_sequential(model, _data("gpt2"), OneShotConfig(method="wanda", sparsity=0.5,
                                                          pattern="2:4"))
-    w = get_weight_2d(find_blocks(model)[0].mlp.c_proj)  # Conv1D stored [in, out]
+    w = get_weight_2d(find_layers(model)[0].mlp.c_proj)  # Conv1D stored [in, out]
     assert ((w != 0).reshape(w.shape[0], -1, 4).sum(-1) == 2).all()
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.llm.config import OneShotConfig
-from prunekit.llm.methods import magnitude, sparsegpt, wanda
+from prunekit.llm.methods import Magnitude, SparseGPT, SparseGPTOptions, Wanda
 from prunekit.llm.sparsegpt import sparsegpt_prune
-from prunekit.llm.stats import InputStats
+from prunekit.mask.calibration import InputStats
+from prunekit.mask.patterns import Unstructured
 
 
 def _data(rows: int = 32, cols: int = 96) -> tuple[torch.Tensor, torch.Tensor, InputStats]:
@@ -53,8 +53,8 @@ def test_reconstruction_beats_wanda_and_magnitude() -> None:
     x += 0.1 * torch.randn(512, 96, generator=g)
     stats = InputStats(96, hessian=True, device=torch.device("cpu"))
     stats.add(x)
-    cfg = OneShotConfig(method="sparsegpt", sparsity=0.5, blocksize=32)
-    errors = {fn.__name__: _error(w, fn(w, stats, cfg), x) for fn in (magnitude, wanda, sparsegpt)}
+    methods = (Magnitude(), Wanda(), SparseGPT(SparseGPTOptions(blocksize=32)))
+    errors = {m.name: _error(w, m.prune(w, stats, 0.5, Unstructured("row")), x) for m in methods}
     assert errors["sparsegpt"] < 0.75 * min(errors["wanda"], errors["magnitude"]), errors
 
 

@@ -8,21 +8,21 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import TINY, calibration
+from helpers.llm import ONESHOT_TYPES, calibration
 
 from prunekit.errors import ConfigError
 from prunekit.graph.dependency import DependencyGraph
 from prunekit.llm import (
     CalibrationData,
-    StructuredConfig,
-    find_blocks,
+    StructuredOneShotConfig,
+    find_layers,
     prune_structured,
     refit_weights,
     relative_error,
 )
 from prunekit.llm.layers import in_features
 from prunekit.llm.refit import UnitProblem, obs_units, wanda_units
-from prunekit.llm.units import block_units
+from prunekit.llm.units import block_units, units_graph
 
 Factory = Callable[[str], torch.nn.Module]
 
@@ -39,7 +39,7 @@ def _last_block(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor | 
                 batch_size: int = 8) -> list[torch.Tensor]:
     """What the model's last block returns, batch by batch, in an end-to-end forward."""
     caught: list[torch.Tensor] = []
-    hook = find_blocks(model)[-1].register_forward_hook(
+    hook = find_layers(model)[-1].register_forward_hook(
         lambda _m, _i, out: caught.append(out[0] if isinstance(out, tuple) else out))
     try:
         with torch.no_grad():
@@ -61,13 +61,13 @@ def test_ratio_zero_changes_nothing(tiny_model: Factory) -> None:
     model = tiny_model("llama")
     before = copy.deepcopy(model)
     result = prune_structured(model, _data("llama"),
-                              StructuredConfig(ffn_ratio=0.0, head_ratio=0.0))
+                              StructuredOneShotConfig(ffn_ratio=0.0, head_ratio=0.0))
     assert result.plan is None and result.layers == ()
     for (name, p), (_, q) in zip(model.named_parameters(), before.named_parameters()):
         assert torch.equal(p, q), name
 
 
-@pytest.mark.parametrize("family", sorted(TINY))
+@pytest.mark.parametrize("family", ONESHOT_TYPES)
 def test_refit_brings_block_outputs_closer_to_dense(tiny_model: Factory, family: str) -> None:
     dense = tiny_model(family)
     data = _data(family)
@@ -75,7 +75,7 @@ def test_refit_brings_block_outputs_closer_to_dense(tiny_model: Factory, family:
     pruned = {}
     for refit in (False, True):
         model = copy.deepcopy(dense)
-        config = StructuredConfig(ffn_ratio=0.5, head_ratio=0.5, refit=refit,
+        config = StructuredOneShotConfig(ffn_ratio=0.5, head_ratio=0.5, refit=refit,
                                   bias_correction=refit)
         pruned[refit] = model
         result = prune_structured(model, data, config)
@@ -89,7 +89,7 @@ def test_refit_brings_block_outputs_closer_to_dense(tiny_model: Factory, family:
         assert refitted < 0.9 * plain, (family, refitted, plain)
 
 
-@pytest.mark.parametrize("family", sorted(TINY))
+@pytest.mark.parametrize("family", ONESHOT_TYPES)
 @pytest.mark.parametrize("criterion", ["wanda", "obs"])
 def test_pruned_model_runs_and_matches_the_sequential_pass(tiny_model: Factory, family: str,
                                                            criterion: str) -> None:
@@ -98,9 +98,9 @@ def test_pruned_model_runs_and_matches_the_sequential_pass(tiny_model: Factory, 
     ids = _ids(2, 3, length=6)
     with torch.no_grad():
         dense_out = model(input_ids=ids)[0]
-    blocks = find_blocks(model)
-    found = block_units(model, blocks, ids[:1])
-    config = StructuredConfig(ffn_ratio=0.5, head_ratio=0.5, criterion=criterion,
+    blocks = find_layers(model)
+    found = block_units(model, blocks, units_graph(model, ids[:1]))
+    config = StructuredOneShotConfig(ffn_ratio=0.5, head_ratio=0.5, importance=criterion,
                               batch_size=4)
     result = prune_structured(model, data, config, return_hidden=True)
     assert result.plan is not None and result.hidden is not None
@@ -133,14 +133,14 @@ def _zero_unit(model: torch.nn.Module, group: str, unit: int, consumer: str) -> 
                 params[m.tensor].index_fill_(m.dim, torch.from_numpy(m.index[unit]), 0.0)
 
 
-@pytest.mark.parametrize("family", sorted(TINY))
+@pytest.mark.parametrize("family", ONESHOT_TYPES)
 @pytest.mark.parametrize("kind", ["ffn", "heads"])
 def test_zeroed_unit_goes_first_and_its_removal_is_exact(tiny_model: Factory, family: str,
                                                          kind: str) -> None:
     model = tiny_model(family)
-    blocks = find_blocks(model)
+    blocks = find_layers(model)
     names = {id(m): n for n, m in model.named_modules()}
-    found = block_units(model, blocks, _ids(1, 0, 8))
+    found = block_units(model, blocks, units_graph(model, _ids(1, 0, 8)))
     for block, units in zip(blocks, found):
         u = units[kind]
         _zero_unit(model, u.group, 1, f"{names[id(block)]}.{u.layer}")
@@ -151,9 +151,9 @@ def test_zeroed_unit_goes_first_and_its_removal_is_exact(tiny_model: Factory, fa
     n = found[0][kind].n_units
     for criterion in ("wanda", "obs"):
         pruned = copy.deepcopy(model)
-        config = StructuredConfig(ffn_ratio=1 / n if kind == "ffn" else 0.0,
+        config = StructuredOneShotConfig(ffn_ratio=1 / n if kind == "ffn" else 0.0,
                                   head_ratio=1 / n if kind == "heads" else 0.0,
-                                  criterion=criterion)
+                                  importance=criterion)
         result = prune_structured(pruned, data, config)
         assert result.kept(kind) == [tuple(i for i in range(n) if i != 1)] * len(blocks)
         with torch.no_grad():
@@ -220,7 +220,7 @@ def test_obs_removes_the_unit_with_least_error_after_refit() -> None:
     ({"head_ratio": -0.1}, r"head_ratio must be a number in \[0, 1\)"),
     ({"ffn_ratio": "0.5"}, r"ffn_ratio must be a number in \[0, 1\)"),
     ({"ffn_ratio": True}, r"ffn_ratio must be a number"),
-    ({"criterion": "taylor"}, "unknown criterion"),
+    ({"importance": "taylor"}, "unknown importance"),
     ({"damp": 1.0}, "damp"),
     ({"damp": -0.01}, "damp"),
     ({"refit": 1}, "refit must be True or False"),
@@ -229,15 +229,15 @@ def test_obs_removes_the_unit_with_least_error_after_refit() -> None:
 ])
 def test_bad_config(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        StructuredConfig(**kwargs)
+        StructuredOneShotConfig(**kwargs)
 
 
 def test_unsupported_inputs(tiny_model: Factory) -> None:
     with pytest.raises(ConfigError, match="supported Hugging Face model types"):
-        prune_structured(torch.nn.Linear(4, 4), _data("llama"), StructuredConfig())
+        prune_structured(torch.nn.Linear(4, 4), _data("llama"), StructuredOneShotConfig())
     with pytest.raises(ConfigError, match="needs CalibrationData"):
-        prune_structured(tiny_model("llama"), _ids(2, 0), StructuredConfig())  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="needs a StructuredConfig"):
+        prune_structured(tiny_model("llama"), _ids(2, 0), StructuredOneShotConfig())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="needs a StructuredOneShotConfig"):
         prune_structured(tiny_model("llama"), _data("llama"), {"ffn_ratio": 0.5})  # type: ignore[arg-type]
 
 
@@ -245,6 +245,6 @@ def test_a_head_ratio_too_small_for_the_groups_warns(tiny_model: Factory) -> Non
     model = tiny_model("llama")  # 2 key/value groups per block
     with pytest.warns(UserWarning, match="head_ratio=0.25 removes no unit"):
         result = prune_structured(model, _data("llama", n=4),
-                                  StructuredConfig(ffn_ratio=0.25, head_ratio=0.25))
+                                  StructuredOneShotConfig(ffn_ratio=0.25, head_ratio=0.25))
     assert result.kept("heads") == [(0, 1), (0, 1)]
-    assert find_blocks(model)[0].mlp.down_proj.in_features == 48
+    assert find_layers(model)[0].mlp.down_proj.in_features == 72  # 96 - 25%

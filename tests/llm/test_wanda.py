@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.llm.config import OneShotConfig
-from prunekit.llm.methods import magnitude, wanda, wanda_scores
-from prunekit.llm.stats import InputStats
+from prunekit.llm.methods import Magnitude, Wanda
+from prunekit.mask.calibration import InputStats
+from prunekit.mask.patterns import Unstructured
+from prunekit.mask.scores import expand_input_norm, wanda_scores
 
 
 def test_wanda_beats_magnitude_on_outlier_features() -> None:
@@ -18,14 +19,15 @@ def test_wanda_beats_magnitude_on_outlier_features() -> None:
     x[:, :6] *= 25.0  # a few outlier features, as in LLM activations
     stats = InputStats(cols, hessian=False, device=torch.device("cpu"))
     stats.add(x)
-    cfg = OneShotConfig(method="wanda", sparsity=0.5)
-    err = {fn.__name__: float(((w - fn(w, stats, cfg)) @ x.t()).norm()) for fn in (magnitude, wanda)}
+    rows_pattern = Unstructured("row")
+    err = {cls.name: float(((w - cls().prune(w, stats, 0.5, rows_pattern)) @ x.t()).norm())
+           for cls in (Magnitude, Wanda)}
     assert err["wanda"] < 0.7 * err["magnitude"], err
 
 
 def test_scores_are_weight_times_column_norm() -> None:
     w = torch.tensor([[1.0, -2.0], [3.0, 0.5]])
-    scores = wanda_scores(w, torch.tensor([2.0, 0.5]))
+    scores = wanda_scores(w, expand_input_norm(w.shape, torch.tensor([2.0, 0.5])))
     assert torch.equal(scores, torch.tensor([[2.0, 1.0], [6.0, 0.25]]))
 
 

@@ -60,11 +60,11 @@ def test_decisions_follow_the_injected_timing_per_layer() -> None:
 def test_min_speedup_threshold_and_dtype_rule() -> None:
     model = _two_four_mlp()
     fp32 = plan_semi_structured(model, (torch.randn(4, 128),),
-                                lambda n, l, x: (1.0, 0.5))
+                                lambda n, layer, x: (1.0, 0.5))
     assert all(not d.converted and "float32" in d.reason for d in fp32[:2])
     model = model.half()
     close = plan_semi_structured(model, (torch.randn(4, 128).half(),),
-                                 lambda n, l, x: (1.04e-3, 1.0e-3), min_speedup=1.05)
+                                 lambda n, layer, x: (1.04e-3, 1.0e-3), min_speedup=1.05)
     assert not any(d.converted for d in close)  # 4% faster is inside the noise margin
 
 

@@ -76,7 +76,7 @@ def test_groups_are_coupled_and_masked_units_are_zero_in_every_slice() -> None:
         opt.step()
         if pruner.step() is not None:
             seen.append(pruner.masks())
-        for name, keep in pruner.masks().items():  # local scope: floor(s * n) per group
+        for keep in pruner.masks().values():  # local scope: floor(s * n) per group
             assert int((~keep).sum()) == math.floor(pruner.sparsity * keep.numel() + 1e-9)
     for before, after in pairwise(seen):
         for name in before:

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 from torch import nn
-from train_helpers import KeywordModel, blobs, keyword_batches, mlp  # same folder
+from helpers.train import KeywordModel, blobs, keyword_batches, mlp  # same folder
 
 from prunekit.errors import ConfigError
 from prunekit.train import DistillConfig, FinetuneConfig, evaluate, finetune

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from train_helpers import KeywordModel, blobs, keyword_batches, mlp  # same folder
+from helpers.train import KeywordModel, blobs, keyword_batches, mlp  # same folder
 
 from prunekit.errors import ConfigError
 from prunekit.train import DistillConfig, FinetuneConfig, Mixup, finetune

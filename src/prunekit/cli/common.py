@@ -121,24 +121,28 @@ def data_options(fn: F) -> F:
     return make_data_options("digits")(fn)
 
 
-def _parse_model_args(_ctx: click.Context, _param: click.Parameter,
-                      values: tuple[str, ...]) -> dict[str, Any]:
-    """``--model-arg KEY=VALUE`` (repeatable) → ``{KEY: value}``; malformed: a usage error."""
-    from ..errors import ConfigError
-    from ..models.args import merge_args, parse_assignment
+def parse_assignments(option: str) -> Callable[[click.Context, click.Parameter,
+                                                 tuple[str, ...]], dict[str, Any]]:
+    """A click callback: ``OPTION KEY=VALUE`` (repeatable) → ``{KEY: value}``; malformed: a
+    usage error."""
+    def parse(_ctx: click.Context, _param: click.Parameter,
+              values: tuple[str, ...]) -> dict[str, Any]:
+        from ..errors import ConfigError
+        from ..models.args import merge_args, parse_assignment
 
-    try:
-        pairs = [parse_assignment(text, where="--model-arg") for text in values]
-        return dict(merge_args((), pairs, where="--model-arg"))
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
+        try:
+            pairs = [parse_assignment(text, where=option) for text in values]
+            return dict(merge_args((), pairs, where=option))
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return parse
 
 
 def model_arg_option(fn: F) -> F:
     """``--model-arg KEY=VALUE``: a constructor argument of the model (repeatable)."""
     return click.option(
         "--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
-        callback=_parse_model_args,
+        callback=parse_assignments("--model-arg"),
         help="Constructor argument of the model, e.g. num_classes=10 (num_labels=10 for a "
              "Hugging Face folder); values are integers, floats, true/false or text; "
              "repeatable. The same as 'SPEC?num_classes=10' (comma-separated).")(fn)

@@ -88,7 +88,7 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     keeps that file's input/output names, dynamic axes and opset."""
     import torch
 
-    from ..errors import ConfigError, PrunekitError
+    from ..errors import ConfigError, ExportError
     from ..export import check_onnx, export_onnx
     from ..files import atomic_write_text
     from ..models.spec import load_model_spec, parse_model_spec
@@ -141,8 +141,8 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
         files = export_onnx(model, example, target)
         check = check_onnx(target, model, example)
         if not check.ok(tolerance):
-            raise PrunekitError(f"onnxruntime disagrees with PyTorch on {target}: max abs "
-                                f"diff {check.max_abs_diff:.3g} > tolerance {tolerance:g}")
+            raise ExportError(f"onnxruntime disagrees with PyTorch on {target}: max abs "
+                              f"diff {check.max_abs_diff:.3g} > tolerance {tolerance:g}")
         result.update({"input_shape": list(example.shape), "files": [str(f) for f in files],
                        "onnx_check": {"runtime": "onnxruntime", "provider": check.provider,
                                       "max_abs_diff": check.max_abs_diff,

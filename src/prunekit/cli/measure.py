@@ -71,7 +71,7 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
     --data also the metric on its validation split."""
     import torch
 
-    from ..errors import ConfigError, PrunekitError
+    from ..errors import ConfigError, ModelInputError, PrunekitError
     from ..files import atomic_write_text
     from ..measure.latency import resolve_device
     from ..metrics import format_metric, parse_metric
@@ -125,8 +125,8 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise PrunekitError(f"{parsed.text} does not run on an input of shape {tuple(shape)} "
-                            f"({type(exc).__name__}: {first}); pass --input-shape") from None
+        raise ModelInputError(f"{parsed.text} does not run on an input of shape {tuple(shape)} "
+                              f"({type(exc).__name__}: {first}); pass --input-shape") from None
     result: dict[str, Any] = {"schema": SCHEMA, "version": VERSION, "model": built.spec.text,
                               "input_shape": list(shape), **stats.to_dict()}
     del result["file_bytes"]

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from .common import Printer, emit_json, json_option, quiet_option
+from ..llm.methods import available_oneshot_methods
+from .common import Printer, emit_json, json_option, parse_assignments, quiet_option
 
 __all__ = ["oneshot"]
 
@@ -31,7 +32,7 @@ def _family(model_dir: Path) -> Any:
     """The supported family named by the folder's config.json (before any weight loads)."""
     from transformers import AutoConfig
 
-    from ..llm.families import family_of_config
+    from ..hf.families import family_of_config
 
     try:
         config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
@@ -102,8 +103,12 @@ class _Evaluation:
                    "or a .safetensors file with input_ids [N, T] (and attention_mask).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="New folder for the pruned checkpoint (with tokenizer and oneshot.json).")
-@click.option("--method", type=click.Choice(["magnitude", "wanda", "sparsegpt"]),
+@click.option("--method", type=click.Choice(available_oneshot_methods()),
               default="wanda", show_default=True)
+@click.option("--method-option", "method_options", multiple=True, metavar="KEY=VALUE",
+              callback=parse_assignments("--method-option"),
+              help="An option of the method, e.g. blocksize=64 or damp=0.02 for sparsegpt "
+                   "(repeatable).")
 @click.option("--sparsity", type=float, default=0.5, show_default=True,
               help="Fraction of weights zeroed in every pruned layer.")
 @click.option("--pattern", default="unstructured", show_default=True,
@@ -126,22 +131,26 @@ class _Evaluation:
                                  "the unpruned model (encoders), before and after.")
 @json_option
 @quiet_option
-def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str, sparsity: float,
-            pattern: str, swap_rounds: int, samples: int, seq_len: int, batch_size: int,
+def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str,
+            method_options: dict[str, Any], sparsity: float, pattern: str, swap_rounds: int,
+            samples: int, seq_len: int, batch_size: int,
             dtype: str | None, offload_dir: Path | None, eval_text: Path | None,
             as_json: bool, quiet: bool) -> None:
     """Prune the Hugging Face model in MODEL_DIR one block at a time from calibration data
-    (magnitude, Wanda or SparseGPT; unstructured or N:M) and save it to --out."""
+    (a one-shot method such as magnitude, Wanda or SparseGPT; unstructured or N:M) and save
+    it to --out."""
     import torch
 
     from ..errors import ConfigError
     from ..files import atomic_directory, atomic_write_text
     from ..llm import OneShotConfig, load_offloaded, prune_sequential, save_offloaded
     from ..llm.checkpoint import load_checkpoint
+    from ..validate import settings_of
 
     try:
         config = OneShotConfig(method=method, sparsity=sparsity, pattern=pattern,
-                               batch_size=batch_size, swap_rounds=swap_rounds)
+                               options=method_options, batch_size=batch_size,
+                               swap_rounds=swap_rounds or None)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -159,7 +168,7 @@ def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str, spa
     evaluate = _Evaluation(eval_text, tokenizer, decoder, seq_len) if eval_text else None
     if offload_dir is not None:
         printer.info(f"loading {model_dir} with its blocks offloaded to {offload_dir}")
-        model = load_offloaded(model_dir, offload_dir, dtype=torch_dtype)
+        model: Any = load_offloaded(model_dir, offload_dir, dtype=torch_dtype)
     else:
         printer.info(f"loading {model_dir}")
         model = load_checkpoint(model_dir, dtype=torch_dtype)
@@ -178,7 +187,8 @@ def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str, spa
     summary: dict[str, Any] = {
         "schema": "prunekit.oneshot", "version": 1, "model": str(model_dir), "out": str(out),
         "config": {"method": method, "sparsity": sparsity, "pattern": pattern,
-                   "swap_rounds": swap_rounds, "batch_size": batch_size},
+                   "swap_rounds": swap_rounds, "batch_size": batch_size,
+                   "options": settings_of(config.options)},
         "calibration": {"path": str(calibration_path), "sequences": data.num_samples,
                         "seq_len": data.seq_len},
         "achieved_sparsity": result.sparsity, "layers": len(result.layers),

@@ -84,8 +84,9 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           input_shape: str | None, weights: Path | None, trust_pickle: bool,
           finetune_epochs: int, lr: float,
           no_distill: bool, distill_features: tuple[str, ...], reconstruct: bool,
-          decompose_settings: tuple[str, ...], batch_size: int, seed: int, threads: int | None, repeats: int,
-          latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool, target_macs_reduction: float | None,
+          decompose_settings: tuple[str, ...], batch_size: int, seed: int, threads: int | None,
+          repeats: int, latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool,
+          target_macs_reduction: float | None,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
     """Prune MODEL_SPEC (torchvision:NAME, timm:NAME, prunekit:digits_cnn, a Hugging Face

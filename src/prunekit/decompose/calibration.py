@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..graph.trace import as_args
-from ..llm.refit import GramStats
+from ..mask.calibration import InputStats
 from ..measure.counts import ExampleInputs, run_model
 from ..recover.reconstruct import batch_inputs, input_patches
 from ..runtime import eval_mode
@@ -72,7 +72,8 @@ def collect_moments(model: nn.Module, names: Sequence[str], batches: Iterable[An
     only masked rows) is missing from the result.
     """
     layers = {n: model.get_submodule(n) for n in names}
-    stats = {n: GramStats(layer.weight[0].numel(), torch.device(device))
+    stats = {n: InputStats(layer.weight[0].numel(), hessian=True, mean=True, device=device,
+                           precision=torch.float64)
              for n, layer in layers.items()}
 
     def hook_for(name: str) -> Any:
@@ -81,7 +82,7 @@ def collect_moments(model: nn.Module, names: Sequence[str], batches: Iterable[An
         def hook(_mod: nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0].detach()
             if isinstance(layer, nn.Linear):
-                acc.add(x)  # GramStats drops rows its token_mask leaves out
+                acc.add(x)  # InputStats drops rows its token_mask leaves out
             else:
                 mask, acc.token_mask = acc.token_mask, None
                 acc.add(input_patches(layer, x))

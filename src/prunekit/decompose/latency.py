@@ -118,7 +118,7 @@ class LayerTimes:
             names = list(grid) if r % 2 == 0 else list(reversed(grid))
             for name in names:
                 mine = [c for c in calls if c == name or c.startswith(f"{name}#")]
-                weight = getattr(model.get_submodule(name), "weight")
+                weight = model.get_submodule(name).weight
                 for kind, ranks in grid[name].items():
                     for rank in ranks:
                         layer = _random_layer(kind, specs[name], tuple(rank), weight)

@@ -15,7 +15,7 @@ Example::
         hidden_size=64, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
         vocab_size=100)).eval()
     calibration = [torch.randint(0, 100, (2, 16)) for _ in range(4)]
-    result = prune_depth(model, calibration, n_blocks=1, criterion="cosine")
+    result = prune_depth(model, calibration, n_blocks=1, importance="cosine")
     print(result.removed, model.config.num_hidden_layers)   # e.g. ['model.layers.0'] 3
     model.generate(calibration[0], max_new_tokens=4, do_sample=False)
 
@@ -27,14 +27,14 @@ Example::
 
 For a torchvision ResNet, ``prune_depth(resnet, [images], n_blocks=2)`` replaces two
 ``BasicBlock``s without ``downsample`` by ``nn.Identity``. Removing a block is exact when its
-residual branch outputs zero and :attr:`Block.exact` holds (pre-norm transformers, ViT, Swin,
-ConvNeXt, ResNet blocks on non-negative inputs); for post-norm layers (BERT) it is an
+residual branch outputs zero and :attr:`RemovableBlock.exact` holds (pre-norm transformers, ViT,
+Swin, ConvNeXt, ResNet blocks on non-negative inputs); for post-norm layers (BERT) it is an
 approximation. Non-Hugging Face models keep their module names, so a fresh model replays the
 removal with :func:`remove_blocks` before loading the pruned ``state_dict``.
 """
 
 from .api import DepthResult, prune_depth
-from .blocks import Block, find_blocks
+from .blocks import RemovableBlock, find_blocks
 from .importance import (
                          DepthCriterion,
                          available_depth_criteria,
@@ -45,6 +45,6 @@ from .importance import (
 )
 from .remove import remove_blocks
 
-__all__ = ["Block", "DepthCriterion", "DepthResult", "available_depth_criteria", "find_blocks",
-           "get_depth_criterion", "prune_depth", "register_depth_criterion", "remove_blocks",
-           "score_blocks", "skipped"]
+__all__ = ["DepthCriterion", "DepthResult", "RemovableBlock", "available_depth_criteria",
+           "find_blocks", "get_depth_criterion", "prune_depth", "register_depth_criterion",
+           "remove_blocks", "score_blocks", "skipped"]

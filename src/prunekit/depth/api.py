@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .blocks import Block, find_blocks
+from ..validate import check_fraction
+from .blocks import RemovableBlock, find_blocks
 from .importance import MetricFn, get_depth_criterion, to_device
 from .remove import NO_BLOCKS, emptied_lists, lookup_blocks, remove_checked
 
@@ -26,7 +27,7 @@ class DepthResult:
     removed: list[str]
     scores: dict[str, float]
     criterion: str
-    blocks: list[Block] = field(default_factory=list)  # every removable block found
+    blocks: list[RemovableBlock] = field(default_factory=list)  # every removable block found
     params_before: int = 0
     params_after: int = 0
     seconds: float = 0.0
@@ -66,10 +67,7 @@ def _count(n_blocks: int | None, ratio: float | None, available: int) -> int:
         if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 0:
             raise ConfigError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
         return n_blocks
-    assert ratio is not None
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
-        raise ConfigError(f"ratio must be a number in [0, 1), got {ratio!r}")
-    return int(ratio * available + 1e-9)
+    return int(check_fraction(ratio, "ratio") * available + 1e-9)
 
 
 def _params(model: nn.Module) -> int:
@@ -77,23 +75,26 @@ def _params(model: nn.Module) -> int:
 
 
 def prune_depth(model: nn.Module, calibration_data: Any, *, n_blocks: int | None = None,
-                ratio: float | None = None, criterion: str = "cosine",
+                ratio: float | None = None, importance: str | None = None,
                 blocks: Sequence[str] | None = None, metric: MetricFn | None = None,
-                higher_is_better: bool = True) -> DepthResult:
+                higher_is_better: bool = True, criterion: str | None = None) -> DepthResult:
     """Remove the ``n_blocks`` (or ``floor(ratio * candidates)``) least important blocks.
 
     - ``calibration_data``: model inputs, e.g. a list of token-id tensors, dicts of kwargs or
       image batches (a labelled loader: pass ``(x for x, _ in loader)``). The first batch
       finds the blocks and checks the pruned model; ``"cosine"``/``"angular"`` read it all.
     - ``blocks``: names of the candidate blocks (default: every removable block found).
-    - ``criterion``: ``"cosine"``, ``"angular"``, ``"metric"`` (needs ``metric(model)``) or
-      one you registered.
+    - ``importance``: ``"cosine"`` (the default), ``"angular"``, ``"metric"`` (needs
+      ``metric(model)``) or one you registered; ``criterion`` is its former name.
 
     The model is changed in place (Hugging Face layers deleted, other blocks replaced by
     ``nn.Identity``); it still runs and keeps its output shapes, else
     :class:`~prunekit.VerificationError`.
     """
     start = time.perf_counter()
+    if importance is not None and criterion is not None and importance != criterion:
+        raise ConfigError("give importance= (criterion= is its former name), not both")
+    criterion = importance or criterion or "cosine"
     scorer = get_depth_criterion(criterion, metric=metric, higher_is_better=higher_is_better)
     batches = _batches(calibration_data)
     try:
@@ -118,7 +119,7 @@ def prune_depth(model: nn.Module, calibration_data: Any, *, n_blocks: int | None
     before = _params(model)
     scores = scorer.score(model, candidates, itertools.chain([first], batches)) if count else {}
     ranked = sorted(candidates, key=lambda b: scores.get(b.name, 0.0))  # stable: ties by order
-    removed: list[Block] = []
+    removed: list[RemovableBlock] = []
     for block in ranked:  # least important first, never emptying a Hugging Face layer list
         if len(removed) < count and not emptied_lists(found, [*removed, block]):
             removed.append(block)

@@ -24,7 +24,7 @@ from torch import nn
 
 from .probe import CallRecord, probe_modules
 
-__all__ = ["Block", "find_blocks", "layer_count"]
+__all__ = ["RemovableBlock", "find_blocks", "layer_count"]
 
 #: config attributes that count the layers of a list, tried in order (the value must match)
 COUNT_ATTRS = {"decoder": ("decoder_layers", "num_decoder_layers"),
@@ -33,7 +33,7 @@ COUNT_ATTRS = {"decoder": ("decoder_layers", "num_decoder_layers"),
 
 
 @dataclass(frozen=True)
-class Block:
+class RemovableBlock:
     """A removable block.
 
     - ``name``: module path (``"model.layers.3"``, ``"layer2.1"``).
@@ -105,7 +105,7 @@ def _inside(name: str, other: str) -> bool:
     return name.startswith(other + ".")
 
 
-def find_blocks(model: nn.Module, example_inputs: Any) -> list[Block]:
+def find_blocks(model: nn.Module, example_inputs: Any) -> list[RemovableBlock]:
     """Every removable block of ``model``, in module order (one forward pass on
     ``example_inputs``: a tensor, a tuple of positional inputs or a dict of kwargs)."""
     records = probe_modules(model, example_inputs)
@@ -126,7 +126,8 @@ def find_blocks(model: nn.Module, example_inputs: Any) -> list[Block]:
             "delete" if layer_count(model, name.rpartition(".")[0], modules) else "identity"
         if params == 0 or (removal == "identity" and not rec.plain):
             continue  # nothing to gain, or Identity would not accept its call
-        assert rec.in_shape is not None
-        blocks.append(Block(name, removal, rec.in_shape, rec.tail, rec.nonnegative_input,
-                            params))
+        if rec.in_shape is None:  # a candidate always has one: _is_candidate checks it
+            continue
+        blocks.append(RemovableBlock(name, removal, rec.in_shape, rec.tail,
+                                     rec.nonnegative_input, params))
     return blocks

@@ -26,7 +26,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from ..errors import ConfigError
 from ..graph.trace import as_args
 from ..registry import Registry
-from .blocks import Block
+from .blocks import RemovableBlock
 from .probe import first_tensor, input_tensor
 
 __all__ = ["DepthCriterion", "MetricFn", "available_depth_criteria", "get_depth_criterion",
@@ -45,7 +45,7 @@ class DepthCriterion:
         self.metric = metric
         self.higher_is_better = higher_is_better
 
-    def score(self, model: nn.Module, blocks: Sequence[Block],
+    def score(self, model: nn.Module, blocks: Sequence[RemovableBlock],
               batches: Iterable[Any]) -> dict[str, float]:
         raise NotImplementedError
 
@@ -110,7 +110,7 @@ def similarity(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return (u * v).sum(dim=-1).clamp(-1.0, 1.0), angle
 
 
-def similarity_sums(model: nn.Module, blocks: Sequence[Block],
+def similarity_sums(model: nn.Module, blocks: Sequence[RemovableBlock],
                     batches: Iterable[Any]) -> dict[str, tuple[float, float, int]]:
     """Per block: sum of cosines, sum of angles (radians), count; in one pass of the data."""
     sums = {b.name: [0.0, 0.0, 0] for b in blocks}
@@ -155,7 +155,7 @@ def similarity_sums(model: nn.Module, blocks: Sequence[Block],
 class CosineCriterion(DepthCriterion):
     """``1 - mean cosine`` between each block's input and output."""
 
-    def score(self, model: nn.Module, blocks: Sequence[Block],
+    def score(self, model: nn.Module, blocks: Sequence[RemovableBlock],
               batches: Iterable[Any]) -> dict[str, float]:
         sums = similarity_sums(model, blocks, batches)
         return {name: 1.0 - c / n for name, (c, _, n) in sums.items()}
@@ -165,7 +165,7 @@ class CosineCriterion(DepthCriterion):
 class AngularCriterion(DepthCriterion):
     """Mean angle between each block's input and output, over pi (in [0, 1])."""
 
-    def score(self, model: nn.Module, blocks: Sequence[Block],
+    def score(self, model: nn.Module, blocks: Sequence[RemovableBlock],
               batches: Iterable[Any]) -> dict[str, float]:
         sums = similarity_sums(model, blocks, batches)
         return {name: a / n / math.pi for name, (_, a, n) in sums.items()}
@@ -207,7 +207,7 @@ class MetricCriterion(DepthCriterion):
                               "e.g. accuracy on a validation set")
         super().__init__(metric=metric, higher_is_better=higher_is_better)
 
-    def score(self, model: nn.Module, blocks: Sequence[Block],
+    def score(self, model: nn.Module, blocks: Sequence[RemovableBlock],
               batches: Iterable[Any]) -> dict[str, float]:
         assert self.metric is not None
         sign = 1.0 if self.higher_is_better else -1.0
@@ -219,7 +219,7 @@ class MetricCriterion(DepthCriterion):
         return scores
 
 
-def score_blocks(model: nn.Module, blocks: Sequence[Block], batches: Iterable[Any], *,
+def score_blocks(model: nn.Module, blocks: Sequence[RemovableBlock], batches: Iterable[Any], *,
                  criterion: str = "cosine", metric: MetricFn | None = None,
                  higher_is_better: bool = True) -> dict[str, float]:
     """Importance of each block (higher = keep) by the named ``criterion``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import ConfigError, VerificationError
 from ..graph.trace import as_args
 from ..runtime import eval_mode
-from .blocks import Block, find_blocks, layer_count
+from .blocks import RemovableBlock, find_blocks, layer_count
 from .probe import first_tensor
 
 __all__ = ["NO_BLOCKS", "apply_removal", "check_removal", "emptied_lists", "lookup_blocks",
@@ -41,7 +41,7 @@ NO_BLOCKS = ("the model has no removable blocks (residual modules whose output h
              "shape of their input); depth pruning cannot apply to it")
 
 
-def lookup_blocks(blocks: Sequence[Block], names: Sequence[str]) -> list[Block]:
+def lookup_blocks(blocks: Sequence[RemovableBlock], names: Sequence[str]) -> list[RemovableBlock]:
     """The blocks named ``names`` (duplicates once), or an error naming the removable ones."""
     by_name = {b.name: b for b in blocks}
     if not by_name:
@@ -53,7 +53,7 @@ def lookup_blocks(blocks: Sequence[Block], names: Sequence[str]) -> list[Block]:
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
-def emptied_lists(blocks: Sequence[Block], chosen: Sequence[Block]) -> list[str]:
+def emptied_lists(blocks: Sequence[RemovableBlock], chosen: Sequence[RemovableBlock]) -> list[str]:
     """Hugging Face layer lists that would lose every layer if ``chosen`` were removed."""
     left: dict[str, int] = defaultdict(int)
     for block in blocks:
@@ -65,7 +65,7 @@ def emptied_lists(blocks: Sequence[Block], chosen: Sequence[Block]) -> list[str]
     return [name for name, n in left.items() if n <= 0]
 
 
-def select_blocks(blocks: Sequence[Block], names: Sequence[str]) -> list[Block]:
+def select_blocks(blocks: Sequence[RemovableBlock], names: Sequence[str]) -> list[RemovableBlock]:
     """Like :func:`lookup_blocks`; refuse to remove every block, or every layer of a list."""
     chosen = lookup_blocks(blocks, names)
     if len(chosen) >= len(blocks):
@@ -119,8 +119,9 @@ def _delete(model: nn.Module, container: str, indices: set[int]) -> None:
     kept = [i for i in range(len(layers) + len(indices)) if i not in indices]
     for new, (old, layer) in enumerate(zip(kept, layers)):
         for sub in layer.modules():
-            if type(getattr(sub, "layer_idx", None)) is int and sub.layer_idx == old:
-                sub.layer_idx = new
+            indexed: Any = sub  # attention modules of Hugging Face layers carry layer_idx
+            if type(getattr(indexed, "layer_idx", None)) is int and indexed.layer_idx == old:
+                indexed.layer_idx = new
     for key, value in updates.items():
         setattr(config, key, value)
 
@@ -145,7 +146,7 @@ def output_shape(model: nn.Module, example_inputs: Any) -> tuple[int, ...] | Non
     return tuple(out.shape) if out is not None else None
 
 
-def apply_removal(model: nn.Module, blocks: Sequence[Block]) -> nn.Module:
+def apply_removal(model: nn.Module, blocks: Sequence[RemovableBlock]) -> nn.Module:
     """Remove ``blocks`` (found by :func:`find_blocks` on this model) in place."""
     lists: dict[str, set[int]] = defaultdict(set)
     for block in blocks:
@@ -157,7 +158,8 @@ def apply_removal(model: nn.Module, blocks: Sequence[Block]) -> nn.Module:
         if found is None:
             raise ConfigError(f"{container!r} is no longer a Hugging Face layer list with a "
                               "matching layer count; were blocks already removed?")
-        _per_layer_updates(*found, len(model.get_submodule(container)), indices)
+        _per_layer_updates(*found, len(cast(nn.ModuleList, model.get_submodule(container))),
+                           indices)
     for container, indices in lists.items():
         _delete(model, container, indices)
     for block in blocks:
@@ -166,7 +168,7 @@ def apply_removal(model: nn.Module, blocks: Sequence[Block]) -> nn.Module:
     return model
 
 
-def remove_checked(model: nn.Module, blocks: Sequence[Block], example_inputs: Any) -> None:
+def remove_checked(model: nn.Module, blocks: Sequence[RemovableBlock], example_inputs: Any) -> None:
     """Remove ``blocks`` in place, checking the model still runs with its output shape."""
     with eval_mode(model):
         before = output_shape(model, example_inputs)
@@ -187,7 +189,7 @@ def check_removal(model: nn.Module, example_inputs: Any, before: tuple[int, ...]
                                 f"{after}")
 
 
-def remove_blocks(model: nn.Module, names: Sequence[str], example_inputs: Any) -> list[Block]:
+def remove_blocks(model: nn.Module, names: Sequence[str], example_inputs: Any) -> list[RemovableBlock]:
     """Remove the blocks named ``names`` from ``model`` in place and return them.
 
     ``example_inputs`` (a tensor, a tuple of positional inputs or a dict of kwargs) finds the

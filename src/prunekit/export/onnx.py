@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, ExportError
 
 __all__ = ["OnnxCheck", "check_onnx", "export_onnx", "quantize_onnx_dynamic"]
 
@@ -56,9 +56,9 @@ def _convert_opset(path: Path, opset: int) -> None:
     try:
         converted = version_converter.convert_version(proto, opset)
     except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
-        raise PrunekitError(f"the exported graph (opset {_written_opset(path)}) could not be "
-                            f"converted to opset {opset}: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise ExportError(f"the exported graph (opset {_written_opset(path)}) could not be "
+                          f"converted to opset {opset}: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     onnx.save(converted, str(path))
 
 
@@ -122,8 +122,8 @@ def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike[str], *,
                                   external_data=_param_bytes(model) > EXTERNAL_DATA_BYTES)
             except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
                 first = str(exc).splitlines()[0] if str(exc) else ""
-                raise PrunekitError(f"torch.onnx.export failed: {type(exc).__name__}: "
-                                    f"{first}") from None
+                raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: "
+                                  f"{first}") from None
         if opset is not None and _written_opset(staging / target.name) != opset:
             _convert_opset(staging / target.name, opset)
         if dynamic_axes:
@@ -189,8 +189,8 @@ def quantize_onnx_dynamic(source: str | os.PathLike[str], target: str | os.PathL
             quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8)
         except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds
             staging.unlink(missing_ok=True)
-            raise PrunekitError(f"onnxruntime quantization of {source} failed: "
-                                f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            raise ExportError(f"onnxruntime quantization of {source} failed: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     os.replace(staging, final)
     if example is None:
         from ..onnx import example_inputs

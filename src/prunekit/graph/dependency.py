@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch.nn as nn
 
 from ..errors import ConfigError, TraceError, UnsupportedOpError
+from ..plan import architecture_fingerprint
 from .handlers import OpaqueContext, handler_for, is_opaque
 from .labels import BlockReason, Components, Dim, LabelSpace
 from .rules import RuleContext, unknown_op
@@ -41,9 +43,12 @@ class Member:
 
 @dataclass
 class Group:
-    """Units that are removed together, and every slice each unit owns."""
+    """Units that are removed together, and every slice each unit owns.
 
-    id: int
+    ``name`` is the group's one name everywhere (scores, selections, plans, overrides): the
+    module that produces its units, with ``#k`` for the k-th group of the same module.
+    """
+
     name: str
     members: list[Member]
     components: np.ndarray  # component id of each unit
@@ -75,13 +80,15 @@ class DependencyGraph:
     tags: dict[str, set[str]] = field(default_factory=dict)
     on_meta: bool = False  # traced on a shape-only copy (no compute, no activation memory)
     split_units: str = "inner"  # unit of head splits: head-size positions or whole heads
+    architecture: str = ""  # fingerprint of the model's tensor names and shapes when built
     _dim_layout: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
+    _by_name: dict[str, Group] | None = field(default=None, init=False, repr=False)
 
     # -- construction -----------------------------------------------------------
     @classmethod
     def build(cls, model: nn.Module, example_inputs: Any, *, ignore: Sequence[str] = (),
               input_features: Iterable[tuple[int, int]] = (),
-              on_meta: bool = True, split_units: str = "inner") -> "DependencyGraph":
+              on_meta: bool = True, split_units: str = "inner") -> DependencyGraph:
         """Trace ``model`` on ``example_inputs`` and discover its groups.
 
         ``ignore`` lists module names (glob patterns allowed) whose tensors must keep
@@ -118,12 +125,13 @@ class DependencyGraph:
                 dims[index] = [space.fresh_dim(n, channel=True, blocked=False) for n in v.shape]
                 return
             reason = BlockReason(f"model {v.kind} {v.name}".strip(), "")
-            dims[index] = [space.fresh_dim(n, reason=reason) for n in v.shape]
+            value_dims = [space.fresh_dim(n, reason=reason) for n in v.shape]
+            dims[index] = value_dims
             if v.kind == "input":
                 position = int(v.name[len("input"):])
                 if position in prunable_inputs and v.shape:
                     d = prunable_inputs[position] % len(v.shape)
-                    dims[index][d] = space.fresh_dim(v.shape[d], channel=True, blocked=False)
+                    value_dims[d] = space.fresh_dim(v.shape[d], channel=True, blocked=False)
 
         for v in trace.values:
             if v.kind != "op":
@@ -136,7 +144,7 @@ class DependencyGraph:
                     outs = handler_for(node.op).couple(
                         OpaqueContext(trace, space, dims, node, split_units))
                     _check_outputs(trace, node.outputs, outs)
-                except (ValueError, IndexError, TypeError, AssertionError, KeyError,
+                except (ValueError, IndexError, TypeError, KeyError,
                         NotImplementedError) as exc:  # a handler that cannot read this call
                     ctx = RuleContext(trace, space, dims, node, tags, split_units)
                     ctx.reason = BlockReason(
@@ -155,7 +163,7 @@ class DependencyGraph:
                 try:
                     outs = rule(ctx)
                     _check_outputs(trace, node.outputs, outs)
-                except (ValueError, IndexError, TypeError, AssertionError):
+                except (ValueError, IndexError, TypeError):  # incl. UnreadableOpError
                     unsupported.append(BlockReason(f"op {node.target} (unexpected arguments)",
                                                    node.module))
                     outs = unknown_op(ctx)
@@ -173,14 +181,25 @@ class DependencyGraph:
             for d in dims[trace.params[name]] or []:
                 components.blocked[components.of[d.ids]] = True
         groups = _collect_groups(trace, dims, components)
-        return cls(trace, dims, components, groups, unsupported, tags, on_meta, split_units)
+        return cls(trace, dims, components, groups, unsupported, tags, on_meta, split_units,
+                   architecture_fingerprint(model))
 
     # -- queries ----------------------------------------------------------------
+    def fits(self, model: nn.Module) -> bool:
+        """Whether ``model`` still has the tensor names and shapes this graph was built on
+        (weights may have changed; a graph of a pruned or other model does not fit)."""
+        return self.architecture == architecture_fingerprint(model)
+
     def group_named(self, name: str) -> Group:
-        for g in self.groups:
-            if g.name == name:
-                return g
-        raise KeyError(name)
+        """The group called ``name`` (the module that produces it, ``#k`` for the k-th)."""
+        if self._by_name is None:
+            self._by_name = {g.name: g for g in self.groups}
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ConfigError(
+                f"the dependency graph has no group {name!r}; group names look like "
+                f"{[g.name for g in self.groups[:4]]!r} (see DependencyGraph.groups)") from None
 
     def matching_groups(self, pattern: str) -> list[Group]:
         """Groups whose name (the module that produces them) matches a glob pattern."""
@@ -304,11 +323,10 @@ def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Component
             col += n
         name = _group_name(members)
         exact = not bool(comps.inexact[comp_ids].any())
-        groups.append(Group(len(groups), name, members, comp_ids, exact))
+        groups.append(Group(name, members, comp_ids, exact))
     groups.sort(key=lambda g: min(trace.params.get(m.tensor, 0) for m in g.members))
     seen: dict[str, int] = {}
-    for i, g in enumerate(groups):
-        g.id = i
+    for g in groups:
         seen[g.name] = seen.get(g.name, 0) + 1
         if seen[g.name] > 1:
             g.name = f"{g.name}#{seen[g.name]}"

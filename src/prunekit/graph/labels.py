@@ -88,7 +88,7 @@ class LabelSpace:
         if ids.size:
             self._inexact.append(ids.reshape(-1))
 
-    def solve(self) -> "Components":
+    def solve(self) -> Components:
         """Connected components of the union graph."""
         n = self.count
         if self._edges_a:
@@ -124,7 +124,8 @@ class Components:
 def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:
     """Components of the undirected graph on ``n`` nodes with edges ``a[i] -- b[i]``.
 
-    Returns the number of components and each node's component id (``0 .. count - 1``). Vectorised hook-and-compress: every round
+    Returns the number of components and each node's component id (``0 .. count - 1``).
+    Vectorised hook-and-compress: every round
     hooks each root onto a smaller root it shares an edge with, then compresses paths
     until every node points at its root; parents only ever decrease, so it terminates.
     """

@@ -19,7 +19,8 @@ import copy
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -84,9 +85,6 @@ class Trace:
     outputs: Any = None  # pytree of ValueRefs (or constants) of the model outputs
     params: dict[str, int] = field(default_factory=dict)  # tensor name -> value index
     module_calls: dict[str, list[tuple[list[int], list[int]]]] = field(default_factory=dict)
-
-    def value_of(self, ref: ValueRef) -> Value:
-        return self.values[ref.index]
 
     def output_refs(self) -> list[ValueRef]:
         return [leaf for leaf in leaves(self.outputs) if isinstance(leaf, ValueRef)]
@@ -177,7 +175,7 @@ class _Recorder(TorchDispatchMode):
         return self.new_value(obj, kind, name)
 
     # -- ops --------------------------------------------------------------------
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.opaque_depth:
             return func(*args, **kwargs)
@@ -259,7 +257,7 @@ class _MetaAttention(TorchFunctionMode):
         super().__init__()
         self.recorder = recorder
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if (func is F.scaled_dot_product_attention and not self.recorder.opaque_depth
                 and args and getattr(args[0], "is_meta", False)):
@@ -411,7 +409,3 @@ def _shallow_copy(value: Any) -> Any:
 def to_meta(inputs: Any) -> Any:
     return tree_map(lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor)
                     else t, inputs)
-
-
-def shapes_of(trace: Trace, refs: Sequence[ValueRef]) -> list[tuple[int, ...]]:
-    return [trace.values[r.index].shape for r in refs]

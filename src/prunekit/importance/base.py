@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Literal
+from typing import ClassVar, Literal
+from collections.abc import Callable
 
 import torch
 
@@ -112,7 +113,7 @@ def available_importances() -> list[str]:
     return _REGISTRY.names()
 
 
-def get_importance(spec: "str | Importance", **options: object) -> Importance:
+def get_importance(spec: str | Importance, **options: object) -> Importance:
     """Resolve a criterion from its registered name (with options) or pass one through."""
     if isinstance(spec, Importance):
         return spec

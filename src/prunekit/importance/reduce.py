@@ -10,7 +10,8 @@ criteria only say how to compute the parts.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Sequence, get_args
+from typing import get_args
+from collections.abc import Sequence
 
 import torch
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ConfigError
 from ._state import (
@@ -62,7 +62,7 @@ class TrainerPruningCallback(TrainerCallback):
         candidates = []
         if isinstance(args.resume_from_checkpoint, (str, os.PathLike)):
             candidates.append(Path(args.resume_from_checkpoint))
-        candidates.append(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}")
+        candidates.append(Path(cast(str, args.output_dir)) / f"{PREFIX_CHECKPOINT_DIR}-{step}")
         for folder in candidates:
             if (folder / STATE_FILE).is_file():
                 return folder
@@ -95,7 +95,7 @@ class TrainerPruningCallback(TrainerCallback):
                 control: TrainerControl, **kwargs: Any) -> None:
         if not args.should_save:
             return
-        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        folder = Path(cast(str, args.output_dir)) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if not folder.is_dir():
             raise ConfigError(f"the Trainer saved a checkpoint, but {str(folder)!r} does not "
                               "exist; TrainerPruningCallback supports checkpoints in "

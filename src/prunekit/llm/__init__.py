@@ -13,17 +13,36 @@ from .calibration import (
                           calibration_from_text,
 )
 from .checkpoint import load_offloaded, save_offloaded
-from .config import METHODS, OneShotConfig
+from .config import OneShotConfig
 from .evaluate import embedding_fidelity, mean_pooled_embeddings, perplexity
-from .families import FAMILIES, Family, find_blocks, supported_model_types
+from ..hf.families import FAMILIES, Family, find_layers, supported_model_types
+from .methods import (
+                          MaskOptions,
+                          OneShotMethod,
+                          SparseGPTOptions,
+                          available_oneshot_methods,
+                          get_oneshot_method,
+                          register_oneshot_method,
+)
 from .pipeline import LayerReport, OneShotResult, prune_sequential
 from .refit import UNIT_CRITERIA, refit_weights, relative_error
 from .sparsegpt import sparsegpt_prune
-from .structured import StructuredConfig, StructuredResult, UnitReport, prune_structured
+from .structured import (
+                          StructuredConfig,
+                          StructuredOneShotConfig,
+                          StructuredResult,
+                          UnitReport,
+                          prune_structured,
+)
 
 __all__ = [
                           "FAMILIES",
-                          "METHODS",
+                          "MaskOptions",
+                          "OneShotMethod",
+                          "SparseGPTOptions",
+                          "available_oneshot_methods",
+                          "get_oneshot_method",
+                          "register_oneshot_method",
                           "UNIT_CRITERIA",
                           "CalibrationData",
                           "Family",
@@ -31,13 +50,14 @@ __all__ = [
                           "OneShotConfig",
                           "OneShotResult",
                           "StructuredConfig",
+                          "StructuredOneShotConfig",
                           "StructuredResult",
                           "UnitReport",
                           "calibration_from_sentences",
                           "calibration_from_tensors",
                           "calibration_from_text",
                           "embedding_fidelity",
-                          "find_blocks",
+                          "find_layers",
                           "load_offloaded",
                           "mean_pooled_embeddings",
                           "perplexity",

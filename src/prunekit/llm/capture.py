@@ -17,8 +17,8 @@ from torch import nn
 from .calibration import CalibrationData
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook once block 0's inputs are recorded."""
+class StopForward(Exception):
+    """Raised by a hook to end a forward pass once what it needs was recorded."""
 
 
 def _to(obj: Any, device: torch.device) -> Any:
@@ -55,7 +55,7 @@ def capture_block_inputs(model: nn.Module, first_block: nn.Module, data: Calibra
 
     def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         record["args"], record["kwargs"] = args, kwargs
-        raise _StopForward
+        raise StopForward
 
     model_device = next(model.parameters()).device
     out = BlockInputs([], [], [], [])
@@ -67,7 +67,7 @@ def capture_block_inputs(model: nn.Module, first_block: nn.Module, data: Calibra
                 extra["attention_mask"] = mask.to(model_device)
             try:
                 model(input_ids=ids.to(model_device), **extra)
-            except _StopForward:
+            except StopForward:
                 pass
             args, kwargs = record.pop("args"), dict(record.pop("kwargs"))
             if args:

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..files import atomic_directory, atomic_write_text
-from .families import family_of, find_blocks
+from ..hf.families import family_of, find_layers
 from .offload import block_file, block_prefixes, on_meta, write_block
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -60,7 +60,7 @@ def _checkpoint_files(model_dir: Path) -> dict[str, Path]:
     )
 
 
-def _config_and_class(model_dir: Path) -> tuple[Any, type[nn.Module]]:
+def _config_and_class(model_dir: Path) -> tuple[Any, Any]:  # a transformers model class
     """The folder's config and the model class its ``architectures`` names."""
     transformers, _ = _imports()
     if not (model_dir / "config.json").is_file():
@@ -140,7 +140,7 @@ def load_offloaded(model_dir: str | os.PathLike[str], offload_dir: str | os.Path
         model = cls(config)
     model.eval()
     family_of(model)
-    blocks = find_blocks(model)
+    blocks = find_layers(model)
     prefixes = block_prefixes(model, blocks)
     expected = set(model.state_dict().keys())
     # older checkpoints also store buffers the model now computes itself (position_ids)
@@ -185,7 +185,7 @@ def _write_shard(path: Path, tensors: dict[str, torch.Tensor],
     return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
-def save_offloaded(model: nn.Module, offload_dir: str | os.PathLike[str],
+def save_offloaded(model: Any, offload_dir: str | os.PathLike[str],
                    out_dir: str | os.PathLike[str]) -> Path:
     """Write ``model`` (blocks kept offloaded in ``offload_dir``) as a sharded checkpoint.
 
@@ -199,7 +199,7 @@ def save_offloaded(model: nn.Module, offload_dir: str | os.PathLike[str],
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: already exists and is not an empty folder; "
                           "choose a new folder for the pruned checkpoint")
-    blocks = find_blocks(model)
+    blocks = find_layers(model)
     prefixes = block_prefixes(model, blocks)
     keep = set(model.state_dict().keys())
     with atomic_directory(out) as tmp:

@@ -2,126 +2,118 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from ..errors import ConfigError
+from ..mask.patterns import NM, Pattern, Unstructured, pattern_from_text
+from ..validate import check_fraction, check_int, check_names, check_number, settings_of
+from .methods import OneShotMethod, available_oneshot_methods, get_oneshot_method, method_options
 
-METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
+__all__ = ["OneShotConfig"]
 
 
-def parse_pattern(pattern: str) -> tuple[int, int] | None:
-    """``"unstructured"`` -> ``None``; ``"2:4"`` -> ``(2, 4)``; anything else -> ConfigError."""
-    if pattern == "unstructured":
-        return None
-    parts = pattern.split(":") if isinstance(pattern, str) else []
-    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
-        n, m = int(parts[0]), int(parts[1])
-        if 1 <= n < m:
-            return n, m
-    raise ConfigError(
-        f"OneShotConfig: pattern must be 'unstructured' or 'N:M' with 1 <= N < M "
-        f"(e.g. '2:4', '4:8'), got {pattern!r}"
-    )
+def method_fields(method: str) -> set[str]:
+    """The option names of one-shot method ``method``."""
+    return {f.name for f in fields(method_options(method))}
+
+_WHERE = "OneShotConfig"
 
 
 @dataclass(frozen=True)
 class OneShotConfig:
     """How to prune the linear layers of each block.
 
+    ``method`` is a registered one-shot method (``"magnitude"``, ``"wanda"``,
+    ``"sparsegpt"``, see :func:`prunekit.llm.available_oneshot_methods`) and ``options``
+    its options (its ``Options`` dataclass, a mapping of its fields, or ``None`` for the
+    defaults; e.g. ``SparseGPTOptions(blocksize=64, damp=0.02)``). ``swap_rounds`` is a
+    shortcut for the ``swap_rounds`` option of magnitude and Wanda (refine each layer's mask
+    by up to that many error-lowering swaps per row, :mod:`prunekit.llm.swaps`).
+
     ``sparsity`` is the fraction of weights zeroed in every output row (unstructured) and
-    must equal ``(M - N) / M`` for an N:M pattern. ``blocksize`` and ``damp`` (fraction of
-    the mean Hessian diagonal added to it) only matter for SparseGPT. ``ignore`` lists
-    substrings of linear-layer names inside a block (e.g. ``"mlp.down_proj"``) to leave
-    dense. ``device`` is where each block is pruned (default: where it already is).
+    must equal ``(M - N) / M`` for an N:M ``pattern``. ``ignore`` lists substrings of
+    linear-layer names inside a block (e.g. ``"mlp.down_proj"``) to leave dense. ``device``
+    is where each block is pruned (default: where it already is).
 
     ``outlier_weighted`` (unstructured only) makes the sparsity non-uniform across blocks
     (OWL): blocks with more outlier weights (Wanda score above ``outlier_threshold`` times
     its layer's mean) are pruned less, within ``sparsity ± outlier_spread``, and the mean
     over blocks stays ``sparsity``.
-
-    ``swap_rounds`` (magnitude and Wanda only) refines each layer's mask afterwards with up to
-    that many swaps per output row, each lowering the layer's reconstruction error on the
-    calibration inputs (:mod:`prunekit.llm.swaps`); weights keep their values. It needs the
-    layer's ``in x in`` input Hessian, like SparseGPT. 0 (the default) keeps the plain method.
     """
 
     method: str = "wanda"
     sparsity: float = 0.5
     pattern: str = "unstructured"
-    blocksize: int = 128
-    damp: float = 0.01
+    options: Any = None
     batch_size: int = 8
     device: str | None = None
     ignore: tuple[str, ...] = ()
     outlier_weighted: bool = False
     outlier_threshold: float = 5.0
     outlier_spread: float = 0.08
-    swap_rounds: int = 0
+    swap_rounds: int | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(
-                f"OneShotConfig: unknown method {self.method!r}; choose one of {list(METHODS)}"
-            )
-        s = self.sparsity
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s < 1.0:
-            raise ConfigError(
-                f"OneShotConfig: sparsity must be a number in [0, 1), got {s!r}; "
-                "0.5 means half the weights of every layer are zeroed"
-            )
-        nm = parse_pattern(self.pattern)
+        if self.method not in available_oneshot_methods():
+            raise ConfigError(f"{_WHERE}: unknown method {self.method!r}; choose one of "
+                              f"{available_oneshot_methods()}")
+        s = check_fraction(self.sparsity, f"{_WHERE}: sparsity",
+                           hint="0.5 means half the weights of every layer are zeroed")
+        nm = self.nm
         if nm is not None and abs(s - (nm[1] - nm[0]) / nm[1]) > 1e-9:
             raise ConfigError(
-                f"OneShotConfig: pattern {self.pattern!r} keeps {nm[0]} of every {nm[1]} "
+                f"{_WHERE}: pattern {self.pattern!r} keeps {nm[0]} of every {nm[1]} "
                 f"weights, so sparsity must be {(nm[1] - nm[0]) / nm[1]:g}, got {s!r}"
             )
-        for name in ("blocksize", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"OneShotConfig: {name} must be a positive integer, got {v!r}")
-        if nm is not None and self.blocksize % nm[1]:
-            raise ConfigError(
-                f"OneShotConfig: blocksize ({self.blocksize}) must be a multiple of M "
-                f"({nm[1]}) so N:M groups do not straddle SparseGPT blocks"
-            )
-        if isinstance(self.damp, bool) or not isinstance(self.damp, (int, float)) \
-                or not 0.0 < self.damp < 1.0:
-            raise ConfigError(
-                f"OneShotConfig: damp must be in (0, 1), got {self.damp!r}; 0.01 is typical"
-            )
+        check_int(self.batch_size, f"{_WHERE}: batch_size", minimum=1)
+        if self.swap_rounds is not None:  # the shortcut joins the method's options
+            options = dict(self.options) if isinstance(self.options, Mapping) else (
+                {} if self.options is None else settings_of(self.options))
+            if options.setdefault("swap_rounds", self.swap_rounds) != self.swap_rounds:
+                raise ConfigError(f"{_WHERE}: swap_rounds is given twice (shortcut "
+                                  f"{self.swap_rounds!r}, option {options['swap_rounds']!r})")
+            if not self.swap_rounds and "swap_rounds" not in method_fields(self.method):
+                del options["swap_rounds"]  # 0 (off) is every method's default
+            object.__setattr__(self, "options", options)
+        try:
+            method = get_oneshot_method(self.method, self.options)
+        except ConfigError as exc:
+            raise ConfigError(f"{_WHERE}: {exc}") from None
+        method.check(self.mask_pattern)
+        object.__setattr__(self, "options", method.options)
         if self.outlier_weighted and nm is not None:
             raise ConfigError(
-                f"OneShotConfig: outlier_weighted sparsity varies per block, which an N:M "
+                f"{_WHERE}: outlier_weighted sparsity varies per block, which an N:M "
                 f"pattern ({self.pattern!r}) cannot; use pattern='unstructured'"
             )
-        if not (isinstance(self.outlier_threshold, (int, float)) and self.outlier_threshold > 0):
-            raise ConfigError(f"OneShotConfig: outlier_threshold must be > 0, got "
-                              f"{self.outlier_threshold!r}; 5 is typical")
-        spread = self.outlier_spread
-        if not (isinstance(spread, (int, float)) and 0.0 <= spread <= min(s, 1.0 - s)):
-            raise ConfigError(f"OneShotConfig: outlier_spread must be in [0, min(sparsity, "
-                              f"1 - sparsity)] = [0, {min(s, 1.0 - s):g}], got {spread!r}")
-        rounds = self.swap_rounds
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-            raise ConfigError(f"OneShotConfig: swap_rounds must be an integer >= 0, got "
-                              f"{rounds!r}; 100 is plenty for most layers")
-        if rounds and self.method == "sparsegpt":
-            raise ConfigError(
-                "OneShotConfig: swap_rounds refines the masks of 'magnitude' and 'wanda'; "
-                "SparseGPT already chooses its mask while it re-fits the kept weights, so "
-                "set swap_rounds=0 or pick another method"
-            )
-        if not isinstance(self.ignore, tuple) or not all(isinstance(i, str) for i in self.ignore):
-            raise ConfigError(
-                f"OneShotConfig: ignore must be a tuple of strings, got {self.ignore!r}"
-            )
+        check_number(self.outlier_threshold, f"{_WHERE}: outlier_threshold", above=0.0,
+                     hint="5 is typical")
+        bound = min(s, 1.0 - s)
+        check_number(self.outlier_spread, f"{_WHERE}: outlier_spread", minimum=0.0,
+                     maximum=bound, hint="it must lie in [0, min(sparsity, 1 - sparsity)]")
+        if not isinstance(self.ignore, tuple):
+            raise ConfigError(f"{_WHERE}: ignore must be a tuple of strings, got "
+                              f"{self.ignore!r}")
+        check_names(self.ignore, f"{_WHERE}: ignore")
+
+    def method_impl(self) -> OneShotMethod:
+        """The configured method with its options."""
+        return get_oneshot_method(self.method, self.options)
 
     @property
     def needs_hessian(self) -> bool:
         """Whether the run gathers each layer's ``X^T X`` (SparseGPT, or mask swaps)."""
-        return self.method == "sparsegpt" or self.swap_rounds > 0
+        return self.method_impl().needs_hessian
+
+    @property
+    def mask_pattern(self) -> Pattern:
+        """The pattern as a mask pattern: :class:`NM`, or row-wise :class:`Unstructured`."""
+        return pattern_from_text(self.pattern, _WHERE, unstructured=Unstructured("row"))
 
     @property
     def nm(self) -> tuple[int, int] | None:
         """``(N, M)`` for an N:M pattern, ``None`` for unstructured."""
-        return parse_pattern(self.pattern)
+        pattern = self.mask_pattern
+        return (pattern.n, pattern.m) if isinstance(pattern, NM) else None

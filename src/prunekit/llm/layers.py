@@ -6,6 +6,8 @@ last dimension of their input, so calibration statistics are gathered the same w
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -25,12 +27,18 @@ def prunable_layers(block: nn.Module, ignore: tuple[str, ...] = ()) -> dict[str,
     }
 
 
-def in_features(module: nn.Module) -> int:
+def in_features(module: Any) -> int:
     """Size of the input dimension the layer contracts."""
     return int(module.weight.shape[0] if _is_conv1d(module) else module.weight.shape[1])
 
 
-def get_weight_2d(module: nn.Module) -> torch.Tensor:
+def shape_2d(module: Any) -> torch.Size:
+    """The weight's shape as ``[out_features, in_features]``."""
+    shape = module.weight.shape
+    return torch.Size((shape[1], shape[0])) if _is_conv1d(module) else shape
+
+
+def get_weight_2d(module: Any) -> torch.Tensor:
     """A float32 copy of the weight as ``[out_features, in_features]``."""
     w = module.weight.detach()
     w = w.t() if _is_conv1d(module) else w
@@ -38,7 +46,7 @@ def get_weight_2d(module: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def set_weight_2d(module: nn.Module, weight: torch.Tensor) -> None:
+def set_weight_2d(module: Any, weight: torch.Tensor) -> None:
     """Write an ``[out, in]`` weight back, in the layer's own layout and dtype."""
     w = weight.t() if _is_conv1d(module) else weight
     module.weight.copy_(w.to(module.weight.dtype))

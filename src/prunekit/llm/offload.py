@@ -39,7 +39,7 @@ def write_block(path: Path, prefix: str, block: nn.Module, index: int) -> None:
 
     tensors: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
-    named = list(block.named_parameters(remove_duplicate=False))
+    named: list[tuple[str, torch.Tensor]] = list(block.named_parameters(remove_duplicate=False))
     named += list(block.named_buffers(remove_duplicate=False))
     for name, tensor in named:
         data = tensor.detach().cpu().contiguous()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .methods import wanda_scores
+from ..mask.scores import expand_input_norm, wanda_scores
 
 
 def outlier_ratio(weights: Sequence[torch.Tensor], column_norms: Sequence[torch.Tensor],
@@ -21,7 +21,7 @@ def outlier_ratio(weights: Sequence[torch.Tensor], column_norms: Sequence[torch.
     """Fraction of Wanda scores above ``threshold`` × their layer's mean, over all layers."""
     outliers, total = 0, 0
     for weight, norms in zip(weights, column_norms):
-        scores = wanda_scores(weight.float(), norms)
+        scores = wanda_scores(weight.float(), expand_input_norm(weight.shape, norms))
         outliers += int((scores > threshold * scores.mean()).sum())
         total += scores.numel()
     return outliers / total if total else 0.0

@@ -12,21 +12,20 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, DeviceMemoryError
 from .calibration import CalibrationData
 from .capture import BlockInputs, capture_block_inputs, run_block
 from .config import OneShotConfig
-from .families import check_sequence_length, family_of, find_blocks
-from .layers import get_weight_2d, in_features, prunable_layers, set_weight_2d
-from .masks import check_nm_shape
-from .methods import METHOD_FNS
+from ..hf.families import check_sequence_length, family_of, find_layers
+from ..mask.calibration import InputStats
+from .layers import get_weight_2d, in_features, prunable_layers, set_weight_2d, shape_2d
 from .offload import DiskStore, InMemory
 from .outliers import block_sparsities, outlier_ratio
-from .stats import InputStats
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,9 @@ def _compute_device(config: OneShotConfig, model: nn.Module, block: nn.Module) -
 
 
 def _check_layers(layers: dict[str, nn.Module], block_index: int, config: OneShotConfig) -> None:
-    if config.nm is not None:
-        for name, mod in layers.items():
-            check_nm_shape(f"block {block_index}: {name}", in_features(mod), *config.nm)
+    pattern = config.mask_pattern
+    for name, mod in layers.items():
+        pattern.check_shape(f"block {block_index}: {name}", shape_2d(mod))
 
 
 @torch.no_grad()
@@ -103,13 +102,13 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
     _check_layers(layers, index, config)
     stats = _gather_stats(block, inputs, layers, config.needs_hessian, device)
     reports = []
-    fn = METHOD_FNS[config.method]
+    method, pattern = config.method_impl(), config.mask_pattern
     for name, mod in layers.items():
         t0 = time.perf_counter()
         w = get_weight_2d(mod).to(device)
-        new_w = fn(w, stats[name], config)
+        new_w = method.prune(w, stats[name], config.sparsity, pattern)
         set_weight_2d(mod, new_w)
-        zeros = float((mod.weight == 0).float().mean())
+        zeros = float((cast(torch.Tensor, mod.weight) == 0).float().mean())
         reports.append(LayerReport(index, name, (w.shape[0], w.shape[1]), zeros,
                                    time.perf_counter() - t0))
         del stats[name]
@@ -117,7 +116,7 @@ def _prune_block(block: nn.Module, index: int, inputs: BlockInputs,
 
 
 @torch.no_grad()
-def _block_configs(model: nn.Module, blocks: list[nn.Module], data: CalibrationData,
+def _block_configs(model: nn.Module, blocks: nn.ModuleList, data: CalibrationData,
                    config: OneShotConfig, device: torch.device, decoder: bool,
                    store: InMemory | DiskStore) -> list[OneShotConfig]:
     """One config per block: the same sparsity, or OWL's when ``outlier_weighted``."""
@@ -159,7 +158,7 @@ def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotCon
             f"calibration_from_text), got {type(data).__name__}"
         )
     family = family_of(model)
-    blocks = find_blocks(model)
+    blocks = find_layers(model)
     check_sequence_length(model, data.seq_len)
     device = _compute_device(config, model, blocks[0])
     was_training = model.training
@@ -178,7 +177,7 @@ def prune_sequential(model: nn.Module, data: CalibrationData, config: OneShotCon
                 inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
             store.put_back(index, block)
     except torch.OutOfMemoryError as exc:
-        raise PrunekitError(
+        raise DeviceMemoryError(
             f"out of memory on {device} while pruning block {len(reports) and reports[-1].block}: "
             f"lower OneShotConfig(batch_size=...), use fewer or shorter calibration sequences, "
             f"or prune on another device ({exc})"

@@ -24,48 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-from torch.utils.hooks import RemovableHandle
 
-from ..errors import PrunekitError
 from ..linalg import damped_cholesky
-
-
-class GramStats:
-    """Accumulates ``sum X^T X``, ``sum X`` and the token count of a layer's inputs.
-
-    Each batch's product is taken in float32 and added to float64 sums. Rows where
-    ``token_mask`` (set before each batch) is False, e.g. padding, are skipped.
-    """
-
-    def __init__(self, features: int, device: torch.device) -> None:
-        self.count = 0
-        self.xtx = torch.zeros(features, features, dtype=torch.float64, device=device)
-        self.total = torch.zeros(features, dtype=torch.float64, device=device)
-        self.token_mask: torch.Tensor | None = None
-
-    def add(self, x: torch.Tensor) -> None:
-        """Add a batch of inputs ``[..., features]``."""
-        if self.token_mask is not None and x.shape[:-1] == self.token_mask.shape:
-            x = x[self.token_mask.to(torch.bool)]
-        x = x.reshape(-1, x.shape[-1]).to(device=self.xtx.device, dtype=torch.float32)
-        self.count += x.shape[0]
-        self.xtx += (x.t() @ x).double()
-        self.total += x.sum(dim=0).double()
-
-    def attach(self, module: nn.Module, stop: type[Exception] | None = None) -> RemovableHandle:
-        """Feed ``module``'s input to :meth:`add`; raise ``stop`` afterwards if given."""
-        def hook(_mod: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            self.add(inputs[0].detach())
-            if stop is not None:
-                raise stop
-        return module.register_forward_pre_hook(hook)
-
-    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(X^T X / n, mean of X)`` in float64."""
-        if self.count == 0:
-            raise PrunekitError("no calibration tokens reached the layer (all padding?)")
-        return self.xtx / self.count, self.total / self.count
 
 
 def covariance(second_moment: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

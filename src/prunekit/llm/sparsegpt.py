@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import PrunekitError
-from .masks import nm_prune_mask, pruned_count, row_prune_mask
+from ..errors import NumericalError
+from ..mask.compute import nm_mask, prune_lowest_per_row, pruned_count
 
 
 def inverse_hessian_cholesky(hessian: torch.Tensor, damp: float,
@@ -36,7 +36,7 @@ def inverse_hessian_cholesky(hessian: torch.Tensor, damp: float,
             del hinv
             if int(info) == 0:
                 return upper.to(torch.float32)
-    raise PrunekitError(
+    raise NumericalError(
         f"SparseGPT: the damped Hessian ({h.shape[0]} x {h.shape[0]}) is not positive "
         f"definite even with damping {damp * 10 ** (retries - 1):g}; raise "
         "OneShotConfig(damp=...) or use more calibration data"
@@ -61,16 +61,16 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
         err1 = torch.zeros_like(w1)
         u1 = u[start:end, start:end]
         d1 = torch.diag(u1)
-        mask1 = torch.zeros_like(w1, dtype=torch.bool)
+        keep1 = torch.ones_like(w1, dtype=torch.bool)
         if nm is None:
             count = pruned_count(end, sparsity) - pruned_count(start, sparsity)
-            mask1 = row_prune_mask(w1 ** 2 / d1[None, :] ** 2, count)
+            keep1 = prune_lowest_per_row(w1 ** 2 / d1[None, :] ** 2, count)
         for i in range(end - start):
             if nm is not None and i % nm[1] == 0:
                 g = slice(i, i + nm[1])
-                mask1[:, g] = nm_prune_mask(w1[:, g] ** 2 / d1[None, g] ** 2, *nm)
+                keep1[:, g] = nm_mask(w1[:, g] ** 2 / d1[None, g] ** 2, *nm)
             col = w1[:, i]
-            q = torch.where(mask1[:, i], torch.zeros_like(col), col)
+            q = torch.where(keep1[:, i], col, torch.zeros_like(col))
             e = (col - q) / d1[i]
             w1[:, i:] -= e[:, None] * u1[i, i:][None, :]
             w1[:, i] = q
@@ -78,7 +78,7 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
         w[:, start:end] = w1
         w[:, end:] -= err1 @ u[start:end, end:]
     if not torch.isfinite(w).all():
-        raise PrunekitError(
+        raise NumericalError(
             "SparseGPT produced non-finite weights; raise OneShotConfig(damp=...) or check "
             "the calibration data for inf/nan activations"
         )

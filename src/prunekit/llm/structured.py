@@ -3,7 +3,7 @@
 Block by block, on calibration data (the same capture/replay as :func:`prune_sequential`):
 
 1. heads: gather the inputs ``X`` of the attention output projection (the concatenated
-   per-head outputs), choose the heads to remove (``criterion``), re-fit the projection's
+   per-head outputs), choose the heads to remove (``importance``), re-fit the projection's
    kept columns by least squares (:func:`refit_weights`) and zero the removed ones;
 2. FFN: the same with the down projection's inputs (the intermediate activations),
    gathered with the already pruned attention;
@@ -11,7 +11,7 @@ Block by block, on calibration data (the same capture/replay as :func:`prune_seq
 
 Zeroed input columns of a projection are exactly what removing the units does, so the pass
 sees the pruned model throughout. At the end the structural engine removes the units for
-real (:func:`remove_units`): rows of the up/gate/query/key/value projections, columns of the
+real (:func:`~prunekit.remove_units`): rows of the up/gate/query/key/value projections, columns of the
 following ones, head counts. Unit counts are ``floor(ratio * units)`` per block.
 """
 
@@ -25,33 +25,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, DeviceMemoryError
+from ..validate import check_bool, check_fraction, check_int, check_number
 from ..plan import Plan
 from .calibration import CalibrationData
-from .capture import BlockInputs, capture_block_inputs, run_block
-from .families import check_sequence_length, family_of, find_blocks
+from .capture import BlockInputs, StopForward, capture_block_inputs, run_block
+from ..hf.families import check_sequence_length, family_of, find_layers
 from .layers import get_weight_2d, in_features, set_weight_2d
+from ..mask.calibration import InputStats
 from .refit import (
     UNIT_CRITERIA,
-    GramStats,
     UnitProblem,
     covariance,
     refit_weights,
     relative_error,
 )
-from .units import KINDS, BlockUnits, block_units, remove_units
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+from .units import KINDS, BlockUnits, block_units, remove_chosen, units_graph
 
 
 @dataclass(frozen=True)
-class StructuredConfig:
+class StructuredOneShotConfig:
     """How many FFN neurons and heads each block loses, how they are chosen and re-fitted.
 
     ``ffn_ratio`` / ``head_ratio``: fraction of each block's FFN neurons / attention heads
-    removed (with grouped-query attention the unit is a key/value group). ``criterion``:
+    removed (with grouped-query attention the unit is a key/value group). ``importance``:
     ``"wanda"`` (``||W[:, j]|| * ||X_j||`` summed over a unit's columns) or ``"obs"``
     (greedy Optimal Brain Surgeon: least output error after re-fitting, ``obs_rounds``
     batches). ``refit``: least-squares re-fit of the following projection's kept columns,
@@ -64,7 +61,7 @@ class StructuredConfig:
 
     ffn_ratio: float = 0.5
     head_ratio: float = 0.25
-    criterion: str = "wanda"
+    importance: str = "wanda"
     refit: bool = True
     bias_correction: bool = True
     damp: float = 0.1
@@ -73,35 +70,31 @@ class StructuredConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        where = "StructuredOneShotConfig"
         for name in ("ffn_ratio", "head_ratio"):
             r = getattr(self, name)
-            if _number(r) and r >= 1.0:
+            if isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 1.0:
                 what = "attention head" if name == "head_ratio" else "FFN neuron"
                 raise ConfigError(
-                    f"StructuredConfig: {name}={r!r} would remove every {what} of each block; "
+                    f"{where}: {name}={r!r} would remove every {what} of each block; "
                     f"it must be in [0, 1) (0.25 removes a quarter)")
-            if not _number(r) or not 0.0 <= r < 1.0:
-                raise ConfigError(f"StructuredConfig: {name} must be a number in [0, 1), "
-                                  f"got {r!r}")
-        if self.criterion not in UNIT_CRITERIA:
-            raise ConfigError(f"StructuredConfig: unknown criterion {self.criterion!r}; "
+            check_fraction(r, f"{where}: {name}")
+        if self.importance not in UNIT_CRITERIA:
+            raise ConfigError(f"{where}: unknown importance {self.importance!r}; "
                               f"choose one of {sorted(UNIT_CRITERIA)}")
         for name in ("refit", "bias_correction"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"StructuredConfig: {name} must be True or False, got "
-                                  f"{getattr(self, name)!r}")
-        if not _number(self.damp) or not 0.0 <= self.damp < 1.0:
-            raise ConfigError(f"StructuredConfig: damp must be in [0, 1), got {self.damp!r}; "
-                              "0.01 is typical")
+            check_bool(getattr(self, name), f"{where}: {name}")
+        check_number(self.damp, f"{where}: damp", minimum=0.0, below=1.0, hint="0.1 is typical")
         for name in ("obs_rounds", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"StructuredConfig: {name} must be a positive integer, "
-                                  f"got {v!r}")
+            check_int(getattr(self, name), f"{where}: {name}", minimum=1)
 
     def ratio(self, kind: str) -> float:
         """The ratio for ``"heads"`` or ``"ffn"``."""
         return self.head_ratio if kind == "heads" else self.ffn_ratio
+
+
+#: the former name (docs/large_models.md shows it)
+StructuredConfig = StructuredOneShotConfig
 
 
 @dataclass(frozen=True)
@@ -127,7 +120,7 @@ class UnitReport:
 class StructuredResult:
     """What a run did: per-block reports, the engine's plan, time; ``hidden`` on request."""
 
-    config: StructuredConfig
+    config: StructuredOneShotConfig
     layers: tuple[UnitReport, ...]
     plan: Plan | None
     seconds: float
@@ -138,21 +131,18 @@ class StructuredResult:
         return [r.kept for r in self.layers if r.kind == kind]
 
 
-class _Stop(Exception):
-    """Stops a block once the projection of interest has seen its input."""
-
-
 @torch.no_grad()
 def _gather(block: nn.Module, layer: nn.Module, inputs: BlockInputs,
-            device: torch.device) -> GramStats:
-    stats = GramStats(in_features(layer), device)
-    handle = stats.attach(layer, stop=_Stop)
+            device: torch.device) -> InputStats:
+    stats = InputStats(in_features(layer), hessian=True, mean=True, device=device,
+                       precision=torch.float64)
+    handle = stats.attach(layer, stop=StopForward)
     try:
         for b in range(len(inputs.hidden)):
             stats.token_mask = inputs.token_masks[b]
             try:
                 run_block(block, inputs, b)
-            except _Stop:
+            except StopForward:
                 pass
     finally:
         handle.remove()
@@ -161,7 +151,7 @@ def _gather(block: nn.Module, layer: nn.Module, inputs: BlockInputs,
 
 @torch.no_grad()
 def _prune_units(block: nn.Module, index: int, units: BlockUnits, inputs: BlockInputs,
-                 config: StructuredConfig, device: torch.device) -> tuple[UnitReport, list[int]]:
+                 config: StructuredOneShotConfig, device: torch.device) -> tuple[UnitReport, list[int]]:
     """Choose, re-fit and zero one block's heads or neurons; return the report and the choice."""
     t0 = time.perf_counter()
     layer = block.get_submodule(units.layer)
@@ -172,7 +162,7 @@ def _prune_units(block: nn.Module, index: int, units: BlockUnits, inputs: BlockI
     center = config.bias_correction and bias is not None
     problem = UnitProblem(weight, covariance(moment, mean) if center else moment,
                           units.columns.to(device), config.damp, config.obs_rounds)
-    chosen = UNIT_CRITERIA[config.criterion](problem, n_remove).tolist()
+    chosen = UNIT_CRITERIA[config.importance](problem, n_remove).tolist()
     columns = units.columns[chosen].reshape(-1).to(device)
     new_w, new_b = refit_weights(weight, moment, columns, damp=config.damp,
                                  mean=mean if center else None,
@@ -192,7 +182,7 @@ def _prune_units(block: nn.Module, index: int, units: BlockUnits, inputs: BlockI
     return report, sorted(chosen)
 
 
-def _warn_no_units(found: list[dict[str, BlockUnits]], config: StructuredConfig) -> None:
+def _warn_no_units(found: list[dict[str, BlockUnits]], config: StructuredOneShotConfig) -> None:
     for kind in KINDS:
         ratio = config.ratio(kind)
         sizes = [u[kind].n_units for u in found if kind in u]
@@ -203,7 +193,7 @@ def _warn_no_units(found: list[dict[str, BlockUnits]], config: StructuredConfig)
                           UserWarning, stacklevel=3)
 
 
-def prune_structured(model: nn.Module, data: CalibrationData, config: StructuredConfig, *,
+def prune_structured(model: nn.Module, data: CalibrationData, config: StructuredOneShotConfig, *,
                      return_hidden: bool = False) -> StructuredResult:
     """Remove FFN neurons and heads of every block of a Hugging Face ``model`` in place.
 
@@ -214,11 +204,11 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
         raise ConfigError(
             f"prune_structured needs CalibrationData (see calibration_from_tensors / "
             f"calibration_from_text), got {type(data).__name__}")
-    if not isinstance(config, StructuredConfig):
-        raise ConfigError(f"prune_structured needs a StructuredConfig, got "
+    if not isinstance(config, StructuredOneShotConfig):
+        raise ConfigError(f"prune_structured needs a StructuredOneShotConfig, got "
                           f"{type(config).__name__}")
     family = family_of(model)
-    blocks = find_blocks(model)
+    blocks = find_layers(model)
     check_sequence_length(model, data.seq_len)
     device = torch.device(config.device) if config.device is not None \
         else next(blocks[0].parameters()).device
@@ -227,13 +217,14 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
     model.eval()
     start = time.perf_counter()
     reports: list[UnitReport] = []
-    removed: dict[str, tuple[int, list[int]]] = {}
+    removed: dict[str, list[int]] = {}
     try:
-        found = block_units(model, blocks, example)
+        graph = units_graph(model, example)
+        found = block_units(model, blocks, graph)
         for index, units in enumerate(found):
             missing = [k for k in KINDS if config.ratio(k) > 0 and k not in units]
             if missing:
-                raise PrunekitError(
+                raise ConfigError(
                     f"block {index} of {type(model).__name__}: no prunable group of "
                     f"{missing[0]} found in its dependency graph; set that ratio to 0")
         _warn_no_units(found, config)
@@ -243,21 +234,20 @@ def prune_structured(model: nn.Module, data: CalibrationData, config: Structured
             home = next(block.parameters()).device
             block.to(device)
             for kind in KINDS:
-                units = found[index].get(kind)
-                if units is None or config.ratio(kind) == 0:
+                group_units = found[index].get(kind)
+                if group_units is None or config.ratio(kind) == 0:
                     continue
-                report, chosen = _prune_units(block, index, units, inputs, config, device)
+                report, chosen = _prune_units(block, index, group_units, inputs, config, device)
                 reports.append(report)
-                removed[units.group] = (units.n_units, chosen)
+                removed[group_units.group] = chosen
             with torch.no_grad():
                 inputs.hidden = [run_block(block, inputs, b) for b in range(len(inputs.hidden))]
             block.to(home)
-        plan = remove_units(model, example, removed) if any(u for _, u in removed.values()) \
-            else None
+        plan = remove_chosen(model, example, graph, removed) if any(removed.values()) else None
     except torch.OutOfMemoryError as exc:
-        raise PrunekitError(
+        raise DeviceMemoryError(
             f"out of memory on {device} during structured pruning: lower "
-            f"StructuredConfig(batch_size=...) or use fewer calibration sequences ({exc})"
+            f"StructuredOneShotConfig(batch_size=...) or use fewer calibration sequences ({exc})"
         ) from exc
     finally:
         model.train(was_training)

@@ -1,4 +1,4 @@
-"""Refine a prune-mask by swaps that lower the layer's reconstruction error; no weight update.
+"""Refine a keep-mask by swaps that lower the layer's reconstruction error; no weight update.
 
 For output row ``i`` let ``d_i = W_i * mask_i`` be the part of the row that pruning removes.
 On the calibration inputs ``X`` the row's output error is ``||X d_i||^2 / n = d_i^T H d_i``
@@ -22,15 +22,15 @@ from ..errors import ConfigError
 _REFRESH_EVERY = 16  # rounds between exact recomputations of H @ d (bounds rounding drift)
 
 
-def _check(weight: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
+def _check(weight: torch.Tensor, hessian: torch.Tensor, keep: torch.Tensor,
            nm: tuple[int, int] | None) -> None:
     cols = weight.shape[1]
-    if hessian.shape != (cols, cols) or pruned.shape != weight.shape \
-            or pruned.dtype != torch.bool:
+    if hessian.shape != (cols, cols) or keep.shape != weight.shape \
+            or keep.dtype != torch.bool:
         raise ConfigError(
             f"swap_refine: expected weight [out, in], hessian [in, in] and a bool mask like the "
             f"weight; got weight {tuple(weight.shape)}, hessian {tuple(hessian.shape)}, mask "
-            f"{tuple(pruned.shape)} {pruned.dtype}"
+            f"{tuple(keep.shape)} {keep.dtype}"
         )
     if nm is not None and cols % nm[1]:
         raise ConfigError(f"swap_refine: {cols} input features are not divisible by M={nm[1]}")
@@ -42,9 +42,9 @@ def _row_errors(weight: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tenso
 
 
 def reconstruction_error(weight: torch.Tensor, hessian: torch.Tensor,
-                         pruned: torch.Tensor) -> torch.Tensor:
-    """Per-row ``d^T H d`` of the weights a mask removes (True = pruned), in float64."""
-    return _row_errors(weight.double(), hessian.double(), pruned)
+                         keep: torch.Tensor) -> torch.Tensor:
+    """Per-row ``d^T H d`` of the weights a keep-mask removes (False = pruned), in float64."""
+    return _row_errors(weight.double(), hessian.double(), ~keep)
 
 
 def _best_unstructured(w: torch.Tensor, r: torch.Tensor, pruned: torch.Tensor,
@@ -91,8 +91,9 @@ def _refine_rows(w: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
     wwd = w * w * hessian.diagonal()
     tol = 1e-7 * wwd.sum(dim=1)
     pairs = None
+    m = 0 if nm is None else nm[1]
     if nm is not None:
-        g, m = w.shape[1] // nm[1], nm[1]
+        g = w.shape[1] // m
         blocks = torch.diagonal(hessian.view(g, m, g, m), dim1=0, dim2=2).permute(2, 0, 1)
         pairs = _pair_terms(w, blocks, m)
     ids = torch.arange(w.shape[0], device=w.device)
@@ -103,7 +104,7 @@ def _refine_rows(w: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
         if pairs is None:
             delta, grow, cut = _best_unstructured(w, r, pruned, hessian, wwd)
         else:
-            delta, grow, cut = _best_nm(w, r, pruned, pairs, wwd, nm[1])
+            delta, grow, cut = _best_nm(w, r, pruned, pairs, wwd, m)
         improves = delta < -tol
         if not bool(improves.any()):
             break
@@ -122,21 +123,21 @@ def _refine_rows(w: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor,
 
 
 @torch.no_grad()
-def swap_refine(weight: torch.Tensor, hessian: torch.Tensor, pruned: torch.Tensor, *,
+def swap_refine(weight: torch.Tensor, hessian: torch.Tensor, keep: torch.Tensor, *,
                 nm: tuple[int, int] | None = None, max_rounds: int = 100,
                 row_chunk: int = 2048) -> torch.Tensor:
-    """A new prune-mask (True = pruned) with lower or equal error in every row; see module doc.
+    """A new keep-mask (True = kept) with lower or equal error in every row; see module doc.
 
     ``weight`` is ``[out, in]``, ``hessian`` is ``X^T X / n`` of the layer's calibration
     inputs, ``nm=(N, M)`` keeps swaps inside groups of ``M``. At most ``max_rounds`` swaps per
     row; rows are processed ``row_chunk`` at a time to bound memory.
     """
-    _check(weight, hessian, pruned, nm)
+    _check(weight, hessian, keep, nm)
     dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
     h = hessian.to(device=weight.device, dtype=dtype)
-    out = pruned.clone()
+    out = ~keep
     for start in range(0, weight.shape[0], row_chunk):
         w = weight[start:start + row_chunk].to(dtype)
         out[start:start + row_chunk] = _refine_rows(w, h, out[start:start + row_chunk],
                                                     nm, max_rounds)
-    return out
+    return ~out

@@ -4,8 +4,9 @@ Both come from the structural engine, not from layer names: the dependency graph
 model (whole heads: ``split_units="outer"``; with grouped-query attention a unit is a
 key/value group and its query heads) gives, per block, the group of FFN neurons and the
 group of heads, and for each the *following projection* (down projection, attention output
-projection) with the input columns every unit owns. Removal replays the chosen units
-through :func:`prunekit.prune`, so every coupled tensor and attribute shrinks consistently.
+projection) with the input columns every unit owns. The chosen units are removed by the
+engine (:func:`prunekit.remove_units`) on that same graph, so every coupled tensor and
+attribute shrinks consistently.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..api import prune
-from ..errors import PrunekitError
+from ..engine import remove_units
+from ..errors import ConfigError
 from ..graph.dependency import DependencyGraph, Group
-from ..importance.base import GroupSlices, Importance
 from ..plan import Plan
 from .layers import prunable_layers
 
@@ -58,15 +58,19 @@ def _consumer(group: Group, prefix: str, layers: dict[str, nn.Module]
     return found[0] if len(found) == 1 else None
 
 
-def block_units(model: nn.Module, blocks: nn.ModuleList, example: torch.Tensor
+def units_graph(model: nn.Module, example: torch.Tensor) -> DependencyGraph:
+    """The dependency graph whose units are whole heads (key/value groups) and neurons."""
+    return DependencyGraph.build(model, example, split_units="outer")
+
+
+def block_units(model: nn.Module, blocks: nn.ModuleList, graph: DependencyGraph
                 ) -> list[dict[str, BlockUnits]]:
-    """Per block: ``{"heads": ..., "ffn": ...}`` found in the model's dependency graph.
+    """Per block: ``{"heads": ..., "ffn": ...}`` found in the model's :func:`units_graph`.
 
     A group belongs to a block when all its parameters live in it; its units are heads when
     each owns several columns of the following projection, neurons when each owns one.
     """
     names = {id(m): n for n, m in model.named_modules()}
-    graph = DependencyGraph.build(model, example, split_units="outer")
     found: list[dict[str, BlockUnits]] = []
     for index, block in enumerate(blocks):
         prefix = names[id(block)] + "."
@@ -82,7 +86,7 @@ def block_units(model: nn.Module, blocks: nn.ModuleList, example: torch.Tensor
                 continue
             kind = "heads" if consumer[1].shape[1] > 1 else "ffn"
             if kind in units:
-                raise PrunekitError(
+                raise ConfigError(
                     f"block {index} ({prefix[:-1]}) has two groups of {kind}: "
                     f"{units[kind].group!r} and {group.name!r}; structured one-shot pruning "
                     "expects one attention and one FFN per block")
@@ -91,39 +95,8 @@ def block_units(model: nn.Module, blocks: nn.ModuleList, example: torch.Tensor
     return found
 
 
-class _ChosenUnits(Importance):
-    """Scores 0 for the units to remove and 1 for the rest (a replay, not a criterion)."""
-
-    name = "llm-structured-choice"
-
-    def __init__(self, removed: dict[str, list[int]]) -> None:
-        self.removed = removed
-
-    def __call__(self, group: GroupSlices) -> torch.Tensor:
-        scores = torch.ones(group.n_units)
-        scores[self.removed.get(group.name, [])] = 0.0
-        return scores
-
-
-def _literal(pattern: str) -> str:
-    """A glob pattern that matches ``pattern`` literally."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in pattern)
-
-
-def remove_units(model: nn.Module, example: torch.Tensor,
-                 removed: dict[str, tuple[int, list[int]]]) -> Plan:
-    """Physically remove ``removed[group] = (n_units, unit indices)`` with the engine."""
-    todo = {name: units for name, (_, units) in removed.items() if units}
-    overrides = {_literal(name): len(removed[name][1]) / removed[name][0] for name in todo}
-    result = prune(model, example, ratio=0.0, importance=_ChosenUnits(todo),
-                   split_units="outer", overrides=overrides)
-    done = {g.name: sorted(g.removed) for g in result.plan.groups if g.removed}
-    want = {name: sorted(units) for name, units in todo.items()}
-    if done != want:
-        missing = sorted(set(want) ^ set(done)) or \
-            [n for n in want if want[n] != done.get(n)]
-        raise PrunekitError(
-            f"the structural engine did not remove the chosen units of {missing[:3]} "
-            f"(skipped: {result.skipped[:3]}); the model keeps those units zeroed in the "
-            "following projection, so its outputs are still those of the pruned model")
-    return result.plan
+def remove_chosen(model: nn.Module, example: torch.Tensor, graph: DependencyGraph,
+                  removed: dict[str, list[int]]) -> Plan:
+    """Physically remove ``removed[group name] = unit indices`` with the engine, on the graph
+    the units were found in (the model's weights may have changed, not its shapes)."""
+    return remove_units(model, example, removed, graph=graph).plan

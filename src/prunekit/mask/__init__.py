@@ -6,7 +6,9 @@
   :class:`prunekit.schedule.GradualPruner` grows sparsity during training;
 - :func:`finalize` bakes masks into weights; :func:`save_compressed` /
   :func:`load_compressed` store bitmask + non-zero values in safetensors;
-- :func:`accelerate_semi_structured` converts 2:4 Linear layers on GPU where measured faster.
+- :func:`accelerate_semi_structured` converts 2:4 Linear layers on GPU where measured faster;
+- :class:`InputStats`: statistics of a layer's calibration inputs (input norms, ``X^T X``),
+  shared with the one-shot methods of :mod:`prunekit.llm`.
 
 State-dict keys while masked: see :mod:`prunekit.mask.parametrization`.
 """
@@ -21,7 +23,7 @@ from .accelerate import (
     is_two_four,
     plan_semi_structured,
 )
-from .calibration import InputNormRecorder
+from .calibration import InputNormRecorder, InputStats
 from .checkpoint import load_compressed, load_compressed_into, save_compressed
 from .compute import nm_mask, prune_lowest, prune_lowest_global
 from .parametrization import (
@@ -50,6 +52,7 @@ __all__ = [
     "AccelerationReport",
     "Block",
     "InputNormRecorder",
+    "InputStats",
     "InputNormWeightedImportance",
     "LayerDecision",
     "MaskConfig",

@@ -68,8 +68,10 @@ class AccelerationReport:
         rows = [f"device: {self.device}; {self.message}", "",
                 "| layer | out×in | input | dense ms | 2:4 ms | speed-up | converted | reason |",
                 "|---|---|---|---:|---:|---:|---|---|"]
+        def fmt(v: float | None) -> str:
+            return "" if v is None else f"{v:.4f}"
+
         for d in self.layers:
-            fmt = (lambda v: "" if v is None else f"{v:.4f}")
             sp = "" if d.speedup is None else f"{d.speedup:.2f}×"
             rows.append(f"| {d.name} | {d.out_features}×{d.in_features} | "
                         f"{'' if d.input_shape is None else list(d.input_shape)} | "

@@ -18,6 +18,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +86,9 @@ def save_compressed(source: nn.Module | Mapping[str, torch.Tensor],
     return target
 
 
-def _decode(key: str, entry: Mapping[str, object], handle: object, where: str) -> torch.Tensor:
+def _decode(key: str, entry: Mapping[str, Any], handle: object, where: str) -> torch.Tensor:
     dtype = getattr(torch, str(entry["dtype"]))
-    shape = [int(s) for s in entry["shape"]]  # type: ignore[union-attr]
+    shape = [int(s) for s in entry["shape"]]
     if entry["encoding"] == "dense":
         return handle.get_tensor(f"dense/{key}")  # type: ignore[attr-defined]
     if entry["encoding"] != "sparse":

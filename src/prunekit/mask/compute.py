@@ -31,6 +31,19 @@ def prune_lowest(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     return keep.reshape(scores.shape)
 
 
+def prune_lowest_per_row(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Keep-mask of a 2-D ``scores`` with the ``count`` lowest entries of every row pruned."""
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if count > 0:
+        keep.scatter_(1, torch.argsort(scores, dim=1, stable=True)[:, :count], False)
+    return keep
+
+
+def prune_lowest_rows(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Keep-mask of a 2-D ``scores`` with the lowest ``sparsity`` fraction of each row pruned."""
+    return prune_lowest_per_row(scores, pruned_count(scores.shape[1], sparsity))
+
+
 def prune_lowest_global(scores: Mapping[str, torch.Tensor],
                         sparsity: float) -> dict[str, torch.Tensor]:
     """Keep-masks pruning the lowest ``sparsity`` fraction of all entries of all tensors."""
@@ -51,22 +64,25 @@ def prune_lowest_global(scores: Mapping[str, torch.Tensor],
     return out
 
 
-def nm_mask(scores: torch.Tensor, n: int, m: int, sparsity: float) -> torch.Tensor:
+def nm_mask(scores: torch.Tensor, n: int, m: int, sparsity: float | None = None) -> torch.Tensor:
     """N:M keep-mask along dim 1 (the input dimension) of ``scores``.
 
     In every run of ``m`` consecutive entries along dim 1 the ``m - n`` lowest are the
     candidates; the lowest ``sparsity * numel`` candidates are pruned, so at sparsity
-    ``(m - n) / m`` every run keeps exactly ``n``.
+    ``(m - n) / m`` (or ``None``) every run keeps exactly ``n``.
     """
     moved = scores.movedim(1, -1)
     groups = moved.reshape(-1, m)
     order = torch.argsort(groups, dim=1, stable=True)[:, : m - n]
-    candidates = groups.gather(1, order).reshape(-1)
-    k = pruned_count(scores.numel(), sparsity)
-    chosen = torch.zeros(candidates.shape, dtype=torch.bool, device=scores.device)
-    chosen[_lowest(candidates, k)] = True
     keep = torch.ones(groups.shape, dtype=torch.bool, device=scores.device)
-    keep.scatter_(1, order, ~chosen.reshape(order.shape))
+    k = order.numel() if sparsity is None else pruned_count(scores.numel(), sparsity)
+    if k >= order.numel():  # exact N:M: every candidate goes
+        keep.scatter_(1, order, False)
+    else:
+        candidates = groups.gather(1, order).reshape(-1)
+        chosen = torch.zeros(candidates.shape, dtype=torch.bool, device=scores.device)
+        chosen[_lowest(candidates, k)] = True
+        keep.scatter_(1, order, ~chosen.reshape(order.shape))
     return keep.reshape(moved.shape).movedim(-1, 1).contiguous()
 
 

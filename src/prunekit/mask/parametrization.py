@@ -22,6 +22,7 @@ created before or after masking keeps working.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -43,10 +44,15 @@ class WeightMask(nn.Module):
         return torch.where(self.mask, weight, weight.new_zeros(()))
 
 
+def _parametrizations(module: nn.Module) -> Any:
+    """``module.parametrizations`` (a ``ModuleDict`` of ``ParametrizationList``)."""
+    return module.parametrizations
+
+
 def _find(module: nn.Module, name: str) -> WeightMask | None:
     if not parametrize.is_parametrized(module, name):
         return None
-    for p in module.parametrizations[name]:  # type: ignore[union-attr]
+    for p in _parametrizations(module)[name]:
         if isinstance(p, WeightMask):
             return p
     return None
@@ -66,7 +72,7 @@ def get_mask(module: nn.Module, name: str = "weight") -> torch.Tensor | None:
 def original_parameter(module: nn.Module, name: str = "weight") -> torch.Tensor:
     """The unmasked parameter behind ``module.<name>`` (the parameter itself if unmasked)."""
     if parametrize.is_parametrized(module, name):
-        return module.parametrizations[name].original  # type: ignore[union-attr,return-value]
+        return _parametrizations(module)[name].original
     return getattr(module, name)
 
 
@@ -91,7 +97,7 @@ def masked_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
     for mod_name, module in model.named_modules():
         if not parametrize.is_parametrized(module):
             continue
-        for tensor_name in list(module.parametrizations.keys()):  # type: ignore[union-attr]
+        for tensor_name in list(_parametrizations(module).keys()):
             if _find(module, tensor_name) is not None:
                 yield mod_name, module, tensor_name
 
@@ -104,7 +110,7 @@ def remove_mask(module: nn.Module, name: str = "weight", bake: bool = True) -> N
     found = _find(module, name)
     if found is None:
         return
-    plist = module.parametrizations[name]  # type: ignore[union-attr]
+    plist = _parametrizations(module)[name]
     if bake:
         with torch.no_grad():
             original = plist.original
@@ -134,7 +140,7 @@ def finalized_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     replaced: dict[str, tuple[str, torch.Tensor]] = {}
     for mod_name, module, name in masked_modules(model):
         prefix = f"{mod_name}." if mod_name else ""
-        if len(module.parametrizations[name]) != 1:  # type: ignore[union-attr]
+        if len(_parametrizations(module)[name]) != 1:
             raise ConfigError(
                 f"{prefix}{name} carries other parametrizations besides its mask; "
                 "call prunekit.mask.finalize(model) and save model.state_dict() instead"

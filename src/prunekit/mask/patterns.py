@@ -3,8 +3,9 @@
 A pattern turns score tensors (one per weight, same shape, higher = more important) into
 boolean keep-masks at a requested sparsity:
 
-- :class:`Unstructured`: any element, ranked within each layer (``scope="local"``) or
-  across all layers together (``scope="global"``);
+- :class:`Unstructured`: any element, ranked within each layer (``scope="local"``),
+  across all layers together (``scope="global"``) or within each output row of a 2-D
+  weight (``scope="row"``: the same count in every row, as one-shot LLM pruning does);
 - :class:`NM`: at most ``m - n`` zeros in every run of ``m`` consecutive weights along the
   input dimension (dim 1, so for a conv the run is over input channels at one kernel
   position); at sparsity ``(m - n) / m`` it is exact N:M, below that only the lowest
@@ -23,30 +24,29 @@ from typing import Literal
 import torch
 
 from ..errors import ConfigError
+from ..validate import check_fraction, check_int
 from .compute import (
     block_scores,
     expand_blocks,
     nm_mask,
     prune_lowest,
     prune_lowest_global,
+    prune_lowest_rows,
 )
 
-Scope = Literal["local", "global"]
+Scope = Literal["local", "global", "row"]
 
 
 def check_sparsity(value: float, where: str) -> float:
     """Return ``value`` as a float if it lies in ``[0, 1)``, else raise :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ConfigError(
-            f"{where}: sparsity must be a number in [0, 1), got {value!r}; "
-            "0.9 means 90% of the weights are zero"
-        )
-    return float(value)
+    return check_fraction(value, f"{where}: sparsity",
+                          hint="0.9 means 90% of the weights are zero")
 
 
-def _check_scope(scope: str, what: str) -> None:
-    if scope not in ("local", "global"):
-        raise ConfigError(f"{what}: scope must be 'local' or 'global', got {scope!r}")
+def _check_scope(scope: str, what: str, allowed: tuple[str, ...] = ("local", "global")) -> None:
+    if scope not in allowed:
+        raise ConfigError(f"{what}: scope must be {' or '.join(map(repr, allowed))}, "
+                          f"got {scope!r}")
 
 
 class Pattern(ABC):
@@ -76,17 +76,26 @@ class Pattern(ABC):
 
 @dataclass(frozen=True)
 class Unstructured(Pattern):
-    """Individual weights, ranked per layer or globally."""
+    """Individual weights, ranked per layer, globally, or per output row."""
 
     scope: Scope = "local"
 
     def __post_init__(self) -> None:
-        _check_scope(self.scope, "Unstructured")
+        _check_scope(self.scope, "Unstructured", ("local", "global", "row"))
+
+    def check_shape(self, name: str, shape: torch.Size) -> None:
+        if self.scope == "row" and len(shape) != 2:
+            raise ConfigError(f"row-wise sparsity needs a 2-D weight [out, in], but {name!r} "
+                              f"has shape {tuple(shape)}; ignore this layer")
 
     def masks(self, scores: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
         sparsity = self._check_target(sparsity)
         if self.scope == "global":
             return prune_lowest_global(scores, sparsity)
+        if self.scope == "row":
+            for name, s in scores.items():
+                self.check_shape(name, s.shape)
+            return {name: prune_lowest_rows(s, sparsity) for name, s in scores.items()}
         return {name: prune_lowest(s, sparsity) for name, s in scores.items()}
 
 
@@ -99,8 +108,7 @@ class NM(Pattern):
 
     def __post_init__(self) -> None:
         for field_name, value in (("n", self.n), ("m", self.m)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"NM: {field_name} must be a positive integer, got {value!r}")
+            check_int(value, f"NM: {field_name}", minimum=1)
         if self.n >= self.m:
             raise ConfigError(
                 f"NM: n ({self.n}) must be smaller than m ({self.m}); n weights of every m "
@@ -120,10 +128,15 @@ class NM(Pattern):
         if shape[1] % self.m:
             raise ConfigError(
                 f"{self.n}:{self.m} sparsity runs along the input dimension (dim 1), but "
-                f"{name!r} has shape {tuple(shape)} and {shape[1]} is not divisible by "
-                f"{self.m}; ignore this layer (MaskConfig(ignore=...)) or pick m dividing "
+                f"{name!r} has {shape[1]} input features (shape {tuple(shape)}), not divisible "
+                f"by {self.m}; ignore this layer (ignore=[...]) or pick an m that divides "
                 f"{shape[1]}"
             )
+
+    @property
+    def text(self) -> str:
+        """The pattern as command lines and recipes write it (``"2:4"``)."""
+        return f"{self.n}:{self.m}"
 
     def masks(self, scores: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
         sparsity = self._check_target(sparsity)
@@ -166,3 +179,18 @@ class Block(Pattern):
             kept = {name: prune_lowest(t, sparsity) for name, t in tiles.items()}
         return {name: expand_blocks(kept[name], self.shape, s.shape)
                 for name, s in scores.items()}
+
+
+def pattern_from_text(text: str, where: str = "pattern",
+                      unstructured: Pattern | None = None) -> Pattern:
+    """``"unstructured"`` -> ``unstructured`` (default :class:`Unstructured`), ``"N:M"`` ->
+    :class:`NM`; anything else is a :class:`ConfigError` that names ``where``."""
+    if text == "unstructured":
+        return unstructured if unstructured is not None else Unstructured()
+    parts = text.split(":") if isinstance(text, str) else []
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        n, m = int(parts[0]), int(parts[1])
+        if 1 <= n < m:
+            return NM(n, m)
+    raise ConfigError(f"{where}: pattern must be 'unstructured' or 'N:M' with 1 <= N < M "
+                      f"(e.g. '2:4', '4:8'), got {text!r}")

@@ -40,7 +40,13 @@ class InputNormWeightedImportance(NormalizedImportance):
                 f"input-norm-weighted importance needs input norms for {group.name!r}; "
                 "pass a calibrate function that runs the model on calibration data"
             )
-        return as_float(group.members[0].tensor).abs() * as_float(norm)
+        return wanda_scores(group.members[0].tensor, norm)
+
+
+def wanda_scores(weight: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor:
+    """Wanda importance ``|W_ij| * ||X_j||_2``; ``input_norm`` broadcasts against ``weight``
+    (see :func:`expand_input_norm` for a per-input norm of a weight ``[out, in, ...]``)."""
+    return as_float(weight).abs() * as_float(input_norm).to(weight.device)
 
 
 def resolve_element_importance(spec: str | Importance,
@@ -65,6 +71,8 @@ def expand_input_norm(shape: torch.Size, norm: torch.Tensor, groups: int = 1) ->
             f"input norm has {norm.numel()} entries but the weight of shape {tuple(shape)} "
             f"with groups={groups} reads {in_per_group * groups} inputs"
         )
+    if groups == 1:  # a broadcast view, no copy
+        return norm.reshape((1, in_per_group) + (1,) * (len(shape) - 2)).expand(shape)
     per_group = norm.reshape(groups, in_per_group)
     rows = per_group.repeat_interleave(out_dim // groups, dim=0)  # [out, in/groups]
     return rows.reshape(rows.shape + (1,) * (len(shape) - 2)).expand(shape)

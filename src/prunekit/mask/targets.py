@@ -66,7 +66,7 @@ def maskable_targets(model: nn.Module,
     """
     found: dict[str, MaskTarget] = {}
     for name, module in model.named_modules():
-        if not isinstance(module, tuple(layer_types)):
+        if not any(isinstance(module, kind) for kind in layer_types):
             continue
         if any(fnmatchcase(name, pattern) for pattern in ignore):
             continue

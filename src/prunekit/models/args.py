@@ -17,14 +17,14 @@ import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ConfigError
 
 __all__ = ["Args", "Parameters", "Scalar", "format_args", "merge_args", "parse_assignment",
            "parse_query", "parse_value"]
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 #: arguments in the order given, as ``((key, value), ...)`` (hashable, for frozen specs)
 Args = tuple[tuple[str, Scalar], ...]
 
@@ -72,7 +72,9 @@ def parse_assignment(text: str, *, where: str = "model argument") -> tuple[str, 
 
 def _split(query: str) -> list[str]:
     """Split at commas outside quotes."""
-    parts, current, quote = [], [], ""
+    parts: list[str] = []
+    current: list[str] = []
+    quote = ""
     for char in query:
         if quote:
             quote = "" if char == quote else quote

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, ModelLoadError, PrunekitError
 from .args import Args, Parameters, format_args
 from .weights import Misfit, misfit_error
 
@@ -107,6 +107,6 @@ def load_hf_folder(path: str | os.PathLike[str], args: Args = ()) -> tuple[nn.Mo
     except PrunekitError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise PrunekitError(f"building the Hugging Face model in {str(folder)!r} failed: "
-                            f"{_first_line(exc)}") from None
+        raise ModelLoadError(f"building the Hugging Face model in {str(folder)!r} failed: "
+                             f"{_first_line(exc)}") from None
     return model.eval(), params

@@ -13,15 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, ModelLoadError, UntrustedPickleError
 
 __all__ = ["PICKLE_SUFFIXES", "UntrustedPickleError", "load_pickled_model", "refusal"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
-
-
-class UntrustedPickleError(PrunekitError):
-    """A file needs unpickling (which can run arbitrary code) and was not trusted."""
 
 
 def refusal(path: str | os.PathLike[str], what: str) -> UntrustedPickleError:
@@ -42,8 +38,8 @@ def load_pickled_model(path: str | os.PathLike[str], *, trust_pickle: bool = Fal
     try:
         model = torch.load(source, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a trusted pickle may still be broken
-        raise PrunekitError(f"{str(source)!r} could not be unpickled: {type(exc).__name__}: "
-                            f"{exc}") from None
+        raise ModelLoadError(f"{str(source)!r} could not be unpickled: {type(exc).__name__}: "
+                             f"{exc}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{str(source)!r} holds a {type(model).__name__}, not a "
                           "torch.nn.Module")

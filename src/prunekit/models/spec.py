@@ -30,7 +30,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, ModelLoadError, PrunekitError
 from .args import Args, Parameters, Scalar, format_args, merge_args, parse_query
 from .pickled import PICKLE_SUFFIXES, load_pickled_model
 
@@ -202,7 +202,7 @@ def _construct(spec: ModelSpec, fn: Callable[..., Any]) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - constructors may raise anything
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise PrunekitError(f"building {spec.text} failed: {type(exc).__name__}: {first}") \
+        raise ModelLoadError(f"building {spec.text} failed: {type(exc).__name__}: {first}") \
             from None
 
 
@@ -256,8 +256,8 @@ def _imported(path_text: str, what: str) -> Iterator[ModuleType]:
         try:
             spec.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
-            raise PrunekitError(f"importing {path_text!r} failed: {type(exc).__name__}: "
-                                f"{exc}") from None
+            raise ModelLoadError(f"importing {path_text!r} failed: {type(exc).__name__}: "
+                                 f"{exc}") from None
         yield module
     finally:
         sys.modules.pop(module_name, None)
@@ -284,7 +284,7 @@ def _file_model(spec: ModelSpec) -> tuple[nn.Module, Parameters]:
         try:
             model = fn(**spec.kwargs)
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
-            raise PrunekitError(f"{where}() failed: {type(exc).__name__}: {exc}") from None
+            raise ModelLoadError(f"{where}() failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{where}() returned {type(model).__name__}, not a torch.nn.Module")
     return model, params

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, ModelLoadError, WeightsMisfitError
 from .pickled import refusal
 
 __all__ = ["Misfit", "WeightsMisfitError", "head_only", "head_width", "load_state", "load_weights",
@@ -132,16 +132,6 @@ def _extra_prefix(longer: Sequence[str], shorter: Sequence[str]) -> str | None:
     return None
 
 
-class WeightsMisfitError(PrunekitError):
-    """Weights that do not fit the model: ``misfit`` says how, ``source`` names the file and
-    ``classes`` is the model's class count, when known."""
-
-    def __init__(self, message: str, misfit: Misfit, source: str,
-                 classes: int | None = None) -> None:
-        super().__init__(message)
-        self.misfit = misfit
-        self.source = source
-        self.classes = classes
 
 
 def head_only(file_classes: int, model_classes: int) -> str:
@@ -183,7 +173,7 @@ def read_state_dict(path: str | os.PathLike[str], *,
         try:
             return load_file(str(source))
         except (SafetensorError, OSError) as exc:
-            raise PrunekitError(f"{str(source)!r} is not a valid safetensors file: {exc}") \
+            raise ModelLoadError(f"{str(source)!r} is not a valid safetensors file: {exc}") \
                 from None
     if source.suffix not in (".pt", ".pth", ".bin"):
         raise ConfigError(f"weights file {str(source)!r}: use .safetensors, or a .pt/.pth "
@@ -197,11 +187,11 @@ def read_state_dict(path: str | os.PathLike[str], *,
             state = torch.load(source, map_location="cpu", weights_only=False)
             if isinstance(state, nn.Module):
                 state = state.state_dict()
-    except PrunekitError:
+    except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds of errors
-        raise PrunekitError(f"{str(source)!r} could not be read as a plain state dict "
-                            f"({type(exc).__name__}); save a state_dict or use safetensors") \
+        raise ModelLoadError(f"{str(source)!r} could not be read as a plain state dict "
+                             f"({type(exc).__name__}); save a state_dict or use safetensors") \
             from None
     if not isinstance(state, dict):
         raise ConfigError(f"{str(source)!r} holds a {type(state).__name__}, not a state dict")

@@ -42,7 +42,7 @@ class OnnxModel(nn.Module):
         for name, module in modules.items():
             self.add_module(name, module)
         self.constant_outputs = list(constant_outputs)
-        for k, (name, tensor) in enumerate(constant_outputs.items()):
+        for k, tensor in enumerate(constant_outputs.values()):
             self.register_buffer(f"output_constant{k}", tensor)
         self.conversion: dict[str, Any] | None = None
 

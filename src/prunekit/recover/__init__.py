@@ -22,7 +22,8 @@ from .sensitivity import SensitivityConfig, SensitivityResult, analyze_sensitivi
 
 __all__ = ["Allocation", "BudgetSearch", "BudgetTrial", "CostModel", "DistributedConfig",
            "DistributedResult", "GroupLatency", "IterativeConfig", "IterativeResult",
-           "LatencyTable", "LayerFit", "ReconstructResult", "SensitivityConfig", "SensitivityResult", "StepRecord", "allocate",
+           "LatencyTable", "LayerFit", "ReconstructResult", "SensitivityConfig",
+           "SensitivityResult", "StepRecord", "allocate",
            "analyze_sensitivity", "compose_plans", "finetune_on_rank", "iterative_prune",
            "median_timer", "reconstruct", "save_sensitivity_plot", "search_budget", "sensitivity_png",
            "spawn_finetune", "uniform_sensitivity", "weights_digest"]

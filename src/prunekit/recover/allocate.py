@@ -4,10 +4,11 @@ least metric.
 MACs and parameters are predicted from the dependency graph (no surgery); latency from a
 measured :class:`.latency.LatencyTable`. Metric losses come from the sensitivity curves
 (:mod:`.sensitivity`; :func:`uniform_sensitivity` is a prior when none were measured), made
-monotone and interpolated on a grid of ``step``. A greedy walk repeatedly takes the move (one group to a higher ratio) with the
-smallest predicted loss per unit of cost saved until the target is met, then lowers any
-group it can while the target still holds. Group losses are assumed additive. With
-``round_fast=True`` every ratio is lowered so its kept count is a fast size of the table.
+monotone and interpolated on a grid of ``step``. A greedy walk repeatedly takes the move (one
+group to a higher ratio) with the smallest predicted loss per unit of cost saved until the
+target is met, then lowers any group it can while the target still holds. Group losses are
+assumed additive. With ``round_fast=True`` every ratio is lowered so its kept count is a fast
+size of the table.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class CostModel:
         self.table = latency_table
         self.graph = DependencyGraph.build(model, example_inputs, ignore=base.ignore)
         self.groups = list(self.graph.groups)
-        self._scores = {g.id: torch.zeros(g.n_units) for g in self.groups}
+        self._scores = {g.name: torch.zeros(g.n_units) for g in self.groups}
         self.base_cost = self.cost({})
 
     def config(self, ratios: dict[str, float]) -> PruneConfig:
@@ -155,14 +156,14 @@ def allocate(model: nn.Module, example_inputs: Any, sensitivity: SensitivityResu
     the target is out of reach, every group ends at the largest measured ratio (for a
     latency target a ``RuntimeWarning`` says so).
     """
-    targets = {"macs": macs_reduction, "params": params_reduction,
+    targets: dict[Metric, float | None] = {"macs": macs_reduction, "params": params_reduction,
                "latency": latency_reduction if latency_ms is None else latency_ms}
     if sum(v is not None for v in targets.values()) != 1 or (
             latency_reduction is not None and latency_ms is not None):
         raise ConfigError("allocate needs exactly one target: macs_reduction=..., "
                           "params_reduction=..., latency_reduction=... or latency_ms=... "
                           "(e.g. macs_reduction=10.0)")
-    metric: Metric = next(k for k, v in targets.items() if v is not None)  # type: ignore[assignment]
+    metric: Metric = next(k for k, v in targets.items() if v is not None)
     if latency_table is None and costs is not None:
         latency_table = costs.table
     if round_fast and latency_table is None:

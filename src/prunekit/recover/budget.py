@@ -70,7 +70,8 @@ def search_budget(model: nn.Module, example_inputs: Any, val_loader: Iterable[An
     result = BudgetSearch(None, None, None)
 
     def attempt(target: float) -> bool:
-        kwargs = {"macs_reduction" if metric == "macs" else "params_reduction": target}
+        kwargs: dict[str, Any] = {
+            "macs_reduction" if metric == "macs" else "params_reduction": target}
         alloc = allocate(model, example_inputs, sensitivity, costs=costs, **kwargs)
         candidate = copy.deepcopy(model)
         prune(candidate, example_inputs, config=alloc.config)

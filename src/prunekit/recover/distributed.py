@@ -30,7 +30,8 @@ from safetensors.torch import load_model
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..errors import ConfigError, PlanError
+from ..errors import PlanError
+from ..validate import check_choice, check_int
 from ..files import atomic_write_text
 from ..plan import Plan
 from ..serialization import PLAN, WEIGHTS, save_pruned
@@ -52,17 +53,10 @@ class DistributedConfig:
     threads_per_rank: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.world_size, int) or self.world_size < 1:
-            raise ConfigError(f"DistributedConfig.world_size must be an integer >= 1, got "
-                              f"{self.world_size!r}")
-        if self.backend not in ("gloo", "nccl"):
-            raise ConfigError(f"DistributedConfig.backend must be 'gloo' (CPU) or 'nccl', got "
-                              f"{self.backend!r}")
-        for name in ("batch_size", "threads_per_rank"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"DistributedConfig.{name} must be an integer >= 1, got "
-                                  f"{value!r}")
+        for name in ("world_size", "batch_size", "threads_per_rank"):
+            check_int(getattr(self, name), f"DistributedConfig.{name}", minimum=1)
+        check_choice(self.backend, "DistributedConfig.backend", ("gloo", "nccl"),
+                     hint="gloo on CPU")
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""
@@ -148,8 +142,8 @@ def finetune_on_rank(build_model: Callable[[], nn.Module], checkpoint: str | Pat
     if rank == 0:
         load_model(model, str(source / WEIGHTS), strict=True)
     ddp = nn.parallel.DistributedDataParallel(model)  # broadcasts rank 0's weights
-    sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=config.seed)
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        train_data, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     train = _EpochSampled(DataLoader(train_data, batch_size=config.batch_size,
                                      sampler=sampler), sampler)
     val = DataLoader(val_data, batch_size=256)
@@ -176,7 +170,8 @@ def _spawned(rank: int, init_file: str, args: tuple[Any, ...], config: Distribut
     dist.init_process_group(config.backend, init_method=f"file://{init_file}", rank=rank,
                             world_size=config.world_size)
     try:
-        finetune_on_rank(*args, config)
+        run: Callable[..., Any] = finetune_on_rank
+        run(*args, config)
     finally:
         dist.destroy_process_group()
 

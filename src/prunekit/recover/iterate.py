@@ -34,6 +34,7 @@ from ..plan import Plan
 from ..serialization import load_pruned, save_pruned
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig, MetricFn, accuracy, evaluate, finetune
+from ..validate import check_choice, check_int, check_number
 from .compose import compose_plans
 from .reconstruct import DAMP, reconstruct
 
@@ -77,31 +78,18 @@ class IterativeConfig:
 
     def __post_init__(self) -> None:
         where = "IterativeConfig"
-        if not isinstance(self.reconstruct_batches, int) or self.reconstruct_batches < 0:
-            raise ConfigError(f"{where}.reconstruct_batches must be an integer >= 0, got "
-                              f"{self.reconstruct_batches!r}")
-        if not isinstance(self.reconstruct_damp, (int, float)) or not self.reconstruct_damp > 0:
-            raise ConfigError(f"{where}.reconstruct_damp must be > 0, got "
-                              f"{self.reconstruct_damp!r}")
-        if not isinstance(self.target, (int, float)) or self.target < 1:
-            raise ConfigError(f"{where}.target must be >= 1 (times fewer), got {self.target!r}")
-        if self.budget is not None and (not isinstance(self.budget, (int, float))
-                                        or not self.budget >= 0):
-            raise ConfigError(f"{where}.budget must be >= 0 in metric units (0.005 = half a "
-                              f"point of accuracy) or None, got {self.budget!r}")
-        if self.metric not in ("macs", "params"):
-            raise ConfigError(f"{where}.metric must be 'macs' or 'params', got {self.metric!r}")
-        if not isinstance(self.min_step_factor, (int, float)) or self.min_step_factor <= 1:
-            raise ConfigError(f"{where}.min_step_factor must be > 1, got {self.min_step_factor!r}")
-        if not isinstance(self.step_factor, (int, float)) or self.step_factor < self.min_step_factor:
-            raise ConfigError(f"{where}.step_factor must be >= min_step_factor "
-                              f"({self.min_step_factor}), got {self.step_factor!r}")
-        if not isinstance(self.shrink, (int, float)) or not 0 < self.shrink < 1:
-            raise ConfigError(f"{where}.shrink must be in (0, 1), got {self.shrink!r}")
-        if not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ConfigError(f"{where}.max_steps must be an integer >= 1, got {self.max_steps!r}")
-        if self.mode not in ("max", "min"):
-            raise ConfigError(f"{where}.mode must be 'max' or 'min', got {self.mode!r}")
+        check_int(self.reconstruct_batches, f"{where}.reconstruct_batches", minimum=0)
+        check_number(self.reconstruct_damp, f"{where}.reconstruct_damp", above=0.0)
+        check_number(self.target, f"{where}.target", minimum=1.0, hint="times fewer")
+        check_number(self.budget, f"{where}.budget", minimum=0.0, optional=True,
+                     hint="in metric units (0.005 = half a point of accuracy)")
+        check_choice(self.metric, f"{where}.metric", ("macs", "params"))
+        check_number(self.min_step_factor, f"{where}.min_step_factor", above=1.0)
+        check_number(self.step_factor, f"{where}.step_factor", minimum=self.min_step_factor,
+                     hint="at least min_step_factor")
+        check_number(self.shrink, f"{where}.shrink", above=0.0, below=1.0)
+        check_int(self.max_steps, f"{where}.max_steps", minimum=1)
+        check_choice(self.mode, f"{where}.mode", ("max", "min"))
         if not isinstance(self.finetune, FinetuneConfig):
             raise ConfigError(f"{where}.finetune must be a FinetuneConfig")
 
@@ -150,7 +138,8 @@ def _default_step(config: IterativeConfig) -> StepConfigFn:
     key = "flops_reduction" if config.metric == "macs" else "params_reduction"
 
     def step(model: nn.Module, factor: float) -> PruneConfig:
-        return PruneConfig(scope="global", **{key: factor})
+        target: dict[str, Any] = {key: factor}
+        return PruneConfig(scope="global", **target)
     return step
 
 

@@ -356,7 +356,8 @@ def _grid(units: int, points: int, multiple: int) -> list[int]:
 
 def _points(sizes: list[int], points: int, multiple: int) -> list[tuple[int, float]]:
     """(kept total, ratio) for each grid count below the full count of a group key."""
-    total, out = sum(sizes), []
+    total = sum(sizes)
+    out: list[tuple[int, float]] = []
     config = PruneConfig(ratio=0.0)
     for target in _grid(total, points, multiple)[:-1]:
         ratio = (total - target) / total
@@ -373,7 +374,7 @@ class _Sweep:
                  ignore: tuple[str, ...], timer: Timer) -> None:
         self.model, self.inputs, self.ignore, self.timer = model, example_inputs, ignore, timer
         self.graph = DependencyGraph.build(model, example_inputs, ignore=ignore)
-        self.scores = {g.id: torch.zeros(g.n_units) for g in self.graph.groups}
+        self.scores = {g.name: torch.zeros(g.n_units) for g in self.graph.groups}
         self.calls, self.out = record_calls(model, example_inputs)
         self.base: dict[str, list[float]] = {}  # dense samples per call
 
@@ -392,7 +393,7 @@ class _Sweep:
             config = PruneConfig(ratio=0.0, ignore=self.ignore, verify=False,
                                  overrides={glob.escape(key): grid[j][1]})
             selection = select_local(self.graph.groups, self.scores, config, 0.0)
-            plan = build_plan(self.model, self.graph, self.graph.groups, selection, config)
+            plan = build_plan(self.model, self.graph, selection, config.settings())
             pruned = apply_plan(copy.deepcopy(self.model), plan, check=False)
             calls, out = record_calls(pruned, self.inputs)
             if out != self.out or calls.keys() != self.calls.keys():

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, NumericalError
 from ..graph.trace import as_args
 from ..plan import Plan
 from ..runtime import eval_mode
@@ -62,7 +62,7 @@ class _Reached(BaseException):
     model's own ``except Exception`` does not swallow it)."""
 
 
-def input_patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def input_patches(layer: Any, x: torch.Tensor) -> torch.Tensor:
     """Rows of the layer's input that its weight (flattened to ``[out, d]``) multiplies."""
     if isinstance(layer, nn.Linear):
         return x.reshape(-1, x.shape[-1])
@@ -82,7 +82,7 @@ def input_patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
-def _outputs(layer: nn.Module, y: torch.Tensor) -> torch.Tensor:
+def _outputs(layer: Any, y: torch.Tensor) -> torch.Tensor:
     """Rows of the layer's output, one column per output channel."""
     if isinstance(layer, nn.Linear):
         return y.reshape(-1, y.shape[-1])
@@ -151,7 +151,7 @@ def _default_layers(pruned: nn.Module, plan: Plan) -> list[str]:
     return layers
 
 
-def _kept_rows(name: str, dense_layer: nn.Module, pruned_layer: nn.Module, plan: Plan
+def _kept_rows(name: str, dense_layer: Any, pruned_layer: Any, plan: Plan
                ) -> torch.Tensor:
     removed = set(plan.tensors.get(f"{name}.weight", {}).get(0, []))
     kept = [i for i in range(dense_layer.weight.shape[0]) if i not in removed]
@@ -162,7 +162,7 @@ def _kept_rows(name: str, dense_layer: nn.Module, pruned_layer: nn.Module, plan:
     return torch.as_tensor(kept, dtype=torch.long)
 
 
-def _fit(name: str, dense_layer: nn.Module, pruned_layer: nn.Module, rows: torch.Tensor,
+def _fit(name: str, dense_layer: Any, pruned_layer: Any, rows: torch.Tensor,
          dense: nn.Module, pruned: nn.Module, batches: list[Any], damp: float) -> LayerFit:
     weight = pruned_layer.weight
     bias = pruned_layer.bias
@@ -195,8 +195,8 @@ def _fit(name: str, dense_layer: nn.Module, pruned_layer: nn.Module, rows: torch
     system = gram + ridge * torch.eye(width, dtype=gram.dtype)
     chol, info = torch.linalg.cholesky_ex(system)
     if int(info) != 0:
-        raise PrunekitError(f"layer {name!r}: the calibration inputs are degenerate even with "
-                            f"damping {damp:g}; raise damp or pass more calibration batches")
+        raise NumericalError(f"layer {name!r}: the calibration inputs are degenerate even with "
+                             f"damping {damp:g}; raise damp or pass more calibration batches")
     solved = torch.cholesky_solve(cross + ridge * current.t(), chol).t()
     before, after = error(current), error(solved)
     if after > before:  # cannot happen in exact arithmetic; keep the layer if rounding says so

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import PrunekitError
+from ..errors import ReportError
 
 __all__ = ["SCHEMA", "VERSION", "ReportError", "check_sensitivity", "validate_report"]
 
@@ -21,10 +21,6 @@ _LAYER = ("group", "modules", "units_before", "units_after")
 _POINT = ("label", "stage", "macs", "params", "metric")
 _FACTOR = ("name", "kind", "rank", "params_before", "params_after", "macs_before", "macs_after",
            "error", "energy", "ms_dense", "ms", "reason")
-
-
-class ReportError(PrunekitError):
-    """A report file is missing, unreadable, or does not follow the schema."""
 
 
 def _require(obj: Any, keys: tuple[str, ...], where: str) -> None:

@@ -18,11 +18,11 @@ from .base import (
 from .discrete import OneShotSchedule, StepSchedule
 from .gradual import CubicSchedule, ExponentialSchedule, GradualSchedule, LinearSchedule
 from .pruner import GradualPruner
-from .structured import StructuredConfig, StructuredGradualPruner
+from .structured import StructuredConfig, StructuredGradualConfig, StructuredGradualPruner
 
 __all__ = [
     "CubicSchedule", "ExponentialSchedule", "GradualPruner", "GradualSchedule",
     "LinearSchedule", "OneShotSchedule", "Schedule", "StepSchedule", "StructuredConfig",
-    "StructuredGradualPruner", "available_schedules",
+    "StructuredGradualConfig", "StructuredGradualPruner", "available_schedules",
     "get_schedule", "register_schedule", "schedule_from_dict",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import ConfigError
+from .. import validate
 from ..registry import Registry
 
 S = TypeVar("S", bound="Schedule")
@@ -61,7 +62,8 @@ def available_schedules() -> list[str]:
 def get_schedule(name: str, **options: Any) -> Schedule:
     """Build the schedule registered as ``name`` from its fields."""
     cls = _REGISTRY.get(name)
-    known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    known: set[str] = ({f.name for f in dataclasses.fields(cls)}
+                       if dataclasses.is_dataclass(cls) else set())
     unknown = sorted(set(options) - known) if known else []
     if unknown:
         raise ConfigError(f"schedule {name!r} has no option(s) {unknown}; "
@@ -80,15 +82,11 @@ def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
 
 def check_step(value: object, what: str, where: str, minimum: int = 0) -> int:
     """Return ``value`` if it is an integer ``>= minimum``, else raise :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"schedule {where!r}: {what} must be an integer >= {minimum} "
-                          f"(counted in optimizer steps), got {value!r}")
-    return value
+    return validate.check_int(value, f"schedule {where!r}: {what}", minimum=minimum,
+                              hint="steps are counted in optimizer steps")
 
 
 def check_fraction(value: object, what: str, where: str) -> float:
     """Return ``value`` as a float if it lies in ``[0, 1)``, else raise :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ConfigError(f"schedule {where!r}: {what} must be a number in [0, 1), got "
-                          f"{value!r}; 0.9 means 90% of the weights are zero")
-    return float(value)
+    return validate.check_fraction(value, f"schedule {where!r}: {what}",
+                                   hint="0.9 means 90% of the weights are zero")

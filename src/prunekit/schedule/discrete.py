@@ -22,15 +22,15 @@ class OneShotSchedule(Schedule):
         check_step(self.step, "step", self.name)
 
     @property
-    def start(self) -> int:
+    def start(self) -> int:  # type: ignore[override]
         return self.step
 
     @property
-    def end(self) -> int:
+    def end(self) -> int:  # type: ignore[override]
         return self.step
 
     @property
-    def final_sparsity(self) -> float:
+    def final_sparsity(self) -> float:  # type: ignore[override]
         return self.sparsity
 
     def is_update_step(self, step: int) -> bool:
@@ -77,15 +77,15 @@ class StepSchedule(Schedule):
                            tuple((int(s), float(v)) for s, v in pairs))
 
     @property
-    def start(self) -> int:
+    def start(self) -> int:  # type: ignore[override]
         return self.milestones[0][0]
 
     @property
-    def end(self) -> int:
+    def end(self) -> int:  # type: ignore[override]
         return self.milestones[-1][0]
 
     @property
-    def final_sparsity(self) -> float:
+    def final_sparsity(self) -> float:  # type: ignore[override]
         return self.milestones[-1][1]
 
     def is_update_step(self, step: int) -> bool:

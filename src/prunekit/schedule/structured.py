@@ -5,7 +5,7 @@
     pruner = StructuredGradualPruner(model, example_inputs,
                                      CubicSchedule(final_sparsity=0.5, start=50, end=500,
                                                    frequency=25),
-                                     StructuredConfig(regularization="group_lasso"))
+                                     StructuredGradualConfig(regularization="group_lasso"))
     for x, y in batches:
         optimizer.zero_grad()
         loss = loss_fn(model(x), y) + pruner.regularization_loss()
@@ -18,13 +18,12 @@ The units are those of :class:`prunekit.DependencyGraph` groups: removing output
 *k* of a conv also removes the matching BatchNorm entries and input channel *k* of every
 consumer. A masked unit has every coupled parameter slice set to zero after each step, so
 the soft-masked model computes exactly what the pruned model will; :meth:`finalize` then
-removes exactly the masked units with :func:`prunekit.apply_plan`. State-dict keys never
+removes exactly the masked units with :func:`prunekit.remove_units`. State-dict keys never
 change during training (masks are plain data in :meth:`state_dict`).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,28 +34,26 @@ import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_flatten, tree_map
 
-from ..api import PruneResult
 from ..config import PruneConfig
-from ..errors import ConfigError, VerificationError
+from ..engine import PruneResult, plan_verified, remove_units
+from ..errors import ConfigError
+from ..validate import check_choice, check_names, check_number, settings_of
 from ..graph.dependency import DependencyGraph, Group
 from ..graph.trace import as_args
 from ..importance.base import Importance
 from ..plan import architecture_fingerprint
-from ..planner import Selection, build_plan, removed_flags, select_global, select_local
+from ..planner import select_global, select_local
 from ..runtime import eval_mode
-from ..scoring import LossFn, make_importance, score_groups
-from ..surgery import apply_plan
-from ..verify import find_mismatch
+from ..scoring import LossFn, score_groups
 from .base import Schedule, schedule_from_dict
 
 STATE_VERSION = 1
 STATE_KIND = "structured"
-MAX_VERIFY_ROUNDS = 32
 Regularization = Literal["group_lasso", "bn_scale"]
 
 
 @dataclass(frozen=True)
-class StructuredConfig:
+class StructuredGradualConfig:
     """How units are scored, chosen and regularised by :class:`StructuredGradualPruner`.
 
     - ``importance``: a registered group criterion (``"l2"``, ``"l1"``, ``"bn_scale"``,
@@ -83,16 +80,9 @@ class StructuredConfig:
     regrow: bool = False
 
     def __post_init__(self) -> None:
-        if self.regularization not in (None, "group_lasso", "bn_scale"):
-            raise ConfigError(f"regularization must be None, 'group_lasso' or 'bn_scale', got "
-                              f"{self.regularization!r}")
-        if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)) \
-                or not math.isfinite(self.strength) or self.strength < 0:
-            raise ConfigError(f"strength must be a finite number >= 0, got {self.strength!r}")
-        if isinstance(self.ignore, str):
-            raise ConfigError(f"ignore must be a tuple of module-name patterns, got "
-                              f"{self.ignore!r}")
-        object.__setattr__(self, "ignore", tuple(self.ignore))
+        check_choice(self.regularization, "regularization", (None, "group_lasso", "bn_scale"))
+        check_number(self.strength, "strength", minimum=0.0)
+        object.__setattr__(self, "ignore", check_names(self.ignore, "ignore"))
         self.prune_config(0.0)  # validates importance, scope, min_units, round_to, max_ratio
 
     def prune_config(self, ratio: float) -> PruneConfig:
@@ -103,13 +93,11 @@ class StructuredConfig:
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view, saved with the pruner state and compared on resume."""
-        importance = self.importance if isinstance(self.importance, str) else \
-            type(self.importance).__name__
-        return {"importance": importance, "scope": self.scope,
-                "regularization": self.regularization, "strength": float(self.strength),
-                "ignore": list(self.ignore), "min_units": self.min_units,
-                "round_to": self.round_to, "max_ratio": float(self.max_ratio),
-                "regrow": self.regrow}
+        return settings_of(self)
+
+
+#: the former name, kept for code written against it
+StructuredConfig = StructuredGradualConfig
 
 
 @dataclass(frozen=True)
@@ -132,7 +120,7 @@ class StructuredGradualPruner:
 
     def __init__(self, model: nn.Module, example_inputs: Any,
                  schedule: Schedule | Mapping[str, Any],
-                 config: StructuredConfig | None = None, *,
+                 config: StructuredGradualConfig | None = None, *,
                  calibration: Iterable[Any] | None = None,
                  loss_fn: LossFn | None = None) -> None:
         if isinstance(schedule, Mapping):
@@ -146,11 +134,10 @@ class StructuredGradualPruner:
         self.model = model
         self.example_inputs = example_inputs
         self.schedule = schedule
-        self.config = config or StructuredConfig()
+        self.config = config or StructuredGradualConfig()
         self.calibration = None if calibration is None else list(calibration)
         self.loss_fn = loss_fn
-        normalize = "mean" if self.config.scope == "global" else "none"
-        self.criterion = make_importance(self.config.importance, normalize=normalize)
+        self.criterion = self.config.prune_config(0.0).criterion()
         if (self.criterion.needs_gradients or self.criterion.needs_activations) \
                 and not self.calibration:
             raise ConfigError(f"importance {self.criterion.name!r} needs calibration batches "
@@ -161,8 +148,8 @@ class StructuredGradualPruner:
         self.architecture = architecture_fingerprint(model)
         self.groups = self._verified_groups()
         params = dict(model.named_parameters())
-        self._slices: dict[int, list[_Slice]] = {
-            g.id: [_Slice(m.tensor, m.dim, torch.from_numpy(m.index).long(),
+        self._slices: dict[str, list[_Slice]] = {
+            g.name: [_Slice(m.tensor, m.dim, torch.from_numpy(m.index).long(),
                           "scale" in self.graph.tags.get(m.tensor, ()) and
                           params[m.tensor].dim() == 1)
                    for m in g.members if m.kind == "param" and m.tensor in params]
@@ -172,7 +159,7 @@ class StructuredGradualPruner:
             raise ConfigError("regularization='bn_scale' needs BatchNorm (normalization) "
                               "layers in the prunable groups, and this model has none; use "
                               "'group_lasso'")
-        self._keep = {g.id: torch.ones(g.n_units, dtype=torch.bool) for g in self.groups}
+        self._keep = {g.name: torch.ones(g.n_units, dtype=torch.bool) for g in self.groups}
         self.step_count = 0
         self.sparsity = 0.0
         self.updates = 0
@@ -187,28 +174,12 @@ class StructuredGradualPruner:
         """Groups that can really lose units: prune a shape-only copy at the final sparsity
         and leave out groups whose removal breaks the forward (as :func:`prunekit.prune`)."""
         config = self.config.prune_config(self.schedule.final_sparsity)
-        groups = [g for g in self.graph.groups if g.n_units > self.config.min_units]
-        for _ in range(MAX_VERIFY_ROUNDS):
-            if not groups:
-                break
-            flat = {g.id: torch.zeros(g.n_units) for g in groups}  # probe: the first units
-            selection = {k: v for k, v in select_local(groups, flat, config, config.ratio).items()
-                         if v.size}
-            if not selection:
-                break
-            plan = build_plan(self.model, self.graph, groups, selection, config)
-            removed = removed_flags(self.graph, selection)
-            mismatch = find_mismatch(self.model, self.example_inputs, self.graph, plan, removed,
-                                     on_meta=self.graph.on_meta)
-            if mismatch is None:
-                break
-            culprits = set(mismatch.culprits.tolist())
-            bad = {g.id for g in groups if culprits & set(g.components.tolist())}
-            if not bad:
-                raise VerificationError(
-                    f"removing channels breaks op {mismatch.op} in module {mismatch.module!r}; "
-                    "leave that module out with StructuredConfig(ignore=[...])")
-            groups = [g for g in groups if g.id not in bad]
+        candidates = [g for g in self.graph.groups if g.n_units > self.config.min_units]
+        flat = {g.name: torch.zeros(g.n_units) for g in candidates}  # probe: the first units
+        verified = plan_verified(self.model, self.example_inputs, self.graph, candidates,
+                                 lambda active: select_local(active, flat, config, config.ratio),
+                                 config.settings())
+        groups = [g for g in candidates if g.name not in verified.skipped]
         if not groups:
             raise ConfigError(
                 f"{type(self.model).__name__} has no channel group that can be pruned (after "
@@ -227,15 +198,15 @@ class StructuredGradualPruner:
         scores = score_groups(self.model, self.graph, self.criterion, self.groups,
                               self.calibration, self.loss_fn)
         if not self.config.regrow:
-            scores = {gid: s.float().masked_fill(~self._keep[gid], float("-inf"))
-                      for gid, s in scores.items()}
+            scores = {name: s.float().masked_fill(~self._keep[name], float("-inf"))
+                      for name, s in scores.items()}
         config = self.config.prune_config(level)
         select = select_global if self.config.scope == "global" else select_local
         chosen = select(self.groups, scores, config, level)
         for g in self.groups:
             keep = torch.ones(g.n_units, dtype=torch.bool)
-            keep[torch.as_tensor(chosen.get(g.id, np.zeros(0, np.int64)), dtype=torch.long)] = False
-            self._keep[g.id] = keep
+            keep[torch.as_tensor(chosen.get(g.name, np.zeros(0, np.int64)), dtype=torch.long)] = False
+            self._keep[g.name] = keep
         self.apply_masks()
         self.sparsity = level
         self.updates += 1
@@ -246,10 +217,10 @@ class StructuredGradualPruner:
         """Set every parameter slice of every masked unit to zero (done by :meth:`step`)."""
         params = dict(self.model.named_parameters())
         for g in self.groups:
-            units = torch.nonzero(~self._keep[g.id]).flatten()
+            units = torch.nonzero(~self._keep[g.name]).flatten()
             if units.numel() == 0:
                 continue
-            for s in self._slices[g.id]:
+            for s in self._slices[g.name]:
                 p = params[s.tensor]
                 positions = s.index[units].reshape(-1).to(p.device)
                 p.index_fill_(s.dim, positions, 0.0)
@@ -271,12 +242,12 @@ class StructuredGradualPruner:
 
     def masks(self) -> dict[str, torch.Tensor]:
         """Keep-masks (``True`` = kept) by group name, one entry per unit."""
-        return {g.name: self._keep[g.id].clone() for g in self.groups}
+        return {g.name: self._keep[g.name].clone() for g in self.groups}
 
     def channel_sparsity(self) -> float:
         """Fraction of the prunable units (over all managed groups) that are masked."""
         total = sum(g.n_units for g in self.groups)
-        masked = sum(int((~self._keep[g.id]).sum()) for g in self.groups)
+        masked = sum(int((~self._keep[g.name]).sum()) for g in self.groups)
         return masked / total
 
     def regularization_loss(self) -> torch.Tensor:
@@ -295,13 +266,13 @@ class StructuredGradualPruner:
             return total
         for g in self.groups:
             if kind == "bn_scale":
-                for s in self._slices[g.id]:
+                for s in self._slices[g.name]:
                     if s.scale:
                         p = params[s.tensor]
                         total = total + p[s.index.to(p.device)].abs().sum()
                 continue
             squares = first.new_zeros(g.n_units)
-            for s in self._slices[g.id]:
+            for s in self._slices[g.name]:
                 p = params[s.tensor]
                 other = [d for d in range(p.dim()) if d != s.dim]
                 per_position = p.pow(2).sum(dim=other) if other else p.pow(2)
@@ -333,19 +304,11 @@ class StructuredGradualPruner:
         example = self.example_inputs if example_inputs is None else example_inputs
         example = _to_device(example, self.model)
         self.apply_masks()
-        selection: Selection = {g.id: np.flatnonzero(~self._keep[g.id].numpy())
-                                for g in self.groups if not bool(self._keep[g.id].all())}
-        config = self.config.prune_config(self.sparsity)
-        plan = build_plan(self.model, self.graph, self.groups, selection, config)
-        mismatch = find_mismatch(self.model, example, self.graph, plan,
-                                 removed_flags(self.graph, selection), on_meta=self.graph.on_meta)
-        if mismatch is not None:
-            raise VerificationError(
-                f"removing the masked units breaks op {mismatch.op} in module "
-                f"{mismatch.module!r}; the model was left as it is — leave that module out "
-                "with StructuredConfig(ignore=[...]) and train again")
+        units = {g.name: np.flatnonzero(~self._keep[g.name].numpy())
+                 for g in self.groups if not bool(self._keep[g.name].all())}
         before = _outputs(self.model, example)
-        apply_plan(self.model, plan, check=False)
+        result = remove_units(self.model, example, units, graph=self.graph,
+                              settings=self.config.prune_config(self.sparsity).settings())
         after = _outputs(self.model, example)
         change = max((float((a.float() - b.float()).abs().max()) if a.numel() else 0.0)
                      for a, b in zip(after, before)) if before else 0.0
@@ -355,8 +318,8 @@ class StructuredGradualPruner:
                           f"{change:.3g} (a layer normalises over the pruned channels?); "
                           "fine-tune the pruned model to recover", stacklevel=2)
         self.finalized = True
-        self.result = PruneResult(self.model, plan, self.graph)
-        return self.result
+        self.result = result
+        return result
 
     # -- checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -371,7 +334,7 @@ class StructuredGradualPruner:
             "settings": self.config.settings(),
             "architecture": self.architecture,
             "groups": {g.name: g.n_units for g in self.groups},
-            "masks": {g.name: self._keep[g.id].clone() for g in self.groups},
+            "masks": {g.name: self._keep[g.name].clone() for g in self.groups},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -389,7 +352,7 @@ class StructuredGradualPruner:
             raise ConfigError(
                 "pruner state does not fit this model (parameter names or shapes differ; "
                 f"group differences {diff[:6]}); resume with the same architecture, "
-                "example inputs and StructuredConfig(ignore=...) the state was saved with")
+                "example inputs and StructuredGradualConfig(ignore=...) the state was saved with")
         saved_schedule = schedule_from_dict(state["schedule"])
         if saved_schedule != self.schedule:
             raise ConfigError(f"pruner state was saved with schedule {saved_schedule!r}, but "
@@ -402,7 +365,7 @@ class StructuredGradualPruner:
             if tuple(mask.shape) != (g.n_units,):
                 raise ConfigError(f"saved mask of group {g.name!r} has shape "
                                   f"{tuple(mask.shape)}, expected ({g.n_units},)")
-            self._keep[g.id] = mask.clone()
+            self._keep[g.name] = mask.clone()
         self.step_count = int(state["step"])
         self.sparsity = float(state["sparsity"])
         self.updates = int(state["updates"])

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..validate import check_number
 
 __all__ = ["DistillConfig", "distillation_loss", "distilled_loss"]
 
@@ -47,14 +48,9 @@ class DistillConfig:
         if len(set(features)) != len(features):
             raise ConfigError(f"distillation features name a module twice: {list(features)}")
         object.__setattr__(self, "features", tuple(features))
-        if (not isinstance(self.feature_weight, (int, float)) or isinstance(self.feature_weight, bool)
-                or not 0.0 <= self.feature_weight < float("inf")):
-            raise ConfigError(f"distillation feature_weight must be a finite number >= 0, got "
-                              f"{self.feature_weight!r}")
-        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
-            raise ConfigError(f"distillation temperature must be > 0, got {self.temperature!r}")
-        if not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"distillation alpha must be in [0, 1], got {self.alpha!r}")
+        check_number(self.feature_weight, "distillation feature_weight", minimum=0.0)
+        check_number(self.temperature, "distillation temperature", above=0.0)
+        check_number(self.alpha, "distillation alpha", minimum=0.0, maximum=1.0)
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..validate import check_choice, check_int, check_number
 from .distill import DistillConfig, distilled_loss
 from .features import FeatureMatcher
 from .mixup import Mixup, mixed_task_loss
@@ -75,31 +76,17 @@ class FinetuneConfig:
     mixup: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ConfigError(f"epochs must be an integer >= 0, got {self.epochs!r}")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ConfigError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float))
-                                           or not self.grad_clip > 0):
-            raise ConfigError(f"grad_clip must be > 0 or None, got {self.grad_clip!r}")
-        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
-            raise ConfigError(f"patience must be an integer >= 1 or None, got {self.patience!r}")
-        if not isinstance(self.min_delta, (int, float)) or self.min_delta < 0:
-            raise ConfigError(f"min_delta must be >= 0, got {self.min_delta!r}")
-        if self.mode not in ("max", "min"):
-            raise ConfigError(f"mode must be 'max' or 'min', got {self.mode!r}")
-        if (not isinstance(self.mixup, (int, float)) or isinstance(self.mixup, bool)
-                or not 0 <= self.mixup < math.inf):
-            raise ConfigError(f"mixup must be a finite number >= 0 (Beta parameter; 0 = off), "
-                              f"got {self.mixup!r}")
+        check_int(self.epochs, "epochs", minimum=0)
+        check_number(self.lr, "lr", above=0.0)
+        check_choice(self.optimizer, "optimizer", ("adamw", "sgd"))
+        check_number(self.weight_decay, "weight_decay", minimum=0.0)
+        check_number(self.momentum, "momentum", minimum=0.0, below=1.0)
+        check_choice(self.schedule, "schedule", ("cosine", "constant"))
+        check_number(self.grad_clip, "grad_clip", above=0.0, optional=True)
+        check_int(self.patience, "patience", minimum=1, optional=True)
+        check_number(self.min_delta, "min_delta", minimum=0.0)
+        check_choice(self.mode, "mode", ("max", "min"))
+        check_number(self.mixup, "mixup", minimum=0.0, hint="a Beta parameter; 0 = off")
 
     def settings(self) -> dict[str, Any]:
         """Plain-data view for reports."""
@@ -264,7 +251,7 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
         return result
 
     optimizer = _optimizer(model, config)
-    steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
+    steps_per_epoch = len(train_loader) if isinstance(train_loader, Sized) else None
     if config.schedule == "cosine" and not steps_per_epoch:
         raise ConfigError("the cosine schedule needs a train loader with a length; "
                           "use schedule='constant' for an iterable without len()")
@@ -275,7 +262,7 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=config.epochs * steps_per_epoch)
+            optimizer, T_max=config.epochs * (steps_per_epoch or 1))
     autocast, scaler = _autocast(device, config.amp)
     mixup = Mixup.from_torch_seed(config.mixup) if config.mixup > 0 else None
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -30,9 +30,9 @@ __all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "Reconst
 class ModelSource:
     """The model: a spec (``torchvision:NAME``, ``timm:NAME``, ``prunekit:digits_cnn``, a
     Hugging Face folder, ``file.py:factory``, ``model.onnx``, ``model.pt`` with
-    ``trust_pickle``; constructor arguments after ``?``), more constructor ``args`` (e.g. ``{"num_classes": 10}``), optional
-    weights, and an optional example-input shape (batch first) that each data sample is
-    reshaped to."""
+    ``trust_pickle``; constructor arguments after ``?``), more constructor ``args`` (e.g.
+    ``{"num_classes": 10}``), optional weights, and an optional example-input shape (batch
+    first) that each data sample is reshaped to."""
 
     spec: str = "prunekit:digits_cnn"
     weights: str | None = None

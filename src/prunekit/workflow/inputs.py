@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..data.arrays import ArrayData
 from ..data.spec import load_data_spec
-from ..errors import ConfigError, PrunekitError
+from ..errors import ConfigError, ModelInputError
 from ..measure.latency import resolve_device
 from ..metrics import parse_metric
 from ..models.build import BuiltModel, build_with_weights, classes_mismatch
@@ -75,17 +75,17 @@ def _check_fit(built: BuiltModel, example: torch.Tensor, data: ArrayData) -> Non
             out = built.model(example)
     except Exception as exc:  # noqa: BLE001 - user models may raise anything
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise PrunekitError(f"{spec} does not run on data samples of shape "
-                            f"{tuple(example.shape)} from {data.name} ({type(exc).__name__}: "
-                            f"{first}); pass --input-shape or other data") from None
+        raise ModelInputError(f"{spec} does not run on data samples of shape "
+                              f"{tuple(example.shape)} from {data.name} ({type(exc).__name__}: "
+                              f"{first}); pass --input-shape or other data") from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
-        raise PrunekitError(f"{spec} must return class logits (batch, classes) for "
-                            f"classification data; it returned "
-                            f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)}")
+        raise ModelInputError(f"{spec} must return class logits (batch, classes) for "
+                              f"classification data; it returned "
+                              f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)}")
     outputs = out.shape[1]
     exact = data.class_names is not None
     if outputs < data.num_classes or (exact and outputs != data.num_classes):
-        raise PrunekitError(classes_mismatch(built, outputs, data.num_classes, data.name))
+        raise ModelInputError(classes_mismatch(built, outputs, data.num_classes, data.name))
 
 
 def _onnx_shape(spec: ModelSpec, shape: tuple[int, ...] | None,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, PrunekitError
+from ..errors import BudgetError, ConfigError
 from ..metrics import MetricSpec, format_metric, load_metric, parse_metric
 from ..recover.iterate import STATE, IterativeConfig, StepRecord, iterative_prune
 from ..report.build import build_report, point
@@ -90,7 +90,7 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     key = "flops_reduction" if settings.metric == "macs" else "params_reduction"
 
     def step_config(_model: Any, factor: float) -> Any:
-        targets: dict[str, float | None] = {"flops_reduction": None, "params_reduction": None}
+        targets: dict[str, Any] = {"flops_reduction": None, "params_reduction": None}
         targets[key] = factor
         return dataclasses.replace(config.prune, **targets)
 
@@ -106,16 +106,16 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
     if result.resumed_from:
         say(f"resumed after step {result.resumed_from - 1}")
     if result.plan is None:
-        raise PrunekitError(f"no step of the iterative run stayed within the accuracy budget "
-                            f"{settings.budget:g}: raise --budget or lower --step-factor "
-                            f"(checkpoints in {checkpoints})")
+        raise BudgetError(f"no step of the iterative run stayed within the accuracy budget "
+                          f"{settings.budget:g}: raise --budget or lower --step-factor "
+                          f"(checkpoints in {checkpoints})")
     timings = {"iterate": time.perf_counter() - t0}
     final = result.model.eval()
     after = measure_model(final, example, config.out, result.metric)
     points = [point("dense", "dense", before)]
     for record in result.history:
         if record.accepted:
-            cost = {"macs": None, "params": None}
+            cost: dict[str, int | None] = {"macs": None, "params": None}
             base = before.macs if settings.metric == "macs" else before.params
             cost[settings.metric] = round(base / record.reduction)
             points.append(point(f"step {record.step}", "fine-tuned", macs=cost["macs"],

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -61,7 +61,7 @@ class _SelectFeatures(nn.Module):
         self.register_buffer("kept", torch.as_tensor(kept, dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.index_select(1, self.kept))
+        return self.model(x.index_select(1, cast(torch.Tensor, self.kept)))
 
 
 def run_pruning(config: RunConfig, *, log: Log | None = None,

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import PruneConfig
 from ..decompose.config import DecomposeConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, RecipeError
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 from .config import DataSource, IterativeRun, ModelSource, OutputConfig, Reconstruct, RunConfig
@@ -25,10 +25,6 @@ SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": 
                              "finetune": FinetuneConfig, "distill": DistillConfig,
                              "out": OutputConfig, "iterative": IterativeRun,
                              "reconstruct": Reconstruct, "decompose": DecomposeConfig}
-
-
-class RecipeError(ConfigError):
-    """A recipe is unreadable, has an unknown key, or a value of the wrong kind."""
 
 
 def _valid(keys: list[str]) -> str:

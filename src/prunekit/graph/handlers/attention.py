@@ -10,11 +10,12 @@ head (inexact: the softmax scale depends on ``head_dim``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch.nn as nn
 
+from ...errors import UnreadableOpError
 from ..labels import Dim
 from .base import Handler, ModuleShapes, OpaqueContext, register_handler
 
@@ -38,32 +39,29 @@ class MultiheadAttentionHandler(Handler):
         self.mode = mode
 
     def couple(self, ctx: OpaqueContext) -> list[list[Dim] | None]:
-        module = ctx.module
-        assert isinstance(module, nn.MultiheadAttention)
+        module = cast(nn.MultiheadAttention, ctx.module)  # registered for this class
         E, H = module.embed_dim, module.num_heads
         query = ctx.input(0, "query")
         key = ctx.input(1, "key")
         value = ctx.input(2, "value")
-        out_w = ctx.param("out_proj.weight")
-        assert query is not None and out_w is not None
+        out_w = ctx.need_param("out_proj.weight")
+        if query is None:
+            raise UnreadableOpError("the call has no tensor input 'query'")
         units = _unit_reps(ctx, query[-1].ids, H, self.mode)
         runs = [out_w[0].ids, out_w[1].ids]
         if module._qkv_same_embed_dim:
-            w = ctx.param("in_proj_weight")
-            assert w is not None
+            w = ctx.need_param("in_proj_weight")
             for x in (query, key, value):
                 if x is not None:
                     ctx.union(x[-1], w[1])
             runs += [w[0].ids[s * E:(s + 1) * E] for s in range(3)]
         else:
             for local, x in (("q_proj_weight", query), ("k_proj_weight", key), ("v_proj_weight", value)):
-                w = ctx.param(local)
-                assert w is not None
+                w = ctx.need_param(local)
                 if x is not None:
                     ctx.union(x[-1], w[1])
                 runs.append(w[0].ids)
-            wq = ctx.param("q_proj_weight")
-            assert wq is not None
+            wq = ctx.need_param("q_proj_weight")
             ctx.union(query[-1], wq[1])
         for local in ("in_proj_bias", "out_proj.bias"):
             bias = ctx.param(local)
@@ -87,7 +85,7 @@ class MultiheadAttentionHandler(Handler):
         return outs
 
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        assert isinstance(module, nn.MultiheadAttention)
+        module = cast(nn.MultiheadAttention, module)
         embed = shapes.params["out_proj.weight"][0] if "out_proj.weight" in shapes.params \
             else module.embed_dim
         if self.mode == "heads":

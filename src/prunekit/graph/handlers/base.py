@@ -11,11 +11,12 @@ users register their own with :func:`register_handler`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 import torch.nn as nn
 
-from ...errors import ConfigError
+from ...errors import ConfigError, UnreadableOpError
 from ..labels import Dim, LabelSpace
 from ..trace import Node, Trace
 
@@ -70,6 +71,20 @@ class OpaqueContext:
     def param(self, local: str) -> list[Dim] | None:
         ref = self.node.params.get(local)
         return None if ref is None else self._dims[ref.index]
+
+    def need_input(self, position: int, name: str) -> list[Dim]:
+        """Like :meth:`input`, but a missing input is an :class:`UnreadableOpError`."""
+        found = self.input(position, name)
+        if found is None:
+            raise UnreadableOpError(f"the call has no tensor input {name!r}")
+        return found
+
+    def need_param(self, local: str) -> list[Dim]:
+        """Like :meth:`param`, but a missing tensor is an :class:`UnreadableOpError`."""
+        found = self.param(local)
+        if found is None:
+            raise UnreadableOpError(f"the call did not use tensor {local!r}")
+        return found
 
     def output_shape(self, k: int) -> Shape | None:
         ref = self.node.outputs[k] if k < len(self.node.outputs) else None
@@ -145,6 +160,14 @@ def register_handler_by_name(*qualified_names: str, handler: Handler) -> None:
         if not isinstance(name, str) or "." not in name:
             raise ConfigError(f"expected a qualified class name like 'pkg.module.Class', got {name!r}")
         _NAMED_HANDLERS[name] = handler
+
+
+def registered_handlers() -> dict[str, Handler]:
+    """Every registered handler by the qualified name of its module class
+    (``"torch.nn.modules.conv.Conv2d"``), those registered by type and by name."""
+    found = {f"{t.__module__}.{t.__qualname__}": h for t, h in _HANDLERS.items()}
+    found.update(_NAMED_HANDLERS)
+    return found
 
 
 _DEFAULT = Handler()

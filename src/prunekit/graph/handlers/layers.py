@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch.nn as nn
 
@@ -15,7 +15,7 @@ class ConvHandler(Handler):
     other grouped convolutions keep their group count."""
 
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        assert isinstance(module, nn.modules.conv._ConvNd)
+        module = cast(nn.modules.conv._ConvNd, module)  # registered for conv classes
         out_c, in_g = shapes.params["weight"][:2]
         groups = module.groups
         if groups > 1 and module.in_channels // groups == 1:
@@ -26,7 +26,7 @@ class ConvHandler(Handler):
 @register_handler(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 class ConvTransposeHandler(Handler):
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        assert isinstance(module, nn.modules.conv._ConvNd)
+        module = cast(nn.modules.conv._ConvNd, module)  # registered for conv classes
         in_c, out_g = shapes.params["weight"][:2]
         groups = module.groups
         if groups > 1 and module.in_channels // groups == 1 and module.out_channels // groups == 1:
@@ -39,13 +39,6 @@ class LinearHandler(Handler):
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
         out_f, in_f = shapes.params["weight"]
         return {"out_features": out_f, "in_features": in_f}
-
-
-@register_handler(nn.Bilinear)
-class BilinearHandler(Handler):
-    def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        out_f, in1, in2 = shapes.params["weight"]
-        return {"out_features": out_f, "in1_features": in1, "in2_features": in2}
 
 
 def _channels(shapes: ModuleShapes, *names: str) -> int | None:
@@ -74,7 +67,8 @@ class GroupNormHandler(Handler):
             n = None if shape is None or len(shape) < 2 else shape[1]
         if n is None:
             return {}
-        per_channel = module.num_groups == module.num_channels  # type: ignore[union-attr]
+        group_norm = cast(nn.GroupNorm, module)
+        per_channel = group_norm.num_groups == group_norm.num_channels
         return {"num_channels": n, "num_groups": n} if per_channel else {"num_channels": n}
 
 
@@ -104,7 +98,7 @@ class EmbeddingHandler(Handler):
 @register_handler(nn.Unflatten)
 class UnflattenHandler(Handler):
     def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
-        assert isinstance(module, nn.Unflatten)
+        module = cast(nn.Unflatten, module)
         out = shapes.output_shape()
         if out is None or isinstance(module.dim, str):
             return {}

@@ -12,7 +12,7 @@ supported and keep everything.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch.nn as nn
@@ -26,13 +26,11 @@ class RecurrentHandler(Handler):
     opaque = True
 
     def couple(self, ctx: OpaqueContext) -> list[list[Dim] | None]:
-        module = ctx.module
-        assert isinstance(module, nn.RNNBase)
+        module = cast(nn.RNNBase, ctx.module)  # the handler is registered for RNNBase
         hidden = module.hidden_size
         gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
         directions = 2 if module.bidirectional else 1
-        x = ctx.input(0, "input")
-        assert x is not None
+        x = ctx.need_input(0, "input")
         if module.proj_size:  # projections are not supported: keep everything
             for ref in list(ctx.node.params.values()) + ctx.node.input_refs():
                 for d in ctx._dims[ref.index] or []:
@@ -43,9 +41,8 @@ class RecurrentHandler(Handler):
         suffixes = ["", "_reverse"][:directions]
         for layer in range(module.num_layers):
             for suffix in suffixes:
-                w_ih = ctx.param(f"weight_ih_l{layer}{suffix}")
-                w_hh = ctx.param(f"weight_hh_l{layer}{suffix}")
-                assert w_ih is not None and w_hh is not None
+                w_ih = ctx.need_param(f"weight_ih_l{layer}{suffix}")
+                w_hh = ctx.need_param(f"weight_hh_l{layer}{suffix}")
                 for rows in (w_ih[0], w_hh[0]):
                     for g in range(gates):
                         ctx.space.union(units.ids, rows.ids[g * hidden:(g + 1) * hidden])
@@ -58,16 +55,18 @@ class RecurrentHandler(Handler):
                 if layer == 0:
                     ctx.union(x[-1], w_ih[1])
                 else:
-                    for d in range(directions):
-                        ctx.space.union(units.ids, w_ih[1].ids[d * hidden:(d + 1) * hidden])
+                    for direction in range(directions):
+                        ids = w_ih[1].ids[direction * hidden:(direction + 1) * hidden]
+                        ctx.space.union(units.ids, ids)
         if module.proj_size:
             ctx.space.block(units.ids)
         # a given initial state fixes the hidden size from outside
         hx_ref = ctx.node.args[1] if len(ctx.node.args) > 1 else ctx.node.kwargs.get("hx")
-        for ref in ([hx_ref] if hasattr(hx_ref, "index") else list(hx_ref or [])):
-            if hasattr(ref, "index"):
-                for d in ctx._dims[ref.index] or []:
-                    ctx.block(d)
+        for state in ([hx_ref] if hasattr(hx_ref, "index") else list(hx_ref or [])):
+            index = getattr(state, "index", None)
+            if index is not None:
+                for state_dim in ctx._dims[index] or []:
+                    ctx.block(state_dim)
         outs: list[list[Dim] | None] = []
         for k, ref in enumerate(ctx.node.outputs):
             if ref is None:
@@ -86,5 +85,4 @@ class RecurrentHandler(Handler):
                 "input_size": shapes.params["weight_ih_l0"][1]}
 
     def after_apply(self, module: nn.Module) -> None:
-        assert isinstance(module, nn.RNNBase)
-        module._init_flat_weights()
+        cast(nn.RNNBase, module)._init_flat_weights()

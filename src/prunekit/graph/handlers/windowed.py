@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn as nn
 
 from ..labels import Dim
 from .attention import _unit_reps
@@ -27,10 +26,10 @@ class WindowAttentionHandler(Handler):
     opaque = True
 
     def couple(self, ctx: OpaqueContext) -> list[list[Dim] | None]:
-        module = ctx.module
+        module: Any = ctx.module
         heads = int(module.num_heads)
-        x, qkv, proj = ctx.input(0, "x"), ctx.param("qkv.weight"), ctx.param("proj.weight")
-        assert x is not None and qkv is not None and proj is not None
+        x, qkv = ctx.need_input(0, "x"), ctx.need_param("qkv.weight")
+        proj = ctx.need_param("proj.weight")
         width = x[-1].size
         mode = "heads" if ctx.split_units == "outer" else "head_dim"
         units = _unit_reps(ctx, x[-1].ids, heads, mode)
@@ -58,11 +57,11 @@ class WindowAttentionHandler(Handler):
             ctx.space.mark_inexact(units)
         for local in ctx.node.params:
             if local not in handled:  # position tables and the bias MLP's hidden layer stay
-                for d in ctx.param(local) or []:
-                    ctx.block(d)
+                for kept in ctx.param(local) or []:
+                    ctx.block(kept)
         return [list(x[:-1]) + [proj[0]]]
 
-    def attributes(self, module: nn.Module, shapes: ModuleShapes) -> dict[str, Any]:
+    def attributes(self, module: Any, shapes: ModuleShapes) -> dict[str, Any]:
         width = shapes.params.get("proj.weight", (module.proj.out_features,))[0]
         head_size = module.qkv.in_features // module.num_heads
         if shapes.split_units == "outer" and width % head_size == 0:

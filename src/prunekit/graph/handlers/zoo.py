@@ -1,6 +1,7 @@
 """Modules of model zoos whose forward reshapes by size attributes the slicing must update.
 
-They are registered by qualified class name, so prunekit imports no zoo. For attention, the
+They are registered by qualified class name, so prunekit imports no zoo: torchvision and timm
+here, Hugging Face transformers with their family's row in :mod:`prunekit.hf.families`. For attention, the
 head count and head size are read back from the pruned projection: with head splits pruned
 by head-size position (``split_units="inner"``) the head size shrinks; with whole heads
 (``"outer"``) the head count does. Attention scales stay as they were.
@@ -68,19 +69,3 @@ register_handler_by_name("torchvision.models.maxvit.RelativePositionalMultiHeadA
 register_handler_by_name("timm.layers.attention.Attention",
                          handler=HeadAttributes("qkv", "num_heads", "head_dim", fused=3,
                                                 total="attn_dim"))
-register_handler_by_name("transformers.pytorch_utils.Conv1D", handler=Conv1DAttributes())
-register_handler_by_name("transformers.models.gpt2.modeling_gpt2.GPT2Attention",
-                         handler=HeadAttributes("c_attn", "num_heads", "head_dim", fused=3,
-                                                total="split_size", conv1d=True))
-register_handler_by_name("transformers.models.bert.modeling_bert.BertSelfAttention",
-                         handler=HeadAttributes("query", "num_attention_heads",
-                                                "attention_head_size", total="all_head_size"))
-register_handler_by_name("transformers.models.opt.modeling_opt.OPTAttention",
-                         handler=HeadAttributes("q_proj", "num_heads", "head_dim"))
-# Hugging Face ViT: attention with q/k/v projections and ``head_dim`` (recent versions) or
-# BERT-style ``attention_head_size`` / ``all_head_size`` (older versions).
-register_handler_by_name("transformers.models.vit.modeling_vit.ViTAttention",
-                         handler=HeadAttributes("q_proj", "num_attention_heads", "head_dim"))
-register_handler_by_name("transformers.models.vit.modeling_vit.ViTSelfAttention",
-                         handler=HeadAttributes("query", "num_attention_heads",
-                                                "attention_head_size", total="all_head_size"))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
-import numpy as np
 
+from ...errors import UnreadableOpError
 from ..labels import BlockReason, Dim, LabelSpace
 from ..trace import Node, Trace, ValueRef
 
@@ -55,7 +56,8 @@ class RuleContext:
 
     def dims(self, ref: Any) -> list[Dim]:
         found = self._dims[ref.index]
-        assert found is not None, f"value {ref.index} has no labels"
+        if found is None:
+            raise UnreadableOpError(f"value {ref.index} has no labels")
         return found
 
     def shape(self, ref: ValueRef) -> tuple[int, ...]:
@@ -63,7 +65,8 @@ class RuleContext:
 
     def out_shape(self, i: int = 0) -> tuple[int, ...]:
         ref = self.node.outputs[i]
-        assert ref is not None
+        if ref is None:
+            raise UnreadableOpError(f"output {i} of op {self.node.target} is not a tensor")
         return self.trace.values[ref.index].shape
 
     def tensor_inputs(self) -> list[ValueRef]:
@@ -100,15 +103,6 @@ class RuleContext:
     def fresh_outputs(self) -> list[list[Dim] | None]:
         return [None if r is None else self.fresh_like(self.trace.values[r.index].shape)
                 for r in self.node.outputs]
-
-
-def merge_dims(dims: Sequence[Dim]) -> Dim:
-    """Union several equal-size dims and return one carrying their labels."""
-    first = dims[0]
-    for other in dims[1:]:
-        if other.size == first.size:
-            np.testing.assert_equal(other.size, first.size)
-    return Dim(first.ids, any(d.channel for d in dims))
 
 
 def unknown_op(ctx: RuleContext) -> list[list[Dim] | None]:

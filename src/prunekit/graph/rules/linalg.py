@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import UnreadableOpError
 from ..labels import Dim
 from .base import RuleContext, op_rule
 from .elementwise import broadcast_union
@@ -105,7 +106,8 @@ def _embedding_bag(ctx: RuleContext) -> list[list[Dim] | None]:
     ctx.block(dw[0])
     outs = ctx.fresh_outputs()
     first = outs[0]
-    assert first is not None
+    if first is None:
+        raise UnreadableOpError(f"op {ctx.node.target} has no tensor output")
     first[-1] = dw[1]
     return outs
 

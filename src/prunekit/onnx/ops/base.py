@@ -14,8 +14,8 @@ from torch import nn
 
 from ...errors import UnsupportedOpError
 
-__all__ = ["Converter", "Function", "Ints", "IntsFunction", "NodeContext", "OnnxOp", "Static", "converter", "get_converter",
-           "supported_ops", "torch_dtype"]
+__all__ = ["Converter", "Function", "Ints", "IntsFunction", "NodeContext", "OnnxOp", "Static",
+           "converter", "get_converter", "supported_ops", "torch_dtype"]
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ Tile, Pad, Resize, ConstantOfShape, Range, ScatterND, Constant.
 Sizes a converted node computes follow its input at run time wherever the ONNX graph
 fixed them for one input size: a reshape keeps the grouping of dimensions it had on the
 example (a merged group takes the product of its inputs, a split group's innermost factor
-takes what is left, unless the file put its ``-1`` in that group), an expand keeps every non-broadcast dimension, a squeeze without axes
-removes the dimensions that were 1 on the example. So a pruned copy still runs.
+takes what is left, unless the file put its ``-1`` in that group), an expand keeps every
+non-broadcast dimension, a squeeze without axes removes the dimensions that were 1 on the
+example. So a pruned copy still runs.
 """
 
 from __future__ import annotations

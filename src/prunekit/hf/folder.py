@@ -3,7 +3,7 @@
 The folder holds the pruned weights (``model.safetensors``), the plan (``plan.json``: every
 tensor's kept indices, so per-layer shapes may differ), ``config.json`` (with the pruned sizes
 that are uniform across layers and the original ones under ``prunekit_original``, see
-:mod:`.hf_config`) and a small manifest naming the model class. Loading builds the original
+:mod:`.config`) and a small manifest naming the model class. Loading builds the original
 architecture, replays the plan and loads the weights; ``transformers`` is imported only then.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import torch.nn as nn
 
-from .errors import PlanError
-from .hf_config import ORIGINAL
-from .plan import Plan
-from .serialization import load_pruned, save_pruned
+from ..errors import PlanError
+from ..plan import Plan
+from ..serialization import load_pruned, save_pruned
+from .config import ORIGINAL
 
 CONFIG = "config.json"
 MANIFEST = "prunekit.json"
@@ -59,7 +59,8 @@ def load_pruned_transformers(directory: str | os.PathLike[str]) -> nn.Module:
             settings.pop(key, None)  # the size was derived, not stored, before pruning
         else:
             settings[key] = value
-    model = cls(cls.config_class.from_dict(settings))
+    model_class: Any = cls
+    model = model_class(model_class.config_class.from_dict(settings))
     return load_pruned(model, folder).eval()
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prunekit.testing import hf_example
+
 IDS = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
 IMAGES = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
@@ -23,30 +25,15 @@ class Family:
 
 
 def llama(layers: int = 3) -> nn.Module:
-    import transformers
-
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(transformers.LlamaConfig(
-        hidden_size=64, intermediate_size=96, num_hidden_layers=layers, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=100, initializer_range=0.2)).eval()
+    return hf_example("llama", "causal", num_hidden_layers=layers, initializer_range=0.2)
 
 
 def gpt2(layers: int = 3) -> nn.Module:
-    import transformers
-
-    torch.manual_seed(0)
-    return transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        n_embd=64, n_layer=layers, n_head=4, vocab_size=100, bos_token_id=0, eos_token_id=0,
-        initializer_range=0.2)).eval()
+    return hf_example("gpt2", "causal", n_layer=layers, initializer_range=0.2)
 
 
 def bert() -> nn.Module:
-    import transformers
-
-    torch.manual_seed(0)
-    return transformers.BertModel(transformers.BertConfig(
-        hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96,
-        vocab_size=100, initializer_range=0.2)).eval()
+    return hf_example("bert", num_hidden_layers=3, initializer_range=0.2)
 
 
 def resnet18() -> nn.Module:
