@@ -33,3 +33,8 @@ class PlanError(PrunekitError):
 
 class VerificationError(PrunekitError):
     """The pruned model failed its check (it does not run, or its output shape changed)."""
+
+
+class QuantizationError(PrunekitError):
+    """A model cannot be quantized as asked (no calibration data, an op the quantizer
+    cannot take, calibration inputs that do not fit the model)."""

@@ -34,9 +34,11 @@ def _param_bytes(model: nn.Module) -> int:
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str], *,
-                opset: int | None = None) -> list[Path]:
+                opset: int | None = None, dynamic_batch: bool = False) -> list[Path]:
     """Export ``model`` (eval mode) to ``path`` and return the files written.
 
+    ``dynamic_batch``: the first dimension of the input (and output) is left symbolic, so
+    the file runs at any batch size.
     The export runs in a temporary folder beside ``path``; the files (the model and any
     external-data file) are moved into place only when it succeeded.
     """
@@ -52,6 +54,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
                 torch.onnx.export(model.eval(), (example,), str(staging / target.name),
                                   input_names=["input"], output_names=["output"],
                                   opset_version=opset, dynamo=True, verbose=False,
+                                  dynamic_shapes=_batch_axis(example) if dynamic_batch else None,
                                   external_data=_param_bytes(model) > EXTERNAL_DATA_BYTES)
             except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
                 first = str(exc).splitlines()[0] if str(exc) else ""
@@ -65,6 +68,11 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def _batch_axis(example: torch.Tensor) -> tuple[dict[int, object]]:
+    """``dynamic_shapes`` of ``torch.onnx.export`` with dimension 0 of the input symbolic."""
+    return ({0: torch.export.Dim("batch")},)
 
 
 @dataclass(frozen=True)

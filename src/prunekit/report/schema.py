@@ -107,6 +107,10 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         check_sensitivity(data["sensitivity"], f"{source}: sensitivity")
     if data.get("int8") is not None:
         _check_int8(data["int8"], f"{source}: int8")
+    if data.get("deployment") is not None:
+        from .deployment import check_deployment
+
+        check_deployment(data["deployment"], f"{source}: deployment")
     memory = [data[side].get("peak_memory") for side in ("before", "after")]
     for side, value in zip(("before", "after"), memory):
         if value is not None:

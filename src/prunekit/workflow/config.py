@@ -3,7 +3,8 @@
 ``RunConfig`` holds the ``model``, ``data``, ``prune`` (:class:`~prunekit.PruneConfig`),
 ``finetune`` (:class:`~prunekit.train.FinetuneConfig`), ``distill``
 (:class:`~prunekit.train.DistillConfig`, or ``None`` for plain fine-tuning), ``reconstruct``
-(:class:`Reconstruct`, or ``None``) and ``out`` sections.
+(:class:`Reconstruct`, or ``None``), ``quantize``
+(:class:`~prunekit.export.config.QuantizeConfig`, or ``None``) and ``out`` sections.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from ..config import PruneConfig
 from ..errors import ConfigError
+from ..export.config import QuantizeConfig
 from ..metrics import parse_metric
 from ..models.spec import ModelSpec, parse_model_spec
 from ..recover.reconstruct import DAMP
@@ -195,7 +197,9 @@ class Reconstruct:
 class RunConfig:
     """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning; ``reconstruct``
     (default ``None``: off) re-fits layers after pruning; ``iterative`` (default ``None``:
-    prune once) iterates until a target."""
+    prune once) iterates until a target; ``quantize`` (default ``None``: off) exports the
+    fine-tuned model to ONNX in fp32 and lower precisions, times dense, pruned and
+    pruned+int8 side by side and chooses the fastest acceptable format."""
 
     model: ModelSource = field(default_factory=ModelSource)
     data: DataSource = field(default_factory=DataSource)
@@ -205,6 +209,7 @@ class RunConfig:
     out: OutputConfig = field(default_factory=OutputConfig)
     iterative: IterativeRun | None = None
     reconstruct: Reconstruct | None = None
+    quantize: QuantizeConfig | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("model", ModelSource), ("data", DataSource),
@@ -218,6 +223,11 @@ class RunConfig:
             raise ConfigError("iterative must be an IterativeRun or None")
         if self.reconstruct is not None and not isinstance(self.reconstruct, Reconstruct):
             raise ConfigError("reconstruct must be a Reconstruct or None")
+        if self.quantize is not None and not isinstance(self.quantize, QuantizeConfig):
+            raise ConfigError("quantize must be a QuantizeConfig or None")
+        if self.quantize is not None and self.iterative is not None:
+            raise ConfigError("the quantize section is not available in iterative runs yet: "
+                              "run prunekit export --int8 on the result folder instead")
         if self.reconstruct is not None and self.prune.input_features:
             raise ConfigError("reconstruction is not available together with input-feature "
                               "pruning yet; use one or the other")
@@ -229,4 +239,5 @@ class RunConfig:
                 "distill": None if self.distill is None else self.distill.settings(),
                 "out": asdict(self.out),
                 "iterative": None if self.iterative is None else asdict(self.iterative),
-                "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct)}
+                "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct),
+                "quantize": None if self.quantize is None else self.quantize.settings()}

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import PruneConfig
 from ..errors import ConfigError
+from ..export.config import QuantizeConfig
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 from .config import DataSource, IterativeRun, ModelSource, OutputConfig, Reconstruct, RunConfig
@@ -23,7 +24,7 @@ __all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict"]
 SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": PruneConfig,
                              "finetune": FinetuneConfig, "distill": DistillConfig,
                              "out": OutputConfig, "iterative": IterativeRun,
-                             "reconstruct": Reconstruct}
+                             "reconstruct": Reconstruct, "quantize": QuantizeConfig}
 
 
 class RecipeError(ConfigError):
@@ -65,7 +66,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
 
     Keys override :class:`RunConfig`'s defaults (so ``finetune.epochs`` stays 0 unless
     given); a missing section or key keeps its default; ``distill: null`` turns
-    distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults.
+    distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults, and
+    ``quantize: {}`` the deployment measurement.
     """
     if data is None:
         data = {}
@@ -80,7 +82,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     for name, cls in SECTIONS.items():
         if name not in data:
             continue
-        if name in ("distill", "iterative", "reconstruct") and data[name] is None:
+        if name in ("distill", "iterative", "reconstruct", "quantize") and data[name] is None:
             kwargs[name] = None
             continue
         kwargs[name] = _section(name, cls, getattr(defaults, name), data[name] or {}, source)
