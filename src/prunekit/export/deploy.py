@@ -55,7 +55,8 @@ class Variant:
     """A model to deploy: ``name`` (``dense``, ``pruned``…), the model, a one-sample example
     input, the ONNX formats to make (fp32 first) and the file stem they are named after
     (``model`` → ``model.onnx``, ``model.int8-qdq.onnx``); ``keep``: write the files into the
-    output folder (else they are measured in a temporary folder and removed)."""
+    output folder (else they are measured in a temporary folder and removed); ``score``:
+    measure its metric (off for an architecture without its trained weights)."""
 
     name: str
     model: nn.Module
@@ -63,6 +64,7 @@ class Variant:
     formats: tuple[str, ...] = ("fp32",)
     stem: str = "model"
     keep: bool = True
+    score: bool = True
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,7 @@ def _measure_variant(variant: Variant, folder: Path, config: QuantizeConfig,
     def score(m: nn.Module) -> tuple[float | None, float | None]:
         with torch.no_grad():
             cosine = _cosine(m(probe), reference)
-        return (evaluate(m) if evaluate is not None else None), cosine
+        return (evaluate(m) if evaluate is not None and variant.score else None), cosine
 
     for runtime, fmt, build in _runtime_models(variant, config):
         log(f"{variant.name}: timing {runtime} {fmt}")

@@ -173,7 +173,7 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     folder = Path(out.dir)
     staging = None
     if config.quantize is not None:
-        from .deploy import run_deployment
+        from .deploy import DeployData, run_deployment
 
         assert dense_copy is not None
         folder.mkdir(parents=True, exist_ok=True)
@@ -182,8 +182,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         try:
             deployment = run_deployment(
                 config.quantize, staging, dense=dense_copy, pruned=student,
-                dense_example=example, pruned_example=example, train=train, val=val,
-                samples=data.x_val, metric_fn=metric_fn, data_name=data.name,
+                dense_example=example, pruned_example=example,
+                data=DeployData(train, val, data.x_val, metric_fn, data.name),
                 finetune=config.finetune, teacher=teacher, distill=config.distill, log=say)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
