@@ -292,7 +292,7 @@ def convert_onnx(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike[
             try:
                 with _quiet():
                     converted = convert_float_to_float16(model, keep_io_types=True)
-                onnx.save(converted, str(staged))
+                onnx.save(_topologically_sorted(converted), str(staged))
             except Exception as exc:  # noqa: BLE001 - the converter raises many kinds
                 first = (str(exc).strip().splitlines() or [""])[0]
                 raise QuantizationError(f"fp16: conversion failed: {type(exc).__name__}: "
@@ -308,6 +308,16 @@ def convert_onnx(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike[
         shutil.rmtree(staging, ignore_errors=True)
     return QuantizedFile(fmt, target, target.stat().st_size, tuple(quantized), tuple(left),
                          settings)
+
+
+def _topologically_sorted(model: Any) -> Any:
+    """The model with its nodes in topological order (the fp16 converter appends the input
+    casts last, which ONNX's checker refuses); sorted by ``onnx_ir`` (onnxscript's IR)."""
+    import onnx_ir as ir
+
+    graph = ir.serde.deserialize_model(model)
+    graph.graph.sort()
+    return ir.serde.serialize_model(graph)
 
 
 def _quantize(model: Any, staging: Path, staged: Path, fmt: str, op_types: list[str],
@@ -330,12 +340,13 @@ def _quantize(model: Any, staging: Path, staged: Path, fmt: str, op_types: list[
                                 "op_types": op_types, "per_channel": options.per_channel,
                                 "reduce_range": reduce_range, "weights": "int8",
                                 "excluded_nodes": len(excluded)}
+    loaded = staging / "loaded.onnx"  # one self-contained file (older ORT reads paths only)
+    onnx.save(model, str(loaded))
     try:
         with _quiet():
-            quant_pre_process(model, str(prepared), skip_symbolic_shape=False)
+            quant_pre_process(str(loaded), str(prepared), skip_symbolic_shape=False)
     except Exception:  # noqa: BLE001 - symbolic shape inference refuses some graphs
-        with _quiet():
-            onnx.save(model, str(prepared))
+        os.replace(loaded, prepared)
         settings["pre_process"] = "skipped (shape inference refused the graph)"
     try:
         with _quiet():
@@ -368,7 +379,6 @@ def _quantize(model: Any, staging: Path, staged: Path, fmt: str, op_types: list[
         raise QuantizationError(f"{fmt}: ONNX Runtime's quantizer failed: "
                                 f"{type(exc).__name__}: {first[:300]}; nothing was written"
                                 ) from None
-    prepared.unlink(missing_ok=True)
     return settings
 
 

@@ -146,11 +146,12 @@ class OnnxProfile:
         wanted = set(op_types)
         return sum(o.share for o in self.ops if o.op_type in wanted)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, ops: int = 8, nodes: int = 5) -> dict[str, Any]:
+        """The ``ops`` op types and ``nodes`` nodes that took the most time."""
         return {"runs": self.runs, "total_ms": self.total_ms,
                 "ops": [{"op_type": o.op_type, "ms": o.ms, "nodes": o.nodes, "share": o.share}
-                        for o in self.ops],
-                "top_nodes": [list(n) for n in self.top_nodes]}
+                        for o in self.ops[:ops]],
+                "top_nodes": [list(n) for n in self.top_nodes[:nodes]]}
 
 
 def profile_onnx(path: str | os.PathLike[str], inputs: OnnxInputs, *, runs: int = 5,

@@ -107,11 +107,12 @@ def attach_fake_quant(model: nn.Module, *, reduce_range: bool = False,
                and not any(name == e or name.startswith(e + ".") for e in skipped)}
     if not modules:
         raise ConfigError("the model has no Conv/Linear layer to quantize (after exclude)")
-    state = FakeQuant(dict(modules))
     for name, module in modules.items():
         if parametrize.is_parametrized(module, "weight") and any(
                 isinstance(p, WeightFakeQuant) for p in module.parametrizations["weight"]):
             raise ConfigError(f"{name} already has fake quantization attached")
+    state = FakeQuant(dict(modules))
+    for name, module in modules.items():
         parametrize.register_parametrization(module, "weight", WeightFakeQuant(reduce_range))
         observer = InputFakeQuant()
         state.inputs[name] = observer
