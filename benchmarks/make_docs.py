@@ -77,6 +77,13 @@ JOBS: list[tuple[str, str, list[str], str]] = [
     ("latency_aware", "Latency-aware allocation (CPU)",
      ["benchmarks/latency_aware.py", "--markdown", "docs/benchmarks/latency_aware.md"],
      "latency_aware.md"),
+    ("int8_accuracy", "Prune, then quantize: accuracy in ONNX Runtime formats (digits, "
+     "MiniLM)",
+     ["benchmarks/int8_accuracy.py", "--markdown", "docs/benchmarks/int8_accuracy.md"],
+     "int8_accuracy.md"),
+    ("int8_latency", "int8 and pruning, deployed: ONNX Runtime latency (CPU)",
+     ["benchmarks/int8_latency.py", "--pt2e", "--markdown", "docs/benchmarks/int8_latency.md"],
+     "int8_latency.md"),
 ]
 
 INTRO = """# prunekit benchmarks

@@ -43,7 +43,7 @@ def deploy_options(runtimes_default: str | None) -> Callable[[F], F]:
                      help="One weight scale per tensor instead of per output channel."),
         click.option("--op-types", default=None,
                      help="ONNX op types to quantize, comma-separated [default: Conv, "
-                          "MatMul, Gemm for static; MatMul for dynamic]."),
+                          "MatMul, Gemm, Gather for static; MatMul, Gather for dynamic]."),
         click.option("--exclude", "exclude_modules", default=None,
                      help="Modules to keep in float, comma-separated names."),
         click.option("--budget", type=float, default=0.005, show_default=True,

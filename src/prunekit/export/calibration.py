@@ -54,11 +54,15 @@ class Calibration:
                     f"calibration batch {i} from {self.source} is {batch.dtype}, but the "
                     f"model's input {name!r} takes {np.dtype(elem_dtype)}")
 
-    def reader(self, input_name: str) -> Any:
-        """An ``onnxruntime.quantization.CalibrationDataReader`` over the batches."""
+    def reader(self, input_name: str, *, per_sample: bool = False) -> Any:
+        """An ``onnxruntime.quantization.CalibrationDataReader`` over the batches;
+        ``per_sample``: one sample at a time (ONNX Runtime's histogram calibrators stack
+        the outputs of every run, so the runs must have one shape)."""
         from onnxruntime.quantization import CalibrationDataReader
 
         batches = self.batches
+        if per_sample:
+            batches = tuple(b[i:i + 1] for b in self.batches for i in range(b.shape[0]))
 
         class _Reader(CalibrationDataReader):  # type: ignore[misc]
             def __init__(self) -> None:

@@ -47,7 +47,8 @@ class QuantizeConfig:
       ``repeats`` runs after ``warmup``;
     - ``budget``: largest metric drop from the pruned fp32 model a chosen format may have
       (0.005 = half a point); ``min_speedup``: how much faster than ONNX Runtime fp32 a
-      format must measure to be chosen;
+      format must measure to be chosen; ``min_cosine``: without a metric, how close (cosine)
+      its outputs must stay to fp32's (0 turns the check off, e.g. for random weights);
     - ``qat_epochs``: when the best int8 format loses more than ``budget``, fine-tune this
       many epochs with fake quantization (learning rate ``qat_lr``) and quantize again
       (0: never);
@@ -69,6 +70,7 @@ class QuantizeConfig:
     repeats: int = 10
     budget: float = 0.005
     min_speedup: float = 1.05
+    min_cosine: float = 0.99
     qat_epochs: int = 0
     qat_lr: float = 1e-4
     diagnose: bool = True
@@ -101,7 +103,7 @@ class QuantizeConfig:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
-        for name, low in (("budget", 0.0), ("min_speedup", 1.0)):
+        for name, low in (("budget", 0.0), ("min_speedup", 1.0), ("min_cosine", -1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"{name} must be a number >= {low:g}, got {value!r}")

@@ -283,6 +283,7 @@ def _choices(rows: Sequence[Row], variants: Sequence[str], config: QuantizeConfi
         try:
             choices[b] = choose_format(candidates, baseline="onnxruntime/fp32",
                                        min_speedup=config.min_speedup, budget=config.budget,
+                                       min_cosine=config.min_cosine,
                                        higher_is_better=higher_is_better)
         except PrunekitError as exc:
             raise PrunekitError(f"batch {b}: {exc}") from None
@@ -395,7 +396,7 @@ def conditions(config: QuantizeConfig) -> dict[str, Any]:
             "repeats": config.repeats, "runtimes": list(config.runtimes),
             "onnxruntime": ort_version, "torch": versions().get("torch"),
             "provider": "CPUExecutionProvider", "min_speedup": config.min_speedup,
-            "budget": config.budget}
+            "budget": config.budget, "min_cosine": config.min_cosine}
 
 
 def int8_drop(rows: Sequence[Row], variant: str, config: QuantizeConfig,

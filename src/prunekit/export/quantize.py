@@ -8,7 +8,8 @@ Formats (a registry keyed by name, :data:`FORMATS`):
   calibration, QuantizeLinear/DequantizeLinear pairs (fused by ORT at load) or QLinear*
   operators; uint8 activations, int8 weights, per output channel by default;
 - ``int8-dynamic``: ``quantize_dynamic``, int8 weights and activation ranges computed at run
-  time (``MatMul`` by default: the Linear layers of transformers).
+  time (``MatMul`` and ``Gather`` by default: the Linear layers and embeddings of
+  transformers).
 
 Every file is written in a temporary folder beside the target and moved into place only when
 it is complete; bad input (no calibration data for a static format, an op type the quantizer
@@ -38,9 +39,11 @@ __all__ = ["DYNAMIC_OP_TYPES", "FORMATS", "LOW_PRECISION_FLAGS", "STATIC_FORMATS
 
 FORMATS = ("fp32", "fp16", "int8-qdq", "int8-qoperator", "int8-dynamic")
 STATIC_FORMATS = ("int8-qdq", "int8-qoperator")
-#: op types quantized by default: the convolution and linear layers
-STATIC_OP_TYPES = ("Conv", "MatMul", "Gemm")
-DYNAMIC_OP_TYPES = ("MatMul",)
+#: op types quantized by default: the convolution and linear layers, and embedding tables
+#: (``Gather``: most of a small transformer's file; quantizing it left the MiniLM
+#: embeddings' cosine unchanged to three decimals in ``benchmarks/int8_accuracy.py``)
+STATIC_OP_TYPES = ("Conv", "MatMul", "Gemm", "Gather")
+DYNAMIC_OP_TYPES = ("MatMul", "Gather")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 _WEIGHTED = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 _INT8_WEIGHTED = ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger",
@@ -79,8 +82,9 @@ class QuantizeOptions:
     - ``reduce_range``: 7-bit weights, which avoids the saturation of uint8 × int8 products
       on x86 CPUs without VNNI; ``None`` (default) turns it on exactly there;
     - ``calibrate_method``: ``minmax``, ``entropy`` or ``percentile`` (static formats);
-    - ``op_types``: ONNX op types to quantize (default: ``Conv``, ``MatMul``, ``Gemm`` for
-      static, ``MatMul`` for dynamic); ``exclude``: module names kept in float.
+    - ``op_types``: ONNX op types to quantize (default: ``Conv``, ``MatMul``, ``Gemm``,
+      ``Gather`` for static, ``MatMul``, ``Gather`` for dynamic); ``exclude``: module names
+      kept in float.
     """
 
     per_channel: bool = True
@@ -230,22 +234,29 @@ def _quiet() -> Iterator[None]:
 
 
 def _float_weighted(model: Any, fmt: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """Conv/linear nodes of a converted model that run in int8, and those left in float."""
+    """Conv/linear layers (nodes with a constant weight of two or more dimensions) of a
+    converted model that run in int8, and those left in float."""
     names = node_modules(model)
     produced_by = {out: n for n in model.graph.node for out in n.output}
-    initializers = {i.name: i for i in model.graph.initializer}
+    weights = {i.name for i in model.graph.initializer if len(i.dims) >= 2}
+
+    def constant(name: str) -> bool:  # an initializer, or one dequantized
+        source = produced_by.get(name)
+        return name in weights or (source is not None and source.op_type == "DequantizeLinear"
+                                   and source.input[0] in weights)
+
     quantized: list[str] = []
     left: list[tuple[str, str]] = []
     for node in model.graph.node:
-        if node.op_type in _INT8_WEIGHTED:
-            quantized.append(names.get(node.name, node.name))
-        elif node.op_type in _WEIGHTED and len(node.input) > 1:
-            weight = node.input[1]
-            source = produced_by.get(weight)
-            if source is not None and source.op_type == "DequantizeLinear":
-                quantized.append(names.get(node.name, node.name))
-            elif fmt != "fp16" and (weight in initializers or source is not None):
-                left.append((names.get(node.name, node.name), node.op_type))
+        name = names.get(node.name, node.name)
+        if node.op_type in _INT8_WEIGHTED and any(i in weights for i in node.input[1:]):
+            quantized.append(name)
+        elif node.op_type in _WEIGHTED and len(node.input) > 1 and constant(node.input[1]):
+            if node.input[1] in weights:
+                if fmt != "fp16":
+                    left.append((name, node.op_type))
+            else:
+                quantized.append(name)
     return quantized, left
 
 
@@ -362,7 +373,8 @@ def _quantize(model: Any, staging: Path, staged: Path, fmt: str, op_types: list[
                           "percentile": CalibrationMethod.Percentile}[options.calibrate_method]
                 quantize_static(
                     str(prepared), str(staged),
-                    calibration.reader(onnx.load(str(prepared)).graph.input[0].name),
+                    calibration.reader(onnx.load(str(prepared)).graph.input[0].name,
+                                       per_sample=options.calibrate_method != "minmax"),
                     quant_format=QuantFormat.QDQ if fmt == "int8-qdq" else QuantFormat.QOperator,
                     op_types_to_quantize=op_types, per_channel=options.per_channel,
                     reduce_range=reduce_range, activation_type=QuantType.QUInt8,
