@@ -164,8 +164,8 @@ def worker(args: argparse.Namespace) -> None:
 
 def _ms(rows: list[dict[str, Any]], variant: str, runtime: str, fmt: str, b: int) -> float | None:
     for r in rows:
-        if (r["variant"], r["runtime"], r["format"], r["batch_size"]) == (variant, runtime, fmt, b) \
-                and r["latency_ms"]:
+        key = (r["variant"], r["runtime"], r["format"], r["batch_size"])
+        if key == (variant, runtime, fmt, b) and r["latency_ms"]:
             return float(r["latency_ms"]["median"])
     return None
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 import prunekit
-from prunekit.data.digits import DigitsData, load_digits_data
+from prunekit.data.digits import DigitsData, digits_loaders, load_digits_data
 from prunekit.export import Calibration, calibration_from_batches, export_onnx
 from prunekit.models.digits_cnn import DigitsCNN
 from prunekit.train import FinetuneConfig, finetune
@@ -26,17 +26,20 @@ def digits() -> DigitsData:
 
 
 @pytest.fixture(scope="session")
-def val(digits: DigitsData) -> DataLoader:
-    return DataLoader(TensorDataset(digits.x_val, digits.y_val), batch_size=256)
+def loaders(digits: DigitsData) -> tuple[DataLoader, DataLoader]:
+    return digits_loaders(data=digits)
 
 
 @pytest.fixture(scope="session")
-def dense(digits: DigitsData, val: DataLoader) -> DigitsCNN:
+def val(loaders: tuple[DataLoader, DataLoader]) -> DataLoader:
+    return loaders[1]
+
+
+@pytest.fixture(scope="session")
+def dense(loaders: tuple[DataLoader, DataLoader]) -> DigitsCNN:
     torch.manual_seed(0)
     model = DigitsCNN((16, 32, 64))
-    train = DataLoader(TensorDataset(digits.x_train, digits.y_train), batch_size=64,
-                       shuffle=True, generator=torch.Generator().manual_seed(0))
-    finetune(model, train, val, FinetuneConfig(epochs=3, lr=5e-3))
+    finetune(model, *loaders, FinetuneConfig(epochs=3, lr=5e-3))
     return model.eval()
 
 

@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader
 
 from prunekit.data.digits import DigitsData
 from prunekit.errors import ConfigError, QuantizationError
+from prunekit.export.calibration import Calibration
 from prunekit.export.choose import Candidate, choose_format
 from prunekit.export.config import QuantizeConfig
 from prunekit.export.deploy import Deployment, Row, Variant, int8_drop, measure_deployment
-from prunekit.export.calibration import Calibration
 from prunekit.train import evaluate
 
 FAST = dict(runtimes=("eager", "onnxruntime"), warmup=0, repeats=2, threads=1)

@@ -7,12 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from torch import nn
 
-import prunekit
-from prunekit.report import ReportError, build_report, collect_stats, load_report, write_report
-from prunekit.report.build import point
+from prunekit.report import ReportError, load_report, write_report
 
 ROW = {"variant": "pruned", "runtime": "onnxruntime", "format": "int8-qdq", "batch_size": 8,
        "macs": 100, "latency_ms": {"median": 2.0, "p10": 1.9, "p90": 2.2, "repeats": 10,
@@ -38,21 +34,6 @@ SECTION = {"conditions": {"cpu": "Test CPU", "cpu_flags": ["avx2"], "threads": 2
                                                  "detail": "batch 1 is overhead", "figures": {}}]
                                    }]},
            "qat": {"triggered": False, "reason": "within budget"}}
-
-
-@pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(8, 4))
-    example = torch.randn(1, 1, 8, 8)
-    before = collect_stats(model, example, threads=1, warmup=0, repeats=2, metric=0.9)
-    result = prunekit.prune(model, example, ratio=0.5)
-    after = collect_stats(model, example, threads=1, warmup=0, repeats=2, metric=0.85)
-    return build_report(model={"name": "tiny", "input_shape": [1, 1, 8, 8]},
-                        task={"dataset": "synthetic", "metric": "accuracy", "split": "val"},
-                        before=before, after=after, plan=result.plan,
-                        points=[point("dense", "dense", before)])
 
 
 def test_deployment_section_round_trips_and_renders(report: dict[str, Any],

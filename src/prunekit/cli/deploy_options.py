@@ -4,7 +4,7 @@ other formats, runtimes, batch sizes), and the table they print."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import click
 
@@ -85,7 +85,7 @@ def quantize_config(*, int8: str | None, formats: str | None, runtimes: str | No
     listed = _list(formats)
     try:
         return QuantizeConfig(
-            int8=int8 or "auto", formats=tuple(listed) if listed is not None else None,
+            int8=cast(Literal["static", "dynamic", "auto"], int8 or "auto"), formats=tuple(listed) if listed is not None else None,
             per_channel=not per_tensor, op_types=tuple(_list(op_types) or ()) or None,
             exclude=tuple(_list(exclude_modules) or ()),
             calibration_samples=calibration_samples,

@@ -98,7 +98,8 @@ def choose_format(candidates: Sequence[Candidate], *, baseline: str = "fp32",
         accepted.append((speedup, c))
     if not accepted:
         timed = [(base.latency_ms / c.latency_ms, c.format) for c in candidates
-                 if c.format != baseline and c.status == "ok" and _positive(c.latency_ms)]
+                 if c.format != baseline and c.status == "ok" and c.latency_ms is not None
+                 and _positive(c.latency_ms)]
         best = max(timed, default=None)
         detail = f" (fastest other: {best[1]} at {best[0]:.2f}×)" if best else ""
         return Choice(baseline, baseline, 1.0, False,

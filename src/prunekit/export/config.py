@@ -96,11 +96,11 @@ class QuantizeConfig:
         options = self.options()  # validates per_channel, reduce_range, calibrate_method…
         object.__setattr__(self, "op_types", options.op_types)
         object.__setattr__(self, "exclude", options.exclude)
-        for name, low in (("calibration_samples", 1), ("warmup", 0), ("repeats", 1),
-                          ("qat_epochs", 0)):
+        for name, least in (("calibration_samples", 1), ("warmup", 0), ("repeats", 1),
+                            ("qat_epochs", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be an integer >= 1 or null, got {self.threads!r}")
         for name, low in (("budget", 0.0), ("min_speedup", 1.0), ("min_cosine", -1.0)):

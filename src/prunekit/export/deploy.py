@@ -18,9 +18,9 @@ import copy
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -207,7 +207,8 @@ def _runtime_models(variant: Variant, config: QuantizeConfig
         if _bf16_native():
             runs.append(("eager", "bf16", lambda: _Bf16(variant.model)))
     if "compile" in config.runtimes:
-        runs.append(("compile", "fp32", lambda: torch.compile(variant.model)))
+        runs.append(("compile", "fp32",
+                     lambda: cast(nn.Module, torch.compile(variant.model))))
     return runs
 
 

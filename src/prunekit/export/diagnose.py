@@ -73,7 +73,8 @@ def _channels(module: nn.Module) -> tuple[int, int]:
     return module.in_channels // module.groups, module.out_channels
 
 
-def _misaligned(model: nn.Module, macs: Mapping[str, int], multiple: int) -> tuple[float, list[str]]:
+def _misaligned(model: nn.Module, macs: Mapping[str, int],
+                multiple: int) -> tuple[float, list[str]]:
     modules = dict(model.named_modules())
     total = sum(macs.values())
     off = [(name, n) for name, n in macs.items()

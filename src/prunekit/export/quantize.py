@@ -346,8 +346,8 @@ def _quantize(model: Any, staging: Path, staged: Path, fmt: str, op_types: list[
 
     onnx = _onnx()
     prepared = staging / "prepared.onnx"
-    settings: dict[str, Any] = {"tool": f"onnxruntime.quantization "
-                                        f"({'quantize_dynamic' if fmt == 'int8-dynamic' else 'quantize_static'})",
+    tool = "quantize_dynamic" if fmt == "int8-dynamic" else "quantize_static"
+    settings: dict[str, Any] = {"tool": f"onnxruntime.quantization ({tool})",
                                 "op_types": op_types, "per_channel": options.per_channel,
                                 "reduce_range": reduce_range, "weights": "int8",
                                 "excluded_nodes": len(excluded)}

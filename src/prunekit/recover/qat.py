@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -61,17 +61,21 @@ class InputFakeQuant:
         x = args[0] if args else None
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             return None
-        if module.training or self.low is None:
+        if module.training or self.low is None or self.high is None:
             lo, hi = float(x.detach().min()), float(x.detach().max())
-            if self.low is None or self.high is None:
-                self.low, self.high = lo, hi
-            else:
-                self.low += self.momentum * (lo - self.low)
-                self.high += self.momentum * (hi - self.high)
+            if self.low is not None and self.high is not None:
+                lo = self.low + self.momentum * (lo - self.low)
+                hi = self.high + self.momentum * (hi - self.high)
+            self.low, self.high = lo, hi
         low, high = min(self.low, 0.0), max(self.high, 0.0)
         scale = max((high - low) / 255.0, 1e-12)
         zero = int(min(max(round(-low / scale), 0), 255))
         return (torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255), *args[1:])
+
+
+def _chain(module: nn.Module) -> nn.ModuleList:
+    """The parametrizations of ``module.weight`` (a ``ParametrizationList``)."""
+    return cast(nn.ModuleList, module.parametrizations["weight"])  # type: ignore[index]
 
 
 @dataclass
@@ -88,7 +92,7 @@ class FakeQuant:
             handle.remove()
         self.hooks.clear()
         for module in self.modules.values():
-            chain = module.parametrizations["weight"]  # type: ignore[index]
+            chain = _chain(module)
             index = next(i for i, p in enumerate(chain) if isinstance(p, WeightFakeQuant))
             if len(chain) == 1:
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
@@ -109,7 +113,7 @@ def attach_fake_quant(model: nn.Module, *, reduce_range: bool = False,
         raise ConfigError("the model has no Conv/Linear layer to quantize (after exclude)")
     for name, module in modules.items():
         if parametrize.is_parametrized(module, "weight") and any(
-                isinstance(p, WeightFakeQuant) for p in module.parametrizations["weight"]):
+                isinstance(p, WeightFakeQuant) for p in _chain(module)):
             raise ConfigError(f"{name} already has fake quantization attached")
     state = FakeQuant(dict(modules))
     for name, module in modules.items():

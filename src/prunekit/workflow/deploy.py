@@ -18,10 +18,10 @@ from ..errors import ConfigError
 from ..export.calibration import calibration_from_batches
 from ..export.config import QuantizeConfig
 from ..export.deploy import Deployment, Variant, measure_deployment
-from ..recover.qat import quantization_aware_finetune
-from ..train.distill import DistillConfig
 from ..metrics import load_metric
 from ..models.build import BuiltModel
+from ..recover.qat import quantization_aware_finetune
+from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig, MetricFn, evaluate
 from .config import DataSource, ModelSource
 from .inputs import fit_data, train_loader, val_loader
