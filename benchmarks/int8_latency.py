@@ -76,7 +76,8 @@ def build(name: str) -> tuple[Any, Any, bool]:
 
 
 def pt2e_rows(model: Any, example: Any, batches: list[int], repeats: int) -> dict[str, Any]:
-    """torchao PT2E static int8 (X86InductorQuantizer) compiled by inductor, per batch."""
+    """torchao PT2E static int8 (X86InductorQuantizer) compiled by inductor, per batch (the
+    exported program has static shapes: one export, calibration and compile per batch)."""
     import torch
 
     from prunekit.measure import measure_latency
@@ -88,25 +89,24 @@ def pt2e_rows(model: Any, example: Any, batches: list[int], repeats: int) -> dic
         return {"status": "torchao not installed"}
     out: dict[str, Any] = {}
     try:
-        x = example.expand(max(batches), *example.shape[1:]).contiguous()
-        graph = torch.export.export(model, (x,)).module()
-        quantizer = xiq.X86InductorQuantizer()
-        quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
-        prepared = prepare_pt2e(graph, quantizer)
-        with torch.no_grad():
-            for _ in range(4):
-                prepared(x)
-        compiled = torch.compile(convert_pt2e(prepared))
-
-        class Call(torch.nn.Module):  # measure_latency wants a module it may set to eval
-            def forward(self, inputs: Any) -> Any:
-                return compiled(inputs)
-
         for b in batches:
-            xb = example.expand(b, *example.shape[1:]).contiguous()
+            x = example.expand(b, *example.shape[1:]).contiguous()
+            graph = torch.export.export(model, (x,)).module()
+            quantizer = xiq.X86InductorQuantizer()
+            quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+            prepared = prepare_pt2e(graph, quantizer)
             with torch.no_grad():
-                compiled(xb)
-            out[f"ms_b{b}"] = measure_latency(Call(), xb, warmup=2, repeats=repeats).median_ms
+                for _ in range(4):
+                    prepared(x)
+            compiled = torch.compile(convert_pt2e(prepared))
+
+            class Call(torch.nn.Module):  # measure_latency wants a module it may set to eval
+                def forward(self, inputs: Any, run: Any = compiled) -> Any:
+                    return run(inputs)
+
+            with torch.no_grad():
+                compiled(x)
+            out[f"ms_b{b}"] = measure_latency(Call(), x, warmup=2, repeats=repeats).median_ms
         out["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - one failure is one row
         out["status"] = error_status(exc)

@@ -51,6 +51,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             try:
+                if dynamic_batch and example.shape[0] == 1:  # batch 1 would be specialized
+                    example = example.expand(2, *example.shape[1:]).contiguous()
                 torch.onnx.export(model.eval(), (example,), str(staging / target.name),
                                   input_names=["input"], output_names=["output"],
                                   opset_version=opset, dynamo=True, verbose=False,
@@ -60,6 +62,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 raise PrunekitError(f"torch.onnx.export failed: {type(exc).__name__}: "
                                     f"{first}") from None
+        if dynamic_batch:
+            _check_batch_axis(staging / target.name)
         written = []
         for produced in sorted(staging.iterdir()):
             final = target.parent / produced.name
@@ -73,6 +77,18 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
 def _batch_axis(example: torch.Tensor) -> tuple[dict[int, object]]:
     """``dynamic_shapes`` of ``torch.onnx.export`` with dimension 0 of the input symbolic."""
     return ({0: torch.export.Dim("batch")},)
+
+
+def _check_batch_axis(path: Path) -> None:
+    """Raise :class:`PrunekitError` when the exported input's first dimension is fixed."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    dim = graph.input[0].type.tensor_type.shape.dim[0]
+    if dim.HasField("dim_value"):
+        raise PrunekitError(f"the exported model fixes its batch size to {dim.dim_value} "
+                            "(its forward uses the batch size as a constant); export it "
+                            "without a symbolic batch, one file per batch size")
 
 
 @dataclass(frozen=True)
