@@ -232,8 +232,11 @@ def _measure_variant(variant: Variant, folder: Path, config: QuantizeConfig,
         log(f"{variant.name}: timing {runtime} {fmt}")
         try:
             timed = build()
-            metric, cosine = score(timed) if (runtime, fmt) != ("compile", "fp32") else \
-                (None, None)
+            if runtime == "compile":  # scored on the probe only (each new shape recompiles)
+                with torch.no_grad():
+                    metric, cosine = None, _cosine(timed(probe), reference)
+            else:
+                metric, cosine = score(timed)
             for b in config.batch_sizes:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -256,6 +259,7 @@ def _measure_variant(variant: Variant, folder: Path, config: QuantizeConfig,
         try:
             session = OnnxModule(made.path, threads=config.threads)
             metric, cosine = score(session)
+            del session  # its threads must not compete with the timing
             for b in config.batch_sizes:
                 lat = measure_onnx_latency(made.path, _batch_of(samples, variant.example, b),
                                            warmup=config.warmup, repeats=config.repeats,
