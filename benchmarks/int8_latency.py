@@ -328,7 +328,7 @@ def main() -> None:
         "over the row (above 1 = faster); file MB: the ONNX file",
         "- int8: `onnxruntime.quantization` (`quantize_static` QDQ / QOperator: per-channel "
         "int8 weights, uint8 activations calibrated (MinMax) on 32 random inputs; "
-        "`quantize_dynamic`: MatMul), conv and linear layers; "
+        "`quantize_dynamic`: MatMul), conv, linear and embedding (Gather) layers; "
         "a format is chosen only where it measures ≥ 1.05× ONNX Runtime fp32 of the pruned "
         "model (random weights: accuracy is not judged here, see the digits/MiniLM page)",
         "- η = speed-up over dense ÷ MACs reduction, same runtime; rows with η < 0.8 (or a "

@@ -33,7 +33,9 @@ def deploy_options(runtimes_default: str | None) -> Callable[[F], F]:
         click.option("--runtimes", default=runtimes_default,
                      show_default=runtimes_default is not None,
                      help="Where to time: eager, compile (torch.compile), onnxruntime, "
-                          "comma-separated."),
+                          "comma-separated" + ("." if runtimes_default is not None else
+                                               " [default: all three with --int8]; given "
+                                               "alone, times fp32 in each.")),
         click.option("--batch-sizes", default="1,8", show_default=True,
                      help="Batch sizes to time every runtime and format at."),
         click.option("--calibration-samples", type=click.IntRange(min=1), default=256,
