@@ -283,6 +283,7 @@ def version(dist: str) -> str:
 class Environment:
     threads: int
     batch: str = "1"  # the batch size(s) the page measures with
+    precision: str = "fp32"  # the number formats the page measures
 
     def lines(self) -> list[str]:
         import torch
@@ -293,7 +294,8 @@ class Environment:
             f"- torch {torch.__version__}, torchvision {version('torchvision')}, "
             f"timm {version('timm')}, torch-pruning {version('torch-pruning')}, "
             f"prunekit {version('prunekit')}, Python {platform.python_version()}",
-            f"- CPU, {self.threads} threads (`torch.set_num_threads`), batch size {self.batch}, fp32",
+            f"- CPU, {self.threads} threads (`torch.set_num_threads`), batch size {self.batch}, "
+            f"{self.precision}",
             f"- command: `{command_line()}`",
         ]
 

@@ -102,6 +102,13 @@ JOBS: list[tuple[str, str, list[str], str]] = [
     ("decompose_latency", "Low-rank decomposition: latency return on ResNet shapes (CPU)",
      ["benchmarks/decompose_latency.py", "--markdown", "docs/benchmarks/decompose_latency.md"],
      "decompose_latency.md"),
+    ("int8_accuracy", "Prune, then quantize: accuracy in ONNX Runtime formats (digits, "
+     "MiniLM)",
+     ["benchmarks/int8_accuracy.py", "--markdown", "docs/benchmarks/int8_accuracy.md"],
+     "int8_accuracy.md"),
+    ("int8_latency", "int8 and pruning, deployed: ONNX Runtime latency (CPU)",
+     ["benchmarks/int8_latency.py", "--pt2e", "--markdown", "docs/benchmarks/int8_latency.md"],
+     "int8_latency.md"),
 ]
 
 INTRO = """# prunekit benchmarks

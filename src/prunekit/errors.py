@@ -97,3 +97,8 @@ class ExportError(PrunekitError):
 
 class ReportError(PrunekitError):
     """A report file is missing, unreadable, or does not follow the schema."""
+
+
+class QuantizationError(PrunekitError):
+    """A model cannot be quantized as asked (no calibration data, an op the quantizer
+    cannot take, calibration inputs that do not fit the model)."""

@@ -23,26 +23,31 @@ def pruned_out(cli: Runner, tmp_path: Path) -> Path:
 def test_export_onnx_matches_pytorch_and_int8(cli: Runner, pruned_out: Path) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    code, stdout, err = cli(["export", str(pruned_out), "--format", "onnx", "--int8",
-                             "--threads", "1", "--json"])
+    code, stdout, err = cli(["export", str(pruned_out), "--format", "onnx", "--json"])
     assert code == 0, err
     result = json.loads(stdout)
     assert (pruned_out / "pruned" / "model.onnx").is_file()
-    assert result["onnx_check"]["max_abs_diff"] < 1e-4
+    assert result["onnx_check"]["max_abs_diff"] < 1e-4 and "deployment" not in result
     assert result["model"] == "prunekit:digits_cnn" and result["input_shape"] == [1, 1, 8, 8]
-    q = result["int8"]
-    assert q["quantized_linear_layers"] == 2 and q["size_bytes"]["int8"] < q["size_bytes"]["fp32"]
-    assert q["latency_ms_median"]["int8"] > 0 and q["latency_conditions"]["threads"] == 1
+    code, stdout, err = cli(["export", str(pruned_out), "--int8", "dynamic", "--runtimes",
+                             "onnxruntime", "--batch-sizes", "1", "--threads", "1",
+                             "--repeats", "2", "--json"])
+    assert code == 0, err
+    result = json.loads(stdout)
+    q = result["deployment"]
+    rows = {(r["variant"], r["format"]): r for r in q["rows"]}
+    assert rows[("pruned", "int8-dynamic")]["file_bytes"] > 0
+    assert rows[("pruned", "int8-dynamic")]["latency_ms"]["threads"] == 1
+    assert q["files"]["pruned:int8-dynamic"]["quantized_layers"] == 1  # the Linear head
     saved = json.loads((pruned_out / "pruned" / "export.json").read_text())
     assert saved == result
     from prunekit.report import load_report
-    assert load_report(pruned_out)["int8"] == q  # the folder's report gains the int8 figures
+    assert load_report(pruned_out)["deployment"] == q  # the folder's report gains the rows
     assert result["report"] == str(pruned_out / "report.json")
     page = (pruned_out / "report.html").read_text()  # and its page shows them
-    table = page[page.index("<h2>Before and after</h2>"):page.index("<h2>Kept units")]
-    assert "<th>pruned int8</th>" in table
-    assert f"<td class=num>{q['size_bytes']['int8']:,}</td>" in table
-    assert f"<td class=num>{q['latency_ms_median']['int8']:,.3f}</td>" in table
+    section = page[page.index("<h2>Deployment</h2>"):page.index("<h2>Settings")]
+    assert "<td>int8-dynamic</td>" in section
+    assert f"{rows[('pruned', 'int8-dynamic')]['file_bytes']:,}" in section
 
 
 def test_export_without_plan_is_a_usage_error(cli: Runner, tmp_path: Path) -> None:

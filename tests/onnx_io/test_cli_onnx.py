@@ -42,12 +42,15 @@ def test_prune_finetune_report_and_export(tmp_path: Path,
     assert conversion["opset"] == read_signature(source).opset
     assert conversion["onnxruntime"]["max_rel_diff"][0] <= 1e-4
     assert report["after"]["params"] < report["before"]["params"]
-    code, stdout, err = _cli(capsys, ["export", str(out), "--int8", "--threads", "1", "--json"])
+    code, stdout, err = _cli(capsys, ["export", str(out), "--int8", "dynamic", "--runtimes",
+                                      "onnxruntime", "--batch-sizes", "2", "--repeats", "2",
+                                      "--threads", "1", "--json"])
     assert code == 0, err
     result = json.loads(stdout)
-    int8 = result["onnx_int8"]
-    assert Path(int8["file"]).is_file() and int8["bytes_int8"] < int8["bytes_fp32"]
-    assert read_signature(int8["file"]).input_names == ["pixels"]
+    files = result["deployment"]["files"]
+    int8 = out / "pruned" / files["pruned:int8-dynamic"]["file"]
+    assert int8.is_file() and files["pruned:int8-dynamic"]["bytes"] < files["pruned:fp32"]["bytes"]
+    assert read_signature(int8).input_names == ["pixels"]
     exported = read_signature(out / "pruned" / "model.onnx")
     original = read_signature(source)
     assert exported.input_names == ["pixels"] and exported.output_names == ["scores"]

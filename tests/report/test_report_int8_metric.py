@@ -8,18 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from torch import nn
 
-import prunekit
 from prunekit.report import (
     ReportError,
-    build_report,
-    collect_stats,
     load_report,
     write_report,
 )
-from prunekit.report.build import point
 from prunekit.report.html import render_html
 
 INT8 = {"quantized_linear_layers": 2, "size_bytes": {"fp32": 103_783, "int8": 51_625},
@@ -27,23 +21,6 @@ INT8 = {"quantized_linear_layers": 2, "size_bytes": {"fp32": 103_783, "int8": 51
         "latency_conditions": {"device": "cpu", "threads": 1, "repeats": 20,
                                "dtype": "float32 input"},
         "method": "torch.ao.quantization.quantize_dynamic({nn.Linear}, qint8)", "note": ""}
-
-
-@pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(8, 4))
-    example = torch.randn(1, 1, 8, 8)
-    before = collect_stats(model, example, threads=1, warmup=0, repeats=2, metric=0.9)
-    result = prunekit.prune(model, example, ratio=0.5)
-    after = collect_stats(model, example, threads=1, warmup=0, repeats=2, metric=0.85)
-    return build_report(model={"name": "tiny", "input_shape": [1, 1, 8, 8]},
-                        task={"dataset": "synthetic", "metric": "top-5 accuracy",
-                              "metric_spec": "top5", "metric_fraction": True, "split": "val"},
-                        before=before, after=after, plan=result.plan,
-                        points=[point("dense", "dense", before),
-                                point("ratio 0.5", "fine-tuned", after)])
 
 
 def test_int8_rows_in_the_before_after_table(report: dict[str, Any], tmp_path: Path) -> None:

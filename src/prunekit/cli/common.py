@@ -74,17 +74,20 @@ def _check_metric(_ctx: click.Context, _param: click.Parameter,
     return value
 
 
-def make_data_options(default: str | None) -> Callable[[F], F]:
-    """``--data`` (default ``default``; ``None``: no data), ``--label-column``,
-    ``--image-size``, ``--split``, ``--feature-column`` and ``--metric``."""
+def make_data_options(default: str | None, flag: str = "--data",
+                      none_note: str = " Default: none (random input, no metric).",
+                      ) -> Callable[[F], F]:
+    """``--data`` (or ``flag``; default ``default``; ``None``: no data, ``none_note`` says
+    what then), ``--label-column``, ``--image-size``, ``--split``, ``--feature-column`` and
+    ``--metric``."""
     from ..metrics import METRIC_HELP
 
-    none_note = " Default: none (random input, no metric)." if default is None else ""
+    note = none_note if default is None else ""
     options = [
-        click.option("--data", "data_spec", default=default, show_default=default is not None,
+        click.option(flag, "data_spec", default=default, show_default=default is not None,
                      help="digits (built in), path/to/data.npz (arrays x, y), "
                           "path/to/table.csv, a Hugging Face dataset folder (save_to_disk) "
-                          "or an image folder (class subfolders)." + none_note),
+                          "or an image folder (class subfolders)." + note),
         click.option("--label-column", default="label", show_default=True,
                      help="CSV or Hugging Face data: the column that holds the class "
                           "(Hugging Face: labels, target or y are tried when label is "
@@ -105,7 +108,7 @@ def make_data_options(default: str | None) -> Callable[[F], F]:
         click.option("--metric", default="accuracy" if default is not None else None,
                      show_default=default is not None, callback=_check_metric,
                      help=f"Metric on the validation split: {METRIC_HELP}."
-                          + (" Needs --data." if default is None else "")),
+                          + (f" Needs {flag}." if default is None else "")),
     ]
 
     def decorate(fn: F) -> F:

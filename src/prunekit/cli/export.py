@@ -1,4 +1,6 @@
-"""``prunekit export DIR --format onnx``: export a pruned model and check it in onnxruntime."""
+"""``prunekit export DIR --format onnx``: export a pruned model and check it in onnxruntime;
+``--int8``: make lower-precision files, time them where users run them, choose by
+measurement."""
 
 from __future__ import annotations
 
@@ -8,7 +10,15 @@ from typing import Any
 
 import click
 
-from .common import Printer, emit_json, json_option, parse_shape, quiet_option
+from .common import (
+    Printer,
+    emit_json,
+    json_option,
+    make_data_options,
+    parse_shape,
+    quiet_option,
+)
+from .deploy_options import deploy_options, deployment_lines, quantize_config
 
 __all__ = ["export"]
 
@@ -44,9 +54,9 @@ def _report_model(pruned: Path) -> dict[str, Any]:
     return model if isinstance(model, dict) else {}
 
 
-def _record_int8(pruned: Path, int8: dict[str, Any]) -> Path | None:
-    """Write the int8 figures into the folder's report.json (key ``int8``), if it has one,
-    and render its report.html again (when there is one) so the page shows them."""
+def _record_deployment(pruned: Path, deployment: dict[str, Any]) -> Path | None:
+    """Write the deployment measurement into the folder's report.json (key ``deployment``),
+    if it has one, and render its report.html again (when there is one)."""
     from ..report.io import REPORT_HTML, load_report, write_report
     from ..report.sensitivity import attach_sensitivity
 
@@ -54,11 +64,24 @@ def _record_int8(pruned: Path, int8: dict[str, Any]) -> Path | None:
     if candidate is None:
         return None
     report = load_report(candidate)
-    report["int8"] = int8
+    report["deployment"] = deployment
     folder = candidate.parent
     attach_sensitivity(report, folder)
     write_report(report, folder, html=(folder / REPORT_HTML).is_file())
     return candidate
+
+
+def _run_settings(pruned: Path) -> dict[str, Any]:
+    """``settings.run`` of the folder's report.json (the run's model and data), if any."""
+    candidate = _report_path(pruned)
+    if candidate is None:
+        return {}
+    try:
+        data = json.loads(candidate.read_text())
+        run = data["settings"]["run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return run if isinstance(run, dict) else {}
 
 
 @click.command("export")
@@ -69,23 +92,37 @@ def _record_int8(pruned: Path, int8: dict[str, Any]) -> Path | None:
 @click.option("--input-shape", default=None,
               help="Unpruned example-input shape, e.g. 1,1,8,8 [default: from report.json].")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="ONNX file to write [default: DIR's pruned folder/model.onnx].")
+              help="ONNX file to write [default: DIR's pruned folder/model.onnx]; other "
+                   "formats go beside it (model.int8-qdq.onnx, ...).")
 @click.option("--tolerance", type=float, default=1e-3, show_default=True,
               help="Largest allowed |onnxruntime - PyTorch| output difference (for a model "
                    "converted from ONNX: relative to its largest output).")
-@click.option("--int8", is_flag=True,
-              help="Also quantize Linear layers to int8 (dynamic) and report size and latency.")
+@deploy_options("eager,compile,onnxruntime")
+@make_data_options(None, flag="--calibration",
+                   none_note=" Default: the data of the run that wrote DIR (report.json), "
+                             "if any. Its training split calibrates static int8, its "
+                             "validation split gives every format's metric.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for the int8 latency comparison.")
+              help="CPU threads for the timings [default: torch's setting].")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--trust-pickle", is_flag=True, help="Allow a pickled model.pt as --model.")
 @json_option
 @quiet_option
 def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str | None,
-           output: Path | None, tolerance: float, int8: bool, threads: int | None,
+           output: Path | None, tolerance: float, int8: str | None, formats: str | None,
+           runtimes: str | None, batch_sizes: str, calibration_samples: int, per_tensor: bool,
+           op_types: str | None, exclude_modules: str | None, budget: float,
+           min_speedup: float, qat_epochs: int, data_spec: str | None, label_column: str,
+           image_size: int, split: str | None, feature_column: str | None,
+           metric: str | None, threads: int | None, warmup: int, repeats: int,
            trust_pickle: bool, as_json: bool, quiet: bool) -> None:
     """Export the pruned model in DIR (save_pruned folder, or a prunekit prune --out folder)
-    to ONNX, and check it in onnxruntime against PyTorch. A model pruned from an ONNX file
-    keeps that file's input/output names, dynamic axes and opset."""
+    to ONNX, and check it in onnxruntime against PyTorch; a model pruned from an ONNX file
+    keeps that file's input/output names, dynamic axes and opset. With --int8 (or --formats), also
+    make lower-precision files, time dense, pruned and every format in eager PyTorch,
+    torch.compile and ONNX Runtime at each batch size, and choose the fastest acceptable
+    format by measurement (a format that is not faster is never handed back as faster)."""
     import torch
 
     from ..errors import ConfigError, ExportError
@@ -96,6 +133,13 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     from ..serialization import load_pruned
     from ..verify import slice_inputs
 
+    deploying = int8 is not None or formats is not None
+    qconfig = quantize_config(
+        int8=int8, formats=formats, runtimes=runtimes, batch_sizes=batch_sizes,
+        calibration_samples=calibration_samples, per_tensor=per_tensor, op_types=op_types,
+        exclude_modules=exclude_modules, budget=budget, min_speedup=min_speedup,
+        qat_epochs=qat_epochs, threads=threads, warmup=warmup,
+        repeats=repeats) if deploying else None
     pruned = _pruned_dir(directory)
     recorded = _report_model(pruned)
     spec_text = model_spec or recorded.get("spec")
@@ -113,66 +157,61 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     printer = Printer(quiet=quiet or as_json)
     model = load_pruned(load_model_spec(spec, trust_pickle=trust_pickle), pruned).eval()
     plan = Plan.load(pruned / "plan.json")
+    example = slice_inputs(torch.randn(*shape), plan)
     target = output if output is not None else pruned / "model.onnx"
     printer.info(f"exporting {spec_text} (pruned) to {target}")
     result: dict[str, Any] = {"schema": "prunekit.export", "version": 1, "format": fmt,
-                              "model": spec_text}
+                              "model": spec_text, "input_shape": list(example.shape)}
     if spec.kind == "onnx":  # back to ONNX with the original names, dynamic axes and opset
         from ..onnx import export as export_converted
 
         facts = export_converted(model, target, tolerance=tolerance)
-        example = slice_inputs(torch.randn(*shape), plan)
-        result.update({"input_shape": list(example.shape), "files": facts["files"],
+        max_abs_diff = max(facts["onnxruntime"]["max_abs_diff"])
+        result.update({"files": facts["files"],
                        "signature": {"opset": facts["opset"], "inputs": facts["inputs"],
                                      "outputs": facts["outputs"]},
                        "onnx_check": {"runtime": "onnxruntime",
                                       "provider": "CPUExecutionProvider",
-                                      "max_abs_diff": max(facts["onnxruntime"]["max_abs_diff"]),
+                                      "max_abs_diff": max_abs_diff,
                                       "max_rel_diff": max(facts["onnxruntime"]["max_rel_diff"]),
                                       "tolerance": tolerance, "relative": True}})
-        if int8:
-            from ..export import quantize_onnx_dynamic
-
-            printer.info("int8: onnxruntime dynamic quantization of the exported file")
-            result["onnx_int8"] = quantize_onnx_dynamic(
-                target, target.with_name(target.stem + ".int8.onnx"), model)
     else:
-        example = slice_inputs(torch.randn(*shape), plan)
         files = export_onnx(model, example, target)
         check = check_onnx(target, model, example)
         if not check.ok(tolerance):
-            raise ExportError(f"onnxruntime disagrees with PyTorch on {target}: max abs "
-                              f"diff {check.max_abs_diff:.3g} > tolerance {tolerance:g}")
-        result.update({"input_shape": list(example.shape), "files": [str(f) for f in files],
+            raise ExportError(f"onnxruntime disagrees with PyTorch on {target}: max abs diff "
+                              f"{check.max_abs_diff:.3g} > tolerance {tolerance:g}")
+        max_abs_diff = check.max_abs_diff
+        result.update({"files": [str(f) for f in files],
                        "onnx_check": {"runtime": "onnxruntime", "provider": check.provider,
-                                      "max_abs_diff": check.max_abs_diff,
-                                      "tolerance": tolerance,
+                                      "max_abs_diff": max_abs_diff, "tolerance": tolerance,
                                       "output_shape": list(check.output_shape)}})
-    if int8:
-        from ..export import quantize_int8
-        printer.info("int8: quantizing Linear layers (dynamic)")
-        result["int8"] = quantize_int8(model, example, threads=threads).to_dict()
-        recorded_in = _record_int8(pruned, result["int8"])
+    deployment = None
+    if qconfig is not None:
+        if plan.input_features:
+            raise click.UsageError("--int8 / --formats are not available for models whose "
+                                   "input features were pruned yet")
+        from .export_deploy import deploy_folder
+
+        deployment = deploy_folder(
+            qconfig, target, model, example, spec_text, shape, _run_settings(pruned),
+            data_options=dict(spec=data_spec, label_column=label_column,
+                              image_size=image_size, split=split,
+                              feature_column=feature_column, metric=metric),
+            trust_pickle=trust_pickle, log=printer.info)
+        result["deployment"] = deployment.to_dict()
+        result["files"] += [str(f.path) for f in deployment.files.values()
+                            if str(f.path) not in result["files"]]
+        recorded_in = _record_deployment(pruned, result["deployment"])
         if recorded_in is not None:
             result["report"] = str(recorded_in)
-            printer.info(f"int8 figures added to {recorded_in} (and its report.html)")
+            printer.info(f"deployment figures added to {recorded_in} (and its report.html)")
     atomic_write_text(target.with_name("export.json"), json.dumps(result, indent=1) + "\n")
     if as_json:
         emit_json(result)
         return
     printer.result(f"ONNX: {target} (onnxruntime vs PyTorch: max abs diff "
-                   f"{result['onnx_check']['max_abs_diff']:.3g}, input {tuple(example.shape)})")
-    if "onnx_int8" in result:
-        q8 = result["onnx_int8"]
-        printer.result(f"ONNX int8: {q8['file']} ({q8['bytes_fp32']:,} -> {q8['bytes_int8']:,} "
-                       f"bytes; max abs diff vs PyTorch fp32 {q8['max_abs_diff_vs_fp32']:.3g})")
-    if int8:
-        q = result["int8"]
-        lat, size = q["latency_ms_median"], q["size_bytes"]
-        printer.result(f"int8 ({q['quantized_linear_layers']} Linear layers): size "
-                       f"{size['fp32']:,} -> {size['int8']:,} bytes; latency median "
-                       f"{lat['fp32']:.3f} -> {lat['int8']:.3f} ms (cpu, "
-                       f"{q['latency_conditions']['threads']} thread(s), batch "
-                       f"{example.shape[0]}); max abs diff {q['max_abs_diff_vs_fp32']:.3g}")
-        if q["note"]:
-            printer.result(f"note: {q['note']}")
+                   f"{max_abs_diff:.3g}, input {tuple(example.shape)})")
+    if deployment is not None:
+        for line in deployment_lines(deployment):
+            printer.result(line)

@@ -22,6 +22,7 @@ from .common import (
     parse_shape,
     quiet_option,
 )
+from .deploy_options import deploy_options, deployment_lines, quantize_config
 
 __all__ = ["measure"]
 
@@ -55,7 +56,9 @@ VERSION = 1
               help="CPU threads for latency [default: torch's setting].")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
-@out_option(None, "Also write measure.json into this folder.")
+@deploy_options(None)
+@out_option(None, "Also write measure.json into this folder (and, with --runtimes or "
+                  "--int8, the ONNX files).")
 @json_option
 @quiet_option
 def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
@@ -63,12 +66,18 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
             trust_pickle: bool, data_spec: str | None, label_column: str, image_size: int,
             split: str | None, feature_column: str | None, metric: str | None, device: str,
             cuda_graph: bool, threads: int | None, warmup: int, repeats: int,
+            int8: str | None, formats: str | None, runtimes: str | None, batch_sizes: str,
+            calibration_samples: int, per_tensor: bool, op_types: str | None,
+            exclude_modules: str | None, budget: float, min_speedup: float, qat_epochs: int,
             out: Path | None, as_json: bool, quiet: bool) -> None:
     """Measure SPEC: torchvision:NAME (weights=None), timm:NAME (pretrained=False),
     prunekit:digits_cnn, a local Hugging Face folder (config.json; token-id inputs), or
     path/to/file.py:factory (constructor arguments as --model-arg num_classes=10 or
     'SPEC?num_classes=10'): parameters, MACs, FLOPs, size, latency and peak memory; with
-    --data also the metric on its validation split."""
+    --data also the metric on its validation split. With --runtimes (eager, compile,
+    onnxruntime) and/or --int8, the same model is also timed in each runtime and format at
+    every --batch-sizes (with --pruned, next to the dense architecture), side by side with
+    size on disk and metric, and the fastest acceptable format is chosen by measurement."""
     import torch
 
     from ..errors import ConfigError, ModelInputError, PrunekitError
@@ -88,6 +97,17 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
             verb = "needs" if len(given) == 1 else "need"
             raise click.UsageError(f"{' and '.join(given)} {verb} --data (the metric is "
                                    "measured on a data set's validation split)")
+    deploying = runtimes is not None or int8 is not None or formats is not None
+    qconfig = quantize_config(
+        int8=int8, formats=formats if formats is not None or int8 is not None else "fp32",
+        runtimes=runtimes or "eager,compile,onnxruntime", batch_sizes=batch_sizes,
+        calibration_samples=calibration_samples, per_tensor=per_tensor, op_types=op_types,
+        exclude_modules=exclude_modules, budget=budget, min_speedup=min_speedup,
+        qat_epochs=qat_epochs, threads=threads, warmup=warmup,
+        repeats=repeats) if deploying else None
+    if qconfig is not None and device.strip() != "cpu":
+        raise click.UsageError("--runtimes / --int8 time on the CPU (ONNX Runtime's CPU "
+                               "execution provider): drop --device")
     if cuda_graph and not device.strip().startswith("cuda"):
         raise click.UsageError("--cuda-graph needs a CUDA device: pass --device cuda (graph "
                                "capture times GPU kernels; on cpu there is nothing to capture)")
@@ -134,6 +154,12 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
         del result["metric"]
     else:
         result["metric"], result["task"] = value, task
+    deployment = None
+    if qconfig is not None:
+        deployment = _deploy(qconfig, built, parsed, pruned is not None, example,
+                             input_shape, trust_pickle, data_spec, label_column, image_size,
+                             split, feature_column, metric, out, printer)
+        result["deployment"] = deployment.to_dict()
     if out is not None:
         atomic_write_text(out / "measure.json", json.dumps(result, indent=1) + "\n")
     if as_json:
@@ -154,6 +180,39 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
     printer.result(f"latency: {lat['device']}, batch {lat['batch_size']}, {lat['dtype']}, "
                    f"{lat['threads']} thread(s), median of {lat['repeats']} runs after "
                    f"{lat['warmup']} warm-up{graph}")
+    if deployment is not None:
+        for line in deployment_lines(deployment):
+            printer.result(line)
+
+
+def _deploy(config: Any, built: Any, parsed: Any, is_pruned: bool, example: Any,
+            input_shape: str | None, trust_pickle: bool, data_spec: str | None,
+            label_column: str, image_size: int, split: str | None,
+            feature_column: str | None, metric: str | None, out: Path | None,
+            printer: Printer) -> Any:
+    """The model (with ``--pruned``: next to its dense architecture, timed only) in every
+    runtime and format; files in ``out`` or a temporary folder."""
+    import tempfile
+
+    from ..models.build import build_with_weights
+    from ..workflow.config import DataSource, ModelSource
+    from ..workflow.deploy import deploy_data, run_deployment
+
+    data = None
+    if data_spec is not None:
+        source = ModelSource(built.spec.text, None,
+                             parse_shape(input_shape) if input_shape else None, trust_pickle)
+        data, _ = deploy_data(built, source, DataSource(
+            data_spec, label_column, image_size=image_size, split=split,
+            feature_column=feature_column, metric=metric or "accuracy"))
+    dense = build_with_weights(parsed, trust_pickle=trust_pickle).model.eval() \
+        if is_pruned else None
+    with tempfile.TemporaryDirectory(prefix="prunekit-measure-") as scratch:
+        folder = out if out is not None else Path(scratch)
+        return run_deployment(config, folder, dense=dense, pruned=built.model,
+                              dense_example=example, pruned_example=example,
+                              data=data, score_dense=False,
+                              name="pruned" if is_pruned else "model", log=printer.info)
 
 
 def _evaluate(built: Any, input_shape: str | None, trust_pickle: bool,

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError, ExportError
 
-__all__ = ["OnnxCheck", "check_onnx", "export_onnx", "quantize_onnx_dynamic"]
+__all__ = ["OnnxCheck", "check_onnx", "export_onnx"]
 
 
 def _require(module: str) -> None:
@@ -93,13 +93,17 @@ def _name_dynamic_axes(path: Path, dynamic_axes: dict[str, dict[int, str]]) -> N
 def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike[str], *,
                 opset: int | None = None, input_names: Sequence[str] | None = None,
                 output_names: Sequence[str] | None = None,
-                dynamic_axes: dict[str, dict[int, str]] | None = None) -> list[Path]:
+                dynamic_axes: dict[str, dict[int, str]] | None = None,
+                dynamic_batch: bool = False) -> list[Path]:
     """Export ``model`` (eval mode) to ``path`` and return the files written.
 
     ``example``: one tensor or a tuple of inputs; ``input_names`` / ``output_names``
     (default ``input`` / ``output``), ``dynamic_axes`` (name -> {axis: axis name}; axes of
     size 1 in the example cannot stay dynamic) and ``opset`` are kept in the file; an
     opset the exporter does not write itself is reached with ONNX's version converter.
+    ``dynamic_batch``: dimension 0 of every input (and output) is left symbolic, so the file
+    runs at any batch size (a batch-1 example is widened to 2 for the export, since a
+    dimension of size 1 is specialized); a model whose forward fixes its batch is refused.
     The export runs in a temporary folder beside ``path``; the files (the model and any
     external-data file) are moved into place only when it succeeded.
     """
@@ -107,15 +111,19 @@ def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike[str], *,
     _require("onnx")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    inputs = list(input_names or ["input"])
+    outputs = list(output_names or ["output"])
+    if dynamic_batch:
+        example = tuple(_batch_of_two(x) for x in _examples(example))
+        dynamic_axes = {**{name: {0: "batch"} for name in inputs + outputs},
+                        **(dynamic_axes or {})}
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             try:
-                inputs = list(input_names or ["input"])
                 torch.onnx.export(model.eval(), _examples(example), str(staging / target.name),
-                                  input_names=inputs,
-                                  output_names=list(output_names or ["output"]),
+                                  input_names=inputs, output_names=outputs,
                                   dynamic_shapes=(_dynamic_shapes(model, inputs, dynamic_axes)
                                                   if dynamic_axes else None),
                                   opset_version=opset, dynamo=True, verbose=False,
@@ -128,6 +136,8 @@ def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike[str], *,
             _convert_opset(staging / target.name, opset)
         if dynamic_axes:
             _name_dynamic_axes(staging / target.name, dynamic_axes)
+        if dynamic_batch:
+            _check_batch_axis(staging / target.name)
         written = []
         for produced in sorted(staging.iterdir()):
             final = target.parent / produced.name
@@ -136,6 +146,25 @@ def export_onnx(model: nn.Module, example: Any, path: str | os.PathLike[str], *,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
+
+
+def _batch_of_two(x: Any) -> Any:
+    """A batch-1 tensor repeated to batch 2 (other inputs as they are)."""
+    if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] == 1:
+        return x.expand(2, *x.shape[1:]).contiguous()
+    return x
+
+
+def _check_batch_axis(path: Path) -> None:
+    """Raise :class:`ExportError` when the exported first input's batch dimension is fixed."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    dim = graph.input[0].type.tensor_type.shape.dim[0]
+    if dim.HasField("dim_value"):
+        raise ExportError(f"the exported model fixes its batch size to {dim.dim_value} (its "
+                          "forward uses the batch size as a constant); export it without a "
+                          "symbolic batch, one file per batch size")
 
 
 @dataclass(frozen=True)
@@ -170,32 +199,3 @@ def check_onnx(path: str | os.PathLike[str], model: nn.Module, example: Any) -> 
     diff = max(float((torch.from_numpy(g) - e.detach().cpu()).abs().max())
                for g, e in zip(got, expected))
     return OnnxCheck(diff, tuple(got[0].shape), "CPUExecutionProvider")
-
-
-def quantize_onnx_dynamic(source: str | os.PathLike[str], target: str | os.PathLike[str],
-                          model: nn.Module, example: Any = None) -> dict[str, Any]:
-    """Write an int8 copy of the ONNX file ``source`` to ``target`` (onnxruntime's dynamic
-    quantization: int8 weights of MatMul/Gemm/Conv..., activations quantized at run time)
-    and compare it in onnxruntime with ``model`` on ``example`` (default: the random
-    inputs :func:`prunekit.onnx.example_inputs` makes for a converted model)."""
-    _require("onnxruntime")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    final = Path(target)
-    staging = final.with_name(f".{final.name}.partial")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:
-            quantize_dynamic(str(source), str(staging), weight_type=QuantType.QInt8)
-        except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds
-            staging.unlink(missing_ok=True)
-            raise ExportError(f"onnxruntime quantization of {source} failed: "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    os.replace(staging, final)
-    if example is None:
-        from ..onnx import example_inputs
-        example = example_inputs(model.signature)  # type: ignore[arg-type]
-    check = check_onnx(final, model, example)
-    return {"file": str(final), "method": "onnxruntime.quantization.quantize_dynamic (QInt8)",
-            "bytes_fp32": Path(source).stat().st_size, "bytes_int8": final.stat().st_size,
-            "max_abs_diff_vs_fp32": check.max_abs_diff}

@@ -7,6 +7,7 @@ import html
 import json
 from typing import Any
 
+from .deployment import deployment_html
 from .plots import kept_units_png, metric_vs_macs_png, sensitivity_curves_png
 
 __all__ = ["render_html"]
@@ -211,6 +212,7 @@ def render_html(report: dict[str, Any]) -> str:
         _points_table(report),
         *_decomposition(report),
         *_sensitivity(report),
+        *deployment_html(report),
         "<h2>Settings</h2>",
         f"<pre>{_e(json.dumps(report['settings'], indent=1))}</pre>",
         "<h2>Versions</h2>",

@@ -122,6 +122,10 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         _check_int8(data["int8"], f"{source}: int8")
     if data.get("decomposition") is not None:
         _check_decomposition(data["decomposition"], f"{source}: decomposition")
+    if data.get("deployment") is not None:
+        from .deployment import check_deployment
+
+        check_deployment(data["deployment"], f"{source}: deployment")
     memory = [data[side].get("peak_memory") for side in ("before", "after")]
     for side, value in zip(("before", "after"), memory):
         if value is not None:

@@ -4,7 +4,8 @@
 ``finetune`` (:class:`~prunekit.train.FinetuneConfig`), ``distill``
 (:class:`~prunekit.train.DistillConfig`, or ``None`` for plain fine-tuning), ``reconstruct``
 (:class:`Reconstruct`, or ``None``), ``decompose``
-(:class:`~prunekit.decompose.DecomposeConfig`, or ``None``) and ``out`` sections.
+(:class:`~prunekit.decompose.DecomposeConfig`, or ``None``), ``quantize``
+(:class:`~prunekit.export.config.QuantizeConfig`, or ``None``) and ``out`` sections.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Literal
 from ..config import PruneConfig
 from ..decompose.config import DecomposeConfig
 from ..errors import ConfigError
+from ..export.config import QuantizeConfig
 from ..metrics import parse_metric
 from ..models.spec import ModelSpec, parse_model_spec
 from ..recover.reconstruct import DAMP
@@ -198,7 +200,9 @@ class RunConfig:
     """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning; ``reconstruct``
     (default ``None``: off) re-fits layers after pruning; ``decompose`` (default ``None``:
     off) factorizes layers after that, before fine-tuning; ``iterative`` (default ``None``:
-    prune once) iterates until a target."""
+    prune once) iterates until a target; ``quantize`` (default ``None``: off) exports the
+    fine-tuned model to ONNX in fp32 and lower precisions, times dense, pruned and
+    pruned+int8 side by side and chooses the fastest acceptable format."""
 
     model: ModelSource = field(default_factory=ModelSource)
     data: DataSource = field(default_factory=DataSource)
@@ -209,6 +213,7 @@ class RunConfig:
     iterative: IterativeRun | None = None
     reconstruct: Reconstruct | None = None
     decompose: DecomposeConfig | None = None
+    quantize: QuantizeConfig | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("model", ModelSource), ("data", DataSource),
@@ -222,6 +227,11 @@ class RunConfig:
             raise ConfigError("iterative must be an IterativeRun or None")
         if self.reconstruct is not None and not isinstance(self.reconstruct, Reconstruct):
             raise ConfigError("reconstruct must be a Reconstruct or None")
+        if self.quantize is not None and not isinstance(self.quantize, QuantizeConfig):
+            raise ConfigError("quantize must be a QuantizeConfig or None")
+        if self.quantize is not None and self.iterative is not None:
+            raise ConfigError("the quantize section is not available in iterative runs yet: "
+                              "run prunekit export --int8 on the result folder instead")
         if self.reconstruct is not None and self.prune.input_features:
             raise ConfigError("reconstruction is not available together with input-feature "
                               "pruning yet; use one or the other")
@@ -239,4 +249,5 @@ class RunConfig:
                 "out": asdict(self.out),
                 "iterative": None if self.iterative is None else asdict(self.iterative),
                 "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct),
-                "decompose": None if self.decompose is None else self.decompose.settings()}
+                "decompose": None if self.decompose is None else self.decompose.settings(),
+                "quantize": None if self.quantize is None else self.quantize.settings()}

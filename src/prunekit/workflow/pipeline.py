@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -96,6 +99,9 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     teacher = copy.deepcopy(model) if config.finetune.epochs and config.distill else None
     reference = teacher if teacher is not None or config.reconstruct is None \
         else copy.deepcopy(model)  # the unpruned outputs that reconstruction fits
+    dense_copy = None
+    if config.quantize is not None:  # timed next to the pruned model at the end
+        dense_copy = reference if reference is not None else copy.deepcopy(model)
 
     t0 = time.perf_counter()
     calibration = [batch for _, batch in zip(range(CALIBRATION_BATCHES), train)]
@@ -187,7 +193,37 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"},
         decomposition=decomposition)
     folder = Path(out.dir)
-    model_dir = save_pruned(model, plan, folder / "pruned")
+    staging = None
+    if config.quantize is not None:
+        from .deploy import DeployData, run_deployment
+
+        assert dense_copy is not None
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".deploy.", dir=folder))
+        t0 = time.perf_counter()
+        try:
+            deployment = run_deployment(
+                config.quantize, staging, dense=dense_copy, pruned=student,
+                dense_example=example, pruned_example=example,
+                data=DeployData(train, val, data.x_val, metric_fn, data.name),
+                finetune=config.finetune, teacher=teacher, distill=config.distill, log=say)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        report["timings_s"]["quantize"] = time.perf_counter() - t0
+        report["deployment"] = deployment.to_dict()
+        report["files"].update({f"onnx:{name.split(':', 1)[1]}": f"pruned/{f.path.name}"
+                                for name, f in deployment.files.items()})
+        for line in deployment.summary():
+            say(f"deployment, {line}")
+    try:
+        model_dir = save_pruned(model, plan, folder / "pruned")
+        if staging is not None:
+            for produced in sorted(staging.iterdir()):
+                os.replace(produced, model_dir / produced.name)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     report["after"]["file_bytes"] = (model_dir / WEIGHTS).stat().st_size
     attach_sensitivity(report, folder)
     files = write_report(report, folder, html=out.html)

@@ -14,6 +14,7 @@ from typing import Any
 from ..config import PruneConfig
 from ..decompose.config import DecomposeConfig
 from ..errors import ConfigError, RecipeError
+from ..export.config import QuantizeConfig
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 from .config import DataSource, IterativeRun, ModelSource, OutputConfig, Reconstruct, RunConfig
@@ -24,7 +25,8 @@ __all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict", "sectio
 SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": PruneConfig,
                              "finetune": FinetuneConfig, "distill": DistillConfig,
                              "out": OutputConfig, "iterative": IterativeRun,
-                             "reconstruct": Reconstruct, "decompose": DecomposeConfig}
+                             "reconstruct": Reconstruct, "decompose": DecomposeConfig,
+                             "quantize": QuantizeConfig}
 
 
 def _valid(keys: list[str]) -> str:
@@ -69,7 +71,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     Keys override :class:`RunConfig`'s defaults (so ``finetune.epochs`` stays 0 unless
     given); a missing section or key keeps its default; ``distill: null`` turns
     distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults;
-    ``decompose: {energy: 0.95}`` factorizes layers after pruning.
+    ``decompose: {energy: 0.95}`` factorizes layers after pruning, and ``quantize: {}``
+    turns on the deployment measurement.
     """
     if data is None:
         data = {}
@@ -84,7 +87,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     for name, cls in SECTIONS.items():
         if name not in data:
             continue
-        if name in ("distill", "iterative", "reconstruct", "decompose") and data[name] is None:
+        if name in ("distill", "iterative", "reconstruct", "decompose", "quantize") \
+                and data[name] is None:
             kwargs[name] = None
             continue
         kwargs[name] = section(name, cls, getattr(defaults, name), data[name] or {}, source)
