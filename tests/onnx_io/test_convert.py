@@ -76,6 +76,20 @@ def test_attention_as_matmul_softmax(tmp_path: Path) -> None:
         assert model(torch.randn(3, 9, 32)).shape == (3, 5)
 
 
+def test_converted_attention_moves_to_another_dtype(tmp_path: Path) -> None:
+    """``Module.to`` walks every submodule, Softmax included; the result computes in float64."""
+    torch.manual_seed(0)
+    path = export_torch(TinyAttention(), torch.randn(2, 6, 32), tmp_path / "att.onnx",
+                        input_names=["tokens"], output_names=["logits"])
+    model = load(path)
+    x = torch.randn(2, 6, 32)
+    with torch.no_grad():
+        expected = model(x).double()
+        wide = model.to(torch.float64)(x.double())
+    assert wide.dtype == torch.float64
+    torch.testing.assert_close(wide, expected, rtol=1e-4, atol=1e-5)
+
+
 def _lstm_graph(path: Path, op: str, direction: str, hidden: int = 6, size: int = 4,
                 seq: int = 5) -> Path:
     from onnx import TensorProto, helper

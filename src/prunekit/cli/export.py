@@ -163,8 +163,11 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     result: dict[str, Any] = {"schema": "prunekit.export", "version": 1, "format": fmt,
                               "model": spec_text, "input_shape": list(example.shape)}
     if spec.kind == "onnx":  # back to ONNX with the original names, dynamic axes and opset
+        from ..onnx import OnnxModel
         from ..onnx import export as export_converted
 
+        if not isinstance(model, OnnxModel):
+            raise click.UsageError(f"{spec_text} did not load as a converted ONNX model")
         facts = export_converted(model, target, tolerance=tolerance)
         max_abs_diff = max(facts["onnxruntime"]["max_abs_diff"])
         result.update({"files": facts["files"],

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import (check_model_spec, data_options, json_option, model_and_pruning_options,
                      out_option,
                      parse_shape, quiet_option)
+
+if TYPE_CHECKING:
+    from ..decompose.config import DecomposeConfig
 
 __all__ = ["prune"]
 
@@ -161,7 +164,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     execute(config, as_json=as_json, quiet=quiet, resume=resume)
 
 
-def _decompose_config(settings: tuple[str, ...]) -> object:
+def _decompose_config(settings: tuple[str, ...]) -> DecomposeConfig | None:
     """``--decompose KEY=VALUE`` options as a ``DecomposeConfig`` (values read as YAML, the
     way a recipe's ``decompose:`` section is), or ``None`` without any."""
     if not settings:

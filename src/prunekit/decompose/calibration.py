@@ -72,7 +72,7 @@ def collect_moments(model: nn.Module, names: Sequence[str], batches: Iterable[An
     only masked rows) is missing from the result.
     """
     layers = {n: model.get_submodule(n) for n in names}
-    stats = {n: InputStats(layer.weight[0].numel(), hessian=True, mean=True, device=device,
+    stats = {n: InputStats(layer.get_parameter("weight")[0].numel(), hessian=True, mean=True, device=device,
                            precision=torch.float64)
              for n, layer in layers.items()}
 

@@ -4,7 +4,7 @@ fitted once, with the parameters, MACs, error and energy of each rank of its gri
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
@@ -13,7 +13,8 @@ from ..errors import ConfigError, UnsupportedOpError
 from ..measure.counts import ExampleInputs
 from .calibration import collect_moments, record_shapes
 from .config import DecomposeConfig
-from .kinds import InputMoments, LayerShapes, dense_macs, dense_params, describe, factorization
+from .kinds import (Factorization, InputMoments, LayerShapes, dense_macs, dense_params, describe,
+                    factorization)
 from .modules import FACTORIZED
 from .rank import Candidate, Option
 
@@ -76,6 +77,14 @@ def applicable_kinds(module: nn.Module, config: DecomposeConfig) -> tuple[list[s
     return kinds, None if kinds else "; ".join(f"{k}: {r}" for k, r in reasons.items())
 
 
+def _cost_of(fact: Factorization, spec: dict[str, Any],
+             calls: list[LayerShapes]) -> Callable[[tuple[int, ...]], tuple[int, int]]:
+    """The (parameters, MACs over every call) of one kind's layer at a given rank."""
+    def cost(rank: tuple[int, ...]) -> tuple[int, int]:
+        return fact.params(spec, rank), sum(fact.macs(spec, rank, c) for c in calls)
+    return cost
+
+
 def build_candidate(name: str, module: nn.Module, calls: list[LayerShapes],
                moments: InputMoments | None, kinds: list[str],
                config: DecomposeConfig) -> Candidate:
@@ -86,8 +95,7 @@ def build_candidate(name: str, module: nn.Module, calls: list[LayerShapes],
         fitted[kind] = fact.fit(module, moments, activation_aware=config.activation_aware,
                                 damp=config.damp, iterations=config.tucker_iterations)
 
-        def cost(rank: tuple[int, ...], fact: Any = fact) -> tuple[int, int]:
-            return fact.params(spec, rank), sum(fact.macs(spec, rank, c) for c in calls)
+        cost = _cost_of(fact, spec, calls)
         costs[kind] = cost
         cheap = kind == "svd" or (kind == "spatial_svd" and moments is None)
         for rank in fact.grid(spec, None if cheap else config.points, config.round_to):

@@ -180,6 +180,17 @@ def _energy_denominator(weight: torch.Tensor, moments: InputMoments | None) -> f
     return gram_error2(w, None if moments is None else moments.second) or 1.0
 
 
+def _load_factors(chain: nn.Sequential, weights: list[torch.Tensor],
+                  bias: torch.Tensor | None) -> None:
+    """Copy ``weights`` into the chain's layers in order, and ``bias`` into the last one."""
+    with torch.no_grad():
+        for layer, weight in zip(chain, weights, strict=True):
+            layer.get_parameter("weight").copy_(weight)
+        if bias is not None:
+            last = chain[-1].get_parameter("bias")
+            last.copy_(bias.to(last))
+
+
 def _check_moments(module: nn.Module, moments: InputMoments | None, width: int) -> None:
     if moments is not None and tuple(moments.second.shape) != (width, width):
         raise ConfigError(f"input moments of size {tuple(moments.second.shape)} do not fit "
@@ -204,15 +215,13 @@ class _FittedSVD(Fitted):
         w = m.weight
         out = LowRankLinear(m.in_features, m.out_features, r, bias=m.bias is not None,
                             device=w.device, dtype=w.dtype)
-        with torch.no_grad():
-            out[0].weight.copy_(first.to(w))
-            out[1].weight.copy_(second.to(w))
-            if m.bias is not None:
-                bias = m.bias.detach().to(torch.float64)
-                if self.shift_mean is not None:  # the bias absorbs the mean of the error
-                    delta = w.detach().to(torch.float64) - second @ first
-                    bias = bias + delta @ self.shift_mean
-                out[1].bias.copy_(bias.to(m.bias))
+        bias = None
+        if m.bias is not None:
+            bias = m.bias.detach().to(torch.float64)
+            if self.shift_mean is not None:  # the bias absorbs the mean of the error
+                delta = w.detach().to(torch.float64) - second @ first
+                bias = bias + delta @ self.shift_mean
+        _load_factors(out, [first.to(w), second.to(w)], bias)
         return (out, *self.figures(rank))
 
 
@@ -246,7 +255,7 @@ class LinearSVD(Factorization):
         gram = None
         if moments is not None:
             gram = moments.covariance if centred else moments.second
-        whitening = damped_cholesky(gram, damp) if activation_aware else None
+        whitening = damped_cholesky(gram, damp) if activation_aware and gram is not None else None
         spectrum = linear_spectrum(module.weight, whitening)
         error2 = spectrum.tail_error2(gram) / _energy_denominator(module.weight, moments)
         return _FittedSVD(module, spectrum, error2,
@@ -306,11 +315,7 @@ class _FittedSpatial(Fitted):
         m, w = self.module, self.module.weight
         vertical, horizontal = spatial_factors(self.spectrum, rank[0], w.shape)
         out = SpatialConv2d(describe(m), rank[0], device=w.device, dtype=w.dtype)
-        with torch.no_grad():
-            out[0].weight.copy_(vertical.to(w))
-            out[1].weight.copy_(horizontal.to(w))
-            if m.bias is not None:
-                out[1].bias.copy_(m.bias.detach())
+        _load_factors(out, [vertical.to(w), horizontal.to(w)], m.bias)
         return (out, *self.figures(rank))
 
 
@@ -377,12 +382,8 @@ class _FittedTucker(Fitted):
                                  key=lambda t: t[1])
         m, w = self.module, self.module.weight
         out = Tucker2Conv2d(describe(m), (rank[0], rank[1]), device=w.device, dtype=w.dtype)
-        with torch.no_grad():
-            out[0].weight.copy_(dec.in_factor.t()[:, :, None, None].to(w))
-            out[1].weight.copy_(dec.core.to(w))
-            out[2].weight.copy_(dec.out_factor[:, :, None, None].to(w))
-            if m.bias is not None:
-                out[2].bias.copy_(m.bias.detach())
+        _load_factors(out, [dec.in_factor.t()[:, :, None, None].to(w), dec.core.to(w),
+                            dec.out_factor[:, :, None, None].to(w)], m.bias)
         return out, error, energy
 
 

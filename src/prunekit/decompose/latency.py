@@ -115,10 +115,10 @@ class LayerTimes:
         for r in range(rounds):
             dense_ms = min(dense_ms, float(timer(model, example_inputs)))
             time_calls(list(calls))
-            names = list(grid) if r % 2 == 0 else list(reversed(grid))
+            names = list(grid) if r % 2 == 0 else list(reversed(list(grid)))
             for name in names:
                 mine = [c for c in calls if c == name or c.startswith(f"{name}#")]
-                weight = model.get_submodule(name).weight
+                weight = model.get_submodule(name).get_parameter("weight")
                 for kind, ranks in grid[name].items():
                     for rank in ranks:
                         layer = _random_layer(kind, specs[name], tuple(rank), weight)

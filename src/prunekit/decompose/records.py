@@ -114,7 +114,7 @@ def replay_factorizations(model: nn.Module, records: Sequence[FactorizationRecor
         if reason is not None:
             raise PlanError(f"cannot replay the {record.kind} of {record.module!r}: {reason}")
         rank = kind.check_rank(record.layer, record.rank, f"plan, module {record.module!r}")
-        weight = module.weight
+        weight = module.get_parameter("weight")
         if weights == "empty":
             new = kind.empty(record.layer, rank, device="meta", dtype=weight.dtype)
             new = new.to_empty(device=weight.device)

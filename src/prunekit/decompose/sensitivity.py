@@ -100,6 +100,7 @@ def analyze_sensitivity(model: nn.Module, example_inputs: ExampleInputs,
     start = time.perf_counter()
     batches = list(calibration)
     cands, _ = build_candidates(model, example_inputs, config, batches)
+    measure: Callable[[nn.Module], float]
     if metric_fn is not None and val_loader is not None:
         loader, fn = val_loader, metric_fn
 

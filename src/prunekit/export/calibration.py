@@ -64,7 +64,7 @@ class Calibration:
         if per_sample:
             batches = tuple(b[i:i + 1] for b in self.batches for i in range(b.shape[0]))
 
-        class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        class _Reader(CalibrationDataReader):
             def __init__(self) -> None:
                 self._next = iter(batches)
 

@@ -241,6 +241,8 @@ def _measure_variant(variant: Variant, folder: Path, config: QuantizeConfig,
             cosine = _cosine(m(probe), reference)
         return (evaluate(m) if evaluate is not None and variant.score else None), cosine
 
+    metric: float | None
+    cosine: float | None
     for runtime, fmt, build in _runtime_models(variant, config):
         log(f"{variant.name}: timing {runtime} {fmt}")
         try:

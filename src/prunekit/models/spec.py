@@ -104,9 +104,10 @@ class ModelSpec:
         if len(inputs) != 1 or inputs[0].dims is None:
             return None
         dims = inputs[0].dims
-        if any(not isinstance(d, int) for d in dims[1:]):
+        rest = [d for d in dims[1:] if isinstance(d, int)]
+        if len(rest) != len(dims[1:]):
             return None
-        return (1, *(int(d) for d in dims[1:])) if dims else None
+        return (1, *rest) if dims else None
 
     @property
     def integer_inputs(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -66,7 +66,7 @@ class OnnxModel(nn.Module):
         for k, name in enumerate(self.constant_outputs):
             env[name] = getattr(self, f"output_constant{k}")
         for step in self.steps:
-            result = self._modules[step.module](*[env[n] for n in step.inputs])
+            result = cast(nn.Module, self._modules[step.module])(*[env[n] for n in step.inputs])
             if not isinstance(result, tuple):
                 env[step.outputs[0]] = result
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -66,21 +67,24 @@ def _xor(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.logical_xor(a, b)
 
 
-BINARY = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": _div, "Pow": _pow,
-          "Equal": torch.eq, "Less": torch.lt, "Greater": torch.gt, "LessOrEqual": torch.le,
-          "GreaterOrEqual": torch.ge, "And": torch.logical_and, "Or": torch.logical_or,
-          "Xor": _xor, "BitShift": None}
-VARIADIC = {"Max": _maximum, "Min": _minimum, "Sum": _sum, "Mean": _mean}
-UNARY = {"Neg": torch.neg, "Abs": torch.abs, "Exp": torch.exp, "Log": torch.log,
-         "Sqrt": torch.sqrt, "Reciprocal": torch.reciprocal, "Floor": torch.floor,
-         "Ceil": torch.ceil, "Round": torch.round, "Sign": torch.sign, "Sin": torch.sin,
-         "Cos": torch.cos, "Tan": torch.tan, "Asin": torch.asin, "Acos": torch.acos,
-         "Atan": torch.atan, "Sinh": torch.sinh, "Cosh": torch.cosh, "Tanh": torch.tanh,
-         "Sigmoid": torch.sigmoid, "Relu": torch.relu, "Erf": torch.erf, "Not": torch.logical_not,
-         "Softsign": F.softsign, "Mish": F.mish, "IsNaN": torch.isnan, "HardSwish": F.hardswish}
+Op = Callable[..., torch.Tensor]
+
+BINARY: dict[str, Op] = {
+    "Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": _div, "Pow": _pow,
+    "Equal": torch.eq, "Less": torch.lt, "Greater": torch.gt, "LessOrEqual": torch.le,
+    "GreaterOrEqual": torch.ge, "And": torch.logical_and, "Or": torch.logical_or, "Xor": _xor}
+VARIADIC: dict[str, Op] = {"Max": _maximum, "Min": _minimum, "Sum": _sum, "Mean": _mean}
+UNARY: dict[str, Op] = {
+    "Neg": torch.neg, "Abs": torch.abs, "Exp": torch.exp, "Log": torch.log,
+    "Sqrt": torch.sqrt, "Reciprocal": torch.reciprocal, "Floor": torch.floor,
+    "Ceil": torch.ceil, "Round": torch.round, "Sign": torch.sign, "Sin": torch.sin,
+    "Cos": torch.cos, "Tan": torch.tan, "Asin": torch.asin, "Acos": torch.acos,
+    "Atan": torch.atan, "Sinh": torch.sinh, "Cosh": torch.cosh, "Tanh": torch.tanh,
+    "Sigmoid": torch.sigmoid, "Relu": torch.relu, "Erf": torch.erf, "Not": torch.logical_not,
+    "Softsign": F.softsign, "Mish": F.mish, "IsNaN": torch.isnan, "HardSwish": F.hardswish}
 
 
-@converter(*[op for op, fn in BINARY.items() if fn is not None])
+@converter(*BINARY)
 def _binary(ctx: NodeContext) -> nn.Module:
     return ctx.bind(Function(ctx.op_type, BINARY[ctx.op_type]))
 

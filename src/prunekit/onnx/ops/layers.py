@@ -8,18 +8,21 @@ pruning engine slices them like those of any PyTorch model.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from .base import Function, NodeContext, OnnxOp, converter
 
 __all__ = ["Padded", "TransposedInput", "linear_from_matmul"]
 
-CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+#: layer classes by spatial rank (called with ONNX's list-valued kernel attributes)
+CONV: dict[int, Callable[..., nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+CONV_T: dict[int, Callable[..., nn.Module]] = {
+    1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 BATCH_NORM = {0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
@@ -196,8 +199,8 @@ def _batch_norm(ctx: NodeContext) -> nn.Module:
         raise ctx.fail(f"rank-{rank} input")
     layer.weight = ctx.parameter(1)
     layer.bias = ctx.parameter(2)
-    layer.running_mean.copy_(ctx.static(3, "mean"))
-    layer.running_var.copy_(ctx.static(4, "var"))
+    layer.get_buffer("running_mean").copy_(ctx.static(3, "mean"))
+    layer.get_buffer("running_var").copy_(ctx.static(4, "var"))
     return layer.eval()
 
 
@@ -265,11 +268,13 @@ class Pool(OnnxOp):
             x = Padded(nn.Identity(), self.pads, self.auto_pad, self.kernel, self.strides,
                        self.dilations, pad_value)(x)
         if self.op_type == "MaxPool":
-            fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[spatial]
-            return fn(x, self.kernel, self.strides, self.padding, self.dilations,
+            max_pool: Callable[..., Tensor] = {1: F.max_pool1d, 2: F.max_pool2d,
+                                               3: F.max_pool3d}[spatial]
+            return max_pool(x, self.kernel, self.strides, self.padding, self.dilations,
                       ceil_mode=self.ceil_mode)
-        fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[spatial]
-        return fn(x, self.kernel, self.strides, self.padding, ceil_mode=self.ceil_mode,
+        avg_pool: Callable[..., Tensor] = {1: F.avg_pool1d, 2: F.avg_pool2d,
+                                           3: F.avg_pool3d}[spatial]
+        return avg_pool(x, self.kernel, self.strides, self.padding, ceil_mode=self.ceil_mode,
                   count_include_pad=self.count_include_pad)
 
 

@@ -104,7 +104,7 @@ class Softmax(OnnxOp):
         super().__init__()
         self.op_type, self.axis, self.coerce_2d = op_type, axis, coerce_2d
 
-    def _apply(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+    def _along(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         if self.op_type == "Softmax":
             return torch.softmax(x, dim)
         if self.op_type == "LogSoftmax":
@@ -115,8 +115,8 @@ class Softmax(OnnxOp):
         axis = self.axis % x.ndim
         if self.coerce_2d and axis != x.ndim - 1:
             flat = x.reshape(*x.shape[:axis], -1) if axis else x.reshape(1, -1)
-            return self._apply(flat, -1).reshape(x.shape)
-        return self._apply(x, axis)
+            return self._along(flat, -1).reshape(x.shape)
+        return self._along(x, axis)
 
 
 @converter("Softmax", "LogSoftmax", "Hardmax")

@@ -42,6 +42,11 @@ class DeviceOp(OnnxOp):
         super().__init__()
         self.register_buffer("anchor", torch.empty(0), persistent=False)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the created tensors go (the device the module was moved to)."""
+        return self.get_buffer("anchor").device
+
 
 @converter("Shape")
 def _shape(ctx: NodeContext) -> nn.Module:
@@ -305,7 +310,8 @@ def _gather_nd(data: torch.Tensor, indices: torch.Tensor, batch_dims: int = 0) -
     flat_data = data.reshape(batch, *data.shape[batch_dims:])
     flat_index = index.reshape(batch, -1, depth)
     rows = torch.arange(batch, device=index.device)[:, None].expand(batch, flat_index.shape[1])
-    picked = flat_data[(rows, *[flat_index[..., i] for i in range(depth)])]
+    where = (rows, *[flat_index[..., i] for i in range(depth)])
+    picked = flat_data[where]
     return picked.reshape(*index.shape[:-1], *data.shape[batch_dims + depth:])
 
 
@@ -432,6 +438,8 @@ class Resize(OnnxOp):
         if self.scales is not None:
             return F.interpolate(x, scale_factor=self.scales[2:], mode=self.mode,
                                  align_corners=self.align_corners)
+        if self.sizes_index is None:
+            raise ValueError("Resize without scales needs its sizes input")
         sizes = _values(args[self.sizes_index - 1])
         return F.interpolate(x, size=sizes[2:], mode=self.mode, align_corners=self.align_corners)
 
@@ -465,11 +473,10 @@ def _resize(ctx: NodeContext) -> nn.Module:
         raise ctx.fail(f"mode {mode!r} with coordinate_transformation_mode {transform!r} "
                        f"and nearest_mode {nearest!r} has no F.interpolate equivalent")
     if ctx.op_type == "Upsample" and ctx.opset < 9:
-        scales = [float(s) for s in ctx.attr("scales")]
-        return ctx.bind(Resize(torch_mode, align, scales, None))
+        return ctx.bind(Resize(torch_mode, align, [float(s) for s in ctx.attr("scales")], None))
     scales_index = 1 if (ctx.op_type == "Upsample" or ctx.opset < 11) else 2
     sizes_index = None if (ctx.op_type == "Upsample" or ctx.opset < 11) else 3
-    scales = None
+    scales: list[float] | None = None
     if ctx.has(scales_index) and ctx.example_shape(scales_index) != (0,):
         raw = ctx.static(scales_index, "scales").reshape(-1).tolist()
         scales = [float(s) for s in raw]
@@ -494,7 +501,7 @@ class ConstantOfShape(DeviceOp):
 
     def compute(self, shape: Any) -> torch.Tensor:
         return torch.full(_values(shape), self.value, dtype=self.dtype,
-                          device=self.anchor.device)
+                          device=self.device)
 
 
 @converter("ConstantOfShape")
@@ -524,7 +531,7 @@ class Range(DeviceOp):
             return v[0] if isinstance(v, list) else v
 
         return torch.arange(scalar(start), scalar(limit), scalar(delta), dtype=self.dtype,
-                            device=self.anchor.device)
+                            device=self.device)
 
 
 @converter("Range")
