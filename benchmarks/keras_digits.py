@@ -72,7 +72,7 @@ def main() -> None:
     from prunekit.data import load_digits_data
     from prunekit.train.distill import DistillConfig
     from prunekit.train.finetune import FinetuneConfig
-    from prunekit.config import PruneConfig
+    from prunekit.plan.config import PruneConfig
     from prunekit.workflow.config import DataSource, ModelSource, OutputConfig, RunConfig
     from prunekit.workflow.pipeline import run_pruning
     import prunekit.onnx
@@ -111,7 +111,7 @@ def main() -> None:
 
     # 3. back to ONNX (as `prunekit export`)
     from prunekit.models.spec import load_model_spec
-    from prunekit.serialization import load_pruned
+    from prunekit.surgery.serialization import load_pruned
 
     pruned_model = load_pruned(load_model_spec(str(dense)), result.model_dir).eval()
     pruned = out / "keras_cnn_pruned.onnx"

@@ -159,7 +159,7 @@ def main() -> None:
             f"{args.table_rounds} sweeps (the fastest sweep counts); "
             f"{facts['table_s']:.0f} s"
             + (f"; groups left out: {facts['skipped']}" if facts["skipped"] else ""),
-            ("- allocation: the same greedy walk (`prunekit.recover.allocate`) for every row, "
+            ("- allocation: the same greedy walk (`prunekit.allocate.ratios`) for every row, "
              "with a sensitivity *prior*, not a measurement: `uniform_sensitivity` (every "
              "group loses ratio² of a metric of 1.0; no accuracy is measured here), so each "
              f"row only minimises its cost. MACs row: `macs_reduction={args.target:g}`; "

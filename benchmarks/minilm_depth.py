@@ -28,7 +28,7 @@ import prunekit  # noqa: E402
 from prunekit.hf import load_pruned_transformers, save_pruned_transformers  # noqa: E402
 from prunekit.llm import embedding_fidelity, mean_pooled_embeddings  # noqa: E402
 from prunekit.measure import count_parameters, measure_latency  # noqa: E402
-from prunekit.plan import Plan  # noqa: E402
+from prunekit.plan.document import Plan  # noqa: E402
 
 CRITERIA = ["cosine", "angular", "metric", "last blocks"]
 

@@ -1,7 +1,7 @@
 """prunekit: make trained PyTorch models smaller and faster by pruning, and prove it."""
 
 from .api import prune
-from .config import PruneConfig
+from .plan.config import PruneConfig
 from .decompose import DecomposeConfig, DecomposeResult, decompose
 from .depth import DepthResult, prune_depth
 from .engine import PruneResult, VerifiedPlan, plan_verified, remove_units
@@ -10,12 +10,12 @@ from .errors import (ConfigError, PlanError, PrunekitError, TraceError, Unsuppor
 from .graph import DependencyGraph, register_handler
 from . import hf  # noqa: F401  (registers the Hugging Face handlers and config refresh)
 from .importance import register_importance
-from .plan import Plan
-from .planner import Selection, build_plan, select_units, selection_from_units
-from .scoring import Scores, score_groups
-from .serialization import load_pruned, save_pruned
-from .surgery import apply_plan
-from .verify import Mismatch, verify_plan
+from .plan.document import Plan
+from .plan.selection import Selection, build_plan, select_units, selection_from_units
+from .importance.scoring import Scores, score_groups
+from .surgery.serialization import load_pruned, save_pruned
+from .surgery.apply import apply_plan
+from .plan.verify import Mismatch, verify_plan
 
 __version__ = "0.1.0"
 

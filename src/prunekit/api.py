@@ -9,15 +9,15 @@ from collections.abc import Iterable
 
 import torch.nn as nn
 
-from .config import PruneConfig
+from .plan.config import PruneConfig
 from .engine import (PruneResult, check_example_inputs, check_pruned_outputs, plan_verified)
 from .errors import ConfigError, UnsupportedOpError
 from .graph.dependency import DependencyGraph
 from .importance.base import Importance
-from .planner import select_units
-from .runtime import cyclic_gc_paused
-from .scoring import LossFn, score_groups
-from .surgery import apply_plan
+from .plan.selection import select_units
+from ._internal.runtime import cyclic_gc_paused
+from .importance.scoring import LossFn, score_groups
+from .surgery.apply import apply_plan
 
 __all__ = ["PruneResult", "prune"]
 

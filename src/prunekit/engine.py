@@ -4,12 +4,12 @@ Each stage is one public function; together they are the only way into the engin
 :func:`prunekit.prune` as for every other part of prunekit:
 
 1. discover: :meth:`DependencyGraph.build` — the groups of coupled units;
-2. score: :func:`~prunekit.scoring.score_groups` — ``{group name: one score per unit}``;
-3. select: :func:`~prunekit.planner.select_units` (from scores and a
-   :class:`~prunekit.PruneConfig`) or :func:`~prunekit.planner.selection_from_units` (units a
+2. score: :func:`~prunekit.importance.scoring.score_groups` — ``{group name: one score per unit}``;
+3. select: :func:`~prunekit.plan.selection.select_units` (from scores and a
+   :class:`~prunekit.PruneConfig`) or :func:`~prunekit.plan.selection.selection_from_units` (units a
    caller chose) — ``{group name: removed unit indices}``;
-4. plan: :func:`~prunekit.planner.build_plan` — a :class:`~prunekit.Plan` (plain data);
-5. verify: :func:`~prunekit.verify.verify_plan` — prune a shape-only copy, re-trace it;
+4. plan: :func:`~prunekit.plan.selection.build_plan` — a :class:`~prunekit.Plan` (plain data);
+5. verify: :func:`~prunekit.plan.verify.verify_plan` — prune a shape-only copy, re-trace it;
 6. apply: :func:`~prunekit.apply_plan` — slice the real tensors.
 
 :func:`plan_verified` runs select → plan → verify until the plan verifies, leaving whole
@@ -33,11 +33,11 @@ from torch.utils._pytree import tree_flatten
 from .errors import ConfigError, TraceError, VerificationError
 from .graph.dependency import DependencyGraph, Group
 from .graph.trace import as_args, to_meta
-from .plan import Plan
-from .planner import Selection, build_plan, selection_from_units
-from .runtime import cyclic_gc_paused, eval_mode
-from .surgery import apply_plan
-from .verify import Mismatch, slice_inputs, verify_plan
+from .plan.document import Plan
+from .plan.selection import Selection, build_plan, selection_from_units
+from ._internal.runtime import cyclic_gc_paused, eval_mode
+from .surgery.apply import apply_plan
+from .plan.verify import Mismatch, slice_inputs, verify_plan
 
 __all__ = ["MAX_VERIFY_ROUNDS", "PruneResult", "VerifiedPlan", "check_example_inputs",
            "plan_verified", "remove_units"]

@@ -23,9 +23,9 @@ from torch.utils._pytree import tree_flatten
 from .api import prune
 from .errors import VerificationError
 from .graph.trace import as_args
-from .plan import Plan
-from .surgery import apply_plan
-from .verify import slice_inputs
+from .plan.document import Plan
+from .surgery.apply import apply_plan
+from .plan.verify import slice_inputs
 
 __all__ = ["ExactCheck", "check_exact", "exactness_gap", "hf_example", "lossless_pair",
            "randomize_weights", "run_exact_check", "zero_planned_units"]

@@ -88,7 +88,7 @@ def test_same_seed_same_dense_model_whatever_the_global_rng(tmp_path: Path) -> N
     import torch
     from safetensors.torch import load_file
 
-    from prunekit.demo import DemoConfig, run_demo
+    from prunekit.workflow.demo import DemoConfig, run_demo
 
     config = DemoConfig(train_epochs=1, finetune_epochs=0, sweep=(), reconstruct=False,
                         use_cache=False, latency_warmup=0, latency_repeats=1, threads=1)

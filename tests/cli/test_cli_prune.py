@@ -11,7 +11,7 @@ import pytest
 
 from prunekit.models.digits_cnn import DigitsCNN
 from prunekit.report import load_report
-from prunekit.serialization import load_pruned
+from prunekit.surgery.serialization import load_pruned
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 FAST = ["--repeats", "2", "--threads", "1"]

@@ -137,7 +137,7 @@ def test_cached_weights_atomic_and_corrupt_file_reported(tmp_path: Path) -> None
 
 
 def test_import_prunekit_does_not_import_matplotlib() -> None:
-    code = ("import sys, prunekit, prunekit.report, prunekit.cli.main, prunekit.demo; "
+    code = ("import sys, prunekit, prunekit.report, prunekit.cli.main, prunekit.workflow.demo; "
             "sys.exit('matplotlib' in sys.modules)")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

@@ -57,7 +57,7 @@ def analyze(model_spec: str, data_spec: str, label_column: str, image_size: int,
     drops when each coupled group alone loses a fraction of its units (no fine-tuning)."""
     from ..errors import ConfigError
     from ..metrics import format_metric
-    from ..recover.sensitivity import SensitivityConfig
+    from ..allocate.sensitivity import SensitivityConfig
     from ..workflow.analyze import run_analysis
     from ..workflow.config import DataSource, ModelSource
 

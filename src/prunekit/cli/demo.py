@@ -92,7 +92,7 @@ def demo(out: Path, cache_dir: Path | None, no_cache: bool, ratio: float, sweep:
          repeats: int, latency_batch: int, seed: int,
          no_html: bool, as_json: bool, quiet: bool) -> None:
     """Prune a small CNN on the built-in digits data and write a before/after report."""
-    from ..demo import DemoConfig, run_demo  # heavy imports only when the command runs
+    from ..workflow.demo import DemoConfig, run_demo  # heavy imports only when the command runs
 
     config = DemoConfig(ratio=ratio, sweep=_ratios(sweep), train_epochs=train_epochs,
                         finetune_epochs=finetune_epochs, reconstruct=not no_reconstruct,

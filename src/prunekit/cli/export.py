@@ -129,9 +129,9 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     from ..export import check_onnx, export_onnx
     from ..files import atomic_write_text
     from ..models.spec import load_model_spec, parse_model_spec
-    from ..plan import Plan
-    from ..serialization import load_pruned
-    from ..verify import slice_inputs
+    from ..plan.document import Plan
+    from ..surgery.serialization import load_pruned
+    from ..plan.verify import slice_inputs
 
     deploying = int8 is not None or formats is not None
     qconfig = quantize_config(

@@ -123,7 +123,7 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
         printer.info(line)
     model = built.model
     if pruned is not None:
-        from ..serialization import load_pruned
+        from ..surgery.serialization import load_pruned
         model = load_pruned(model, pruned).eval()
         built = dataclasses.replace(built, model=model)
     task: dict[str, Any] | None = None

@@ -1,9 +1,9 @@
-"""``prunekit oneshot MODEL_DIR``: one-shot, block-by-block pruning of a Hugging Face folder."""
+"""``prunekit oneshot MODEL_DIR``: one-shot, block-by-block pruning of a Hugging Face folder.
+
+This module reads and checks the inputs; :mod:`prunekit.workflow.oneshot` runs the pipeline."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -64,37 +64,6 @@ def _calibration(path: Path, tokenizer: Any, decoder: bool, samples: int, seq_le
     return calibration_from_sentences(lines, tokenizer, max_length=seq_len)
 
 
-class _Evaluation:
-    """Perplexity (decoders) or embedding fidelity to the unpruned model (encoders)."""
-
-    def __init__(self, path: Path, tokenizer: Any, decoder: bool, seq_len: int) -> None:
-        text = path.read_text(encoding="utf-8")
-        self.decoder = decoder
-        if decoder:
-            ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
-            windows = ids.numel() // seq_len
-            if windows < 1:
-                raise click.BadParameter(f"{str(path)!r} has {ids.numel()} tokens, fewer than "
-                                         f"one --seq-len window ({seq_len})",
-                                         param_hint="--eval-text")
-            self.ids = ids[:windows * seq_len].reshape(windows, seq_len)
-        else:
-            lines = [line for line in text.splitlines() if line.strip()]
-            self.enc = tokenizer(lines, padding=True, truncation=True, max_length=seq_len,
-                                 return_tensors="pt")
-        self.reference: Any = None
-
-    def __call__(self, model: Any) -> dict[str, float]:
-        from ..llm import embedding_fidelity, mean_pooled_embeddings, perplexity
-
-        if self.decoder:
-            return {"perplexity": perplexity(model, self.ids)}
-        emb = mean_pooled_embeddings(model, self.enc["input_ids"], self.enc["attention_mask"])
-        if self.reference is None:
-            self.reference = emb
-        return {"embedding_cosine": embedding_fidelity(self.reference, emb)}
-
-
 @click.command("oneshot")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--calibration", "calibration_path", required=True,
@@ -142,10 +111,8 @@ def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str,
     import torch
 
     from ..errors import ConfigError
-    from ..files import atomic_directory, atomic_write_text
-    from ..llm import OneShotConfig, load_offloaded, prune_sequential, save_offloaded
-    from ..llm.checkpoint import load_checkpoint
-    from ..validate import settings_of
+    from ..llm import OneShotConfig
+    from ..workflow.oneshot import Evaluation, OneShotRun, run_oneshot
 
     try:
         config = OneShotConfig(method=method, sparsity=sparsity, pattern=pattern,
@@ -160,49 +127,25 @@ def oneshot(model_dir: Path, calibration_path: Path, out: Path, method: str,
         raise click.UsageError("--eval-text runs the whole model, which --offload-dir keeps on "
                                "disk; drop one of them (evaluate the saved folder instead)")
     printer = Printer(quiet=quiet or as_json)
-    torch_dtype = getattr(torch, dtype) if dtype else None
-    t0 = time.perf_counter()
     decoder = _family(model_dir).decoder
     tokenizer = _tokenizer(model_dir)
     data = _calibration(calibration_path, tokenizer, decoder, samples, seq_len)
-    evaluate = _Evaluation(eval_text, tokenizer, decoder, seq_len) if eval_text else None
-    if offload_dir is not None:
-        printer.info(f"loading {model_dir} with its blocks offloaded to {offload_dir}")
-        model: Any = load_offloaded(model_dir, offload_dir, dtype=torch_dtype)
-    else:
-        printer.info(f"loading {model_dir}")
-        model = load_checkpoint(model_dir, dtype=torch_dtype)
-    before = evaluate(model) if evaluate else None
-    printer.info(f"pruning: {method}, {pattern}, sparsity {sparsity:g}, "
-                 f"{data.num_samples} calibration sequences of {data.seq_len} tokens")
-    result = prune_sequential(model, data, config, offload_dir=offload_dir,
-                              keep_offloaded=offload_dir is not None)
-    after = evaluate(model) if evaluate else None
-    if offload_dir is not None:
-        save_offloaded(model, offload_dir, out)
-    else:
-        with atomic_directory(out) as tmp:
-            model.save_pretrained(tmp)
-    tokenizer.save_pretrained(out)
-    summary: dict[str, Any] = {
-        "schema": "prunekit.oneshot", "version": 1, "model": str(model_dir), "out": str(out),
-        "config": {"method": method, "sparsity": sparsity, "pattern": pattern,
-                   "swap_rounds": swap_rounds, "batch_size": batch_size,
-                   "options": settings_of(config.options)},
-        "calibration": {"path": str(calibration_path), "sequences": data.num_samples,
-                        "seq_len": data.seq_len},
-        "achieved_sparsity": result.sparsity, "layers": len(result.layers),
-        "prune_seconds": result.seconds, "total_seconds": time.perf_counter() - t0,
-        "offloaded": offload_dir is not None,
-        "evaluation": None if evaluate is None else {"text": str(eval_text), "before": before,
-                                                    "after": after},
-    }
-    atomic_write_text(out / "oneshot.json", json.dumps(summary, indent=1) + "\n")
+    evaluation = None
+    if eval_text is not None:
+        try:
+            evaluation = Evaluation(eval_text, tokenizer, decoder, seq_len)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--eval-text") from None
+    run = OneShotRun(model_dir, out, config, data, calibration_path, tokenizer, evaluation,
+                     dtype=getattr(torch, dtype) if dtype else None, offload_dir=offload_dir)
+    summary = run_oneshot(run, log=printer.info)
     if as_json:
         emit_json(summary)
         return
-    printer.result(f"pruned {len(result.layers)} layers to {result.sparsity:.1%} zeros in "
-                   f"{result.seconds:.1f} s; saved to {out}")
-    if before is not None and after is not None:
+    printer.result(f"pruned {summary['layers']} layers to {summary['achieved_sparsity']:.1%} "
+                   f"zeros in {summary['prune_seconds']:.1f} s; saved to {out}")
+    evaluated = summary["evaluation"]
+    if evaluated is not None:
+        before, after = evaluated["before"], evaluated["after"]
         for key in after:
             printer.result(f"{key.replace('_', ' ')}: {before[key]:.4g} -> {after[key]:.4g}")

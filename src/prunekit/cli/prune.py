@@ -97,7 +97,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     --trust-pickle; constructor arguments as --model-arg num_classes=10 or
     'SPEC?num_classes=10'), fine-tune, measure and write a report; with --iterative, in
     checkpointed steps until a target (--resume continues after a crash)."""
-    from ..config import PruneConfig
+    from ..plan.config import PruneConfig
     from ..errors import ConfigError
     from ..train.distill import DistillConfig
     from ..train.finetune import FinetuneConfig

@@ -23,11 +23,11 @@ from torch.utils._pytree import tree_flatten
 
 from ..errors import ConfigError, UnsupportedOpError, VerificationError
 from ..measure.counts import ExampleInputs, count_macs, count_parameters, run_model
-from ..plan import Plan, architecture_fingerprint
-from ..recover.allocate import loss_curve
-from ..recover.sensitivity import SensitivityResult
-from ..runtime import eval_mode
-from ..surgery import apply_plan
+from ..plan.document import Plan, architecture_fingerprint
+from ..allocate.ratios import loss_curve
+from ..allocate.sensitivity import SensitivityResult
+from .._internal.runtime import eval_mode
+from ..surgery.apply import apply_plan
 from .calibration import collect_moments
 from .candidates import build_candidates
 from .config import DecomposeConfig

@@ -20,7 +20,7 @@ from ..graph.trace import as_args
 from ..mask.calibration import InputStats
 from ..measure.counts import ExampleInputs, run_model
 from ..recover.reconstruct import batch_inputs, input_patches
-from ..runtime import eval_mode
+from .._internal.runtime import eval_mode
 from .kinds import InputMoments, LayerShapes
 
 __all__ = ["collect_moments", "record_shapes"]

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from ..measure.counts import ExampleInputs
-from ..plan import Plan
+from ..plan.document import Plan
 from .config import DecomposeConfig
 from .result import DecomposeResult
 
 if TYPE_CHECKING:
-    from ..recover.sensitivity import SensitivityResult
+    from ..allocate.sensitivity import SensitivityResult
     from .latency import LayerTimes
 
 __all__ = ["decompose"]

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..linalg import damped_cholesky
-from ..registry import Registry
+from .._internal.linalg import damped_cholesky
+from .._internal.registry import Registry
 from .factorize import (Spectrum, gram_error2, linear_spectrum, spatial_factors,
                         spatial_spectrum, spatial_weight, tucker2, tucker2_bases)
 from .modules import LowRankLinear, SpatialConv2d, Tucker2Conv2d

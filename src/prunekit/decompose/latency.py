@@ -1,10 +1,10 @@
 """Measured latency of each candidate layer, dense and factorized at a grid of ranks.
 
-The machinery is the pruning latency table's (:mod:`prunekit.recover.latency`): one forward
+The machinery is the pruning latency table's (:mod:`prunekit.allocate.latency`): one forward
 pass records every layer call with its real inputs
-(:func:`~prunekit.recover.latency.record_calls`), and each call is timed alone by a timer
+(:func:`~prunekit.allocate.latency.record_calls`), and each call is timed alone by a timer
 that warms up and takes the median of repeats
-(:func:`~prunekit.recover.latency.median_timer`, or any injected one); each figure is the
+(:func:`~prunekit.allocate.latency.median_timer`, or any injected one); each figure is the
 fastest of a few sweeps, as in the pruning table. Factorized layers are built at each rank
 with random weights (timing does not depend on the values). The model's latency with some
 layers factorized is predicted the same way as for pruning: the dense model's time minus
@@ -30,8 +30,8 @@ from ..errors import ConfigError, PlanError
 from ..files import atomic_write_text
 from ..measure.counts import ExampleInputs
 from ..measure.latency import describe_run
-from ..plan import architecture_fingerprint
-from ..recover.latency import Timer, median_timer, record_calls
+from ..plan.document import architecture_fingerprint
+from ..allocate.latency import Timer, median_timer, record_calls
 from .kinds import factorization, thin
 from .rank import Candidate
 

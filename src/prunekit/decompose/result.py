@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from ..plan import Plan
+from ..plan.document import Plan
 
 __all__ = ["DecomposeResult", "LayerDecision"]
 

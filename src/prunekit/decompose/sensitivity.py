@@ -28,8 +28,8 @@ from ..errors import ConfigError
 from ..graph.trace import as_args
 from ..measure.counts import ExampleInputs
 from ..recover.reconstruct import batch_inputs
-from ..recover.sensitivity import SensitivityResult
-from ..runtime import eval_mode
+from ..allocate.sensitivity import SensitivityResult
+from .._internal.runtime import eval_mode
 from ..train.finetune import MetricFn, evaluate
 from .candidates import build_candidates
 from .config import DecomposeConfig

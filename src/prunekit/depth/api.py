@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..validate import check_fraction
+from .._internal.validate import check_fraction
 from .blocks import RemovableBlock, find_blocks
 from .importance import MetricFn, get_depth_criterion, to_device
 from .remove import NO_BLOCKS, emptied_lists, lookup_blocks, remove_checked

@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..errors import ConfigError
 from ..graph.trace import as_args
-from ..registry import Registry
+from .._internal.registry import Registry
 from .blocks import RemovableBlock
 from .probe import first_tensor, input_tensor
 

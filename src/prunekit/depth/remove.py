@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError, VerificationError
 from ..graph.trace import as_args
-from ..runtime import eval_mode
+from .._internal.runtime import eval_mode
 from .blocks import RemovableBlock, find_blocks, layer_count
 from .probe import first_tensor
 

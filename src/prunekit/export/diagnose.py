@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..measure.counts import ExampleInputs, run_model
 from ..measure.onnxrt import OnnxProfile
-from ..runtime import eval_mode
+from .._internal.runtime import eval_mode
 from .quantize import QuantizedFile, vnni_cpu
 
 __all__ = ["Finding", "channel_alignment", "compare_profiles", "int8_findings",

@@ -19,7 +19,7 @@ import numpy as np
 import torch.nn as nn
 
 from ..errors import ConfigError, TraceError, UnsupportedOpError
-from ..plan import architecture_fingerprint
+from ..plan.document import architecture_fingerprint
 from .handlers import OpaqueContext, handler_for, is_opaque
 from .labels import BlockReason, Components, Dim, LabelSpace
 from .rules import RuleContext, unknown_op

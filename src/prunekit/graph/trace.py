@@ -30,7 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_mod
 from torch.utils._pytree import SUPPORTED_NODES, tree_flatten, tree_map
 
 from ..errors import TraceError
-from ..runtime import eval_mode
+from .._internal.runtime import eval_mode
 
 
 @dataclass(frozen=True)

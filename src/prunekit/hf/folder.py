@@ -17,8 +17,8 @@ from typing import Any
 import torch.nn as nn
 
 from ..errors import PlanError
-from ..plan import Plan
-from ..serialization import load_pruned, save_pruned
+from ..plan.document import Plan
+from ..surgery.serialization import load_pruned, save_pruned
 from .config import ORIGINAL
 
 CONFIG = "config.json"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..registry import Registry
+from .._internal.registry import Registry
 
 Reduction = Literal["sum", "mean", "max"]
 Normalization = Literal["none", "mean", "max", "sum", "standard"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..mask.patterns import NM, Pattern, Unstructured, pattern_from_text
-from ..validate import check_fraction, check_int, check_names, check_number, settings_of
+from .._internal.validate import check_fraction, check_int, check_names, check_number, settings_of
 from .methods import OneShotMethod, available_oneshot_methods, get_oneshot_method, method_options
 
 __all__ = ["OneShotConfig"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..linalg import damped_cholesky
+from .._internal.linalg import damped_cholesky
 
 
 def covariance(second_moment: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

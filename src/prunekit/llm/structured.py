@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DeviceMemoryError
-from ..validate import check_bool, check_fraction, check_int, check_number
-from ..plan import Plan
+from .._internal.validate import check_bool, check_fraction, check_int, check_number
+from ..plan.document import Plan
 from .calibration import CalibrationData
 from .capture import BlockInputs, StopForward, capture_block_inputs, run_block
 from ..hf.families import check_sequence_length, family_of, find_layers

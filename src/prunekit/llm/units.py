@@ -19,7 +19,7 @@ from torch import nn
 from ..engine import remove_units
 from ..errors import ConfigError
 from ..graph.dependency import DependencyGraph, Group
-from ..plan import Plan
+from ..plan.document import Plan
 from .layers import prunable_layers
 
 KINDS: tuple[str, ...] = ("heads", "ffn")

@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 
 from ..errors import ConfigError
-from ..validate import check_fraction, check_int
+from .._internal.validate import check_fraction, check_int
 from .compute import (
     block_scores,
     expand_blocks,

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from prunekit.errors import ConfigError
-from prunekit.runtime import eval_mode
+from prunekit._internal.runtime import eval_mode
 
 __all__ = [
     "ExampleInputs",

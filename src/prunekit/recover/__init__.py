@@ -1,11 +1,12 @@
-"""Recovery and automation: sensitivity analysis, latency lookup tables, automatic per-group
-ratios for a MACs, parameter or latency target or a metric budget, layer-wise reconstruction
-without training, iterate-until-target with
-atomic checkpoints, and multi-process (DDP) fine-tuning. Plots import matplotlib only when
-drawn."""
+"""Recovery and automation: layer-wise reconstruction without training, iterate-until-target
+with atomic checkpoints, plan composition and multi-process (DDP) fine-tuning. Plots import
+matplotlib only when drawn. The allocation names (sensitivity, latency tables, per-group
+ratios, budget search) live in :mod:`prunekit.allocate` and are re-exported here."""
 
-from .allocate import Allocation, CostModel, allocate, uniform_sensitivity
-from .budget import BudgetSearch, BudgetTrial, search_budget
+# the allocation names keep their import path here (they live in prunekit.allocate)
+from ..allocate import (Allocation, BudgetSearch, BudgetTrial, CostModel, GroupLatency,
+                        LatencyTable, SensitivityConfig, SensitivityResult, allocate,
+                        analyze_sensitivity, median_timer, search_budget, uniform_sensitivity)
 from .compose import compose_plans
 from .distributed import (
                           DistributedConfig,
@@ -15,10 +16,8 @@ from .distributed import (
                           weights_digest,
 )
 from .iterate import IterativeConfig, IterativeResult, StepRecord, iterative_prune
-from .latency import GroupLatency, LatencyTable, median_timer
 from .plots import save_sensitivity_plot, sensitivity_png
 from .reconstruct import LayerFit, ReconstructResult, reconstruct
-from .sensitivity import SensitivityConfig, SensitivityResult, analyze_sensitivity
 
 __all__ = ["Allocation", "BudgetSearch", "BudgetTrial", "CostModel", "DistributedConfig",
            "DistributedResult", "GroupLatency", "IterativeConfig", "IterativeResult",

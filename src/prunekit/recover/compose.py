@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import PlanError
-from ..plan import Plan
+from ..plan.document import Plan
 
 __all__ = ["compose_plans"]
 

@@ -31,11 +31,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import PlanError
-from ..validate import check_choice, check_int
+from .._internal.validate import check_choice, check_int
 from ..files import atomic_write_text
-from ..plan import Plan
-from ..serialization import PLAN, WEIGHTS, save_pruned
-from ..surgery import apply_plan
+from ..plan.document import Plan
+from ..surgery.serialization import PLAN, WEIGHTS, save_pruned
+from ..surgery.apply import apply_plan
 from ..train.finetune import FinetuneConfig, evaluate, finetune
 
 __all__ = ["DistributedConfig", "DistributedResult", "finetune_on_rank", "spawn_finetune",

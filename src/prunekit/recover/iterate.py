@@ -26,15 +26,15 @@ import torch
 from torch import nn
 
 from ..api import prune
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..errors import ConfigError, PlanError
 from ..files import atomic_write_text
 from ..measure import count_macs, count_parameters
-from ..plan import Plan
-from ..serialization import load_pruned, save_pruned
+from ..plan.document import Plan
+from ..surgery.serialization import load_pruned, save_pruned
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig, MetricFn, accuracy, evaluate, finetune
-from ..validate import check_choice, check_int, check_number
+from .._internal.validate import check_choice, check_int, check_number
 from .compose import compose_plans
 from .reconstruct import DAMP, reconstruct
 

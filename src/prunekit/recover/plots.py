@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_write_bytes
-from .sensitivity import SensitivityResult
+from ..allocate.sensitivity import SensitivityResult
 
 __all__ = ["save_sensitivity_plot", "sensitivity_png"]
 

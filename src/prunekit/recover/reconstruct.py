@@ -28,8 +28,8 @@ from torch import nn
 
 from ..errors import ConfigError, NumericalError
 from ..graph.trace import as_args
-from ..plan import Plan
-from ..runtime import eval_mode
+from ..plan.document import Plan
+from .._internal.runtime import eval_mode
 
 __all__ = ["DAMP", "LayerFit", "ReconstructResult", "batch_inputs", "input_patches",
            "reconstruct"]

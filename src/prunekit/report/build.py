@@ -8,7 +8,7 @@ from typing import Any
 
 from ..environment import versions
 from ..errors import ConfigError
-from ..plan import Plan
+from ..plan.document import Plan
 from .schema import SCHEMA, VERSION, validate_report
 from .stats import ModelStats
 

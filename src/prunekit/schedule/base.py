@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import ConfigError
-from .. import validate
-from ..registry import Registry
+from .._internal import validate
+from .._internal.registry import Registry
 
 S = TypeVar("S", bound="Schedule")
 

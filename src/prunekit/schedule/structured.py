@@ -34,17 +34,17 @@ import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_flatten, tree_map
 
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..engine import PruneResult, plan_verified, remove_units
 from ..errors import ConfigError
-from ..validate import check_choice, check_names, check_number, settings_of
+from .._internal.validate import check_choice, check_names, check_number, settings_of
 from ..graph.dependency import DependencyGraph, Group
 from ..graph.trace import as_args
 from ..importance.base import Importance
-from ..plan import architecture_fingerprint
-from ..planner import select_global, select_local
-from ..runtime import eval_mode
-from ..scoring import LossFn, score_groups
+from ..plan.document import architecture_fingerprint
+from ..plan.selection import select_global, select_local
+from .._internal.runtime import eval_mode
+from ..importance.scoring import LossFn, score_groups
 from .base import Schedule, schedule_from_dict
 
 STATE_VERSION = 1

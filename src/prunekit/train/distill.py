@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..validate import check_number
+from .._internal.validate import check_number
 
 __all__ = ["DistillConfig", "distillation_loss", "distilled_loss"]
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..runtime import eval_mode
+from .._internal.runtime import eval_mode
 
 __all__ = ["FeatureMatcher", "check_modules"]
 

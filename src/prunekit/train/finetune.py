@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..validate import check_choice, check_int, check_number
+from .._internal.validate import check_choice, check_int, check_number
 from .distill import DistillConfig, distilled_loss
 from .features import FeatureMatcher
 from .mixup import Mixup, mixed_task_loss

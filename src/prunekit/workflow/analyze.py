@@ -16,7 +16,7 @@ from typing import Any
 
 from ..files import atomic_write_bytes, atomic_write_text
 from ..metrics import load_metric, parse_metric
-from ..recover.sensitivity import SensitivityConfig, analyze_sensitivity
+from ..allocate.sensitivity import SensitivityConfig, analyze_sensitivity
 from ..report.io import REPORT_HTML, REPORT_JSON, load_report, write_report
 from ..report.plots import sensitivity_curves_png
 from ..report.sensitivity import SENSITIVITY_JSON, attach_sensitivity

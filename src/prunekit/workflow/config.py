@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..decompose.config import DecomposeConfig
 from ..errors import ConfigError
 from ..export.config import QuantizeConfig

@@ -22,7 +22,7 @@ from ..recover.iterate import STATE, IterativeConfig, StepRecord, iterative_prun
 from ..report.build import build_report, point
 from ..report.io import write_report
 from ..report.sensitivity import attach_sensitivity
-from ..serialization import WEIGHTS, save_pruned
+from ..surgery.serialization import WEIGHTS, save_pruned
 from ..train.features import check_modules
 from ..train.finetune import evaluate
 from .config import RunConfig

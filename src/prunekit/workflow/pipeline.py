@@ -32,7 +32,7 @@ from ..report.build import build_report, point
 from ..report.io import ReportFiles, write_report
 from ..report.sensitivity import attach_sensitivity
 from ..report.stats import ModelStats
-from ..serialization import WEIGHTS, save_pruned
+from ..surgery.serialization import WEIGHTS, save_pruned
 from ..train.features import check_modules
 from ..train.finetune import EpochRecord, evaluate, finetune
 from .config import RunConfig

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..decompose.config import DecomposeConfig
 from ..errors import ConfigError, RecipeError
 from ..export.config import QuantizeConfig

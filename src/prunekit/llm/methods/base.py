@@ -22,8 +22,8 @@ import torch
 from ...errors import ConfigError
 from ...mask.calibration import InputStats
 from ...mask.patterns import NM, Pattern
-from ...registry import Registry
-from ...validate import check_int
+from ..._internal.registry import Registry
+from ..._internal.validate import check_int
 from ..swaps import swap_refine
 
 __all__ = ["MaskOptions", "MaskingMethod", "NoOptions", "OneShotMethod",

@@ -9,7 +9,7 @@ import torch
 from ...errors import ConfigError
 from ...mask.calibration import InputStats
 from ...mask.patterns import NM, Pattern
-from ...validate import check_int, check_number
+from ..._internal.validate import check_int, check_number
 from ..sparsegpt import sparsegpt_prune
 from .base import OneShotMethod, register_oneshot_method
 

@@ -1,7 +1,7 @@
 """Latency lookup table: measured latency of each prunable group against its kept units.
 
 For every group key (the group name up to ``#``, as in :mod:`.sensitivity` and
-:mod:`.allocate`) the model is pruned on a copy with only that group shrunk, at a grid of
+:mod:`.ratios`) the model is pruned on a copy with only that group shrunk, at a grid of
 kept-unit counts, and each *layer call* whose shapes changed is timed alone on its real
 inputs (captured by a hook during one forward pass), on the model's device, by a timer that
 warms up and takes the median of repeats (:func:`median_timer`, built on
@@ -47,16 +47,16 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..errors import ConfigError, PlanError
 from ..files import atomic_write_text
 from ..graph.dependency import DependencyGraph
 from ..measure.counts import ExampleInputs, run_model
 from ..measure.latency import describe_run, measure_latency
-from ..plan import architecture_fingerprint
-from ..planner import kept_count, build_plan, select_local
-from ..runtime import eval_mode
-from ..surgery import apply_plan
+from ..plan.document import architecture_fingerprint
+from ..plan.selection import kept_count, build_plan, select_local
+from .._internal.runtime import eval_mode
+from ..surgery.apply import apply_plan
 from .sensitivity import group_keys
 
 __all__ = ["GroupLatency", "LatencyTable", "Timer", "median_timer", "record_calls"]

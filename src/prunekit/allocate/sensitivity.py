@@ -21,7 +21,7 @@ from typing import Any, Literal
 from torch import nn
 
 from ..api import prune
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..errors import ConfigError, PlanError
 from ..files import atomic_write_text
 from ..graph.dependency import DependencyGraph

@@ -12,9 +12,9 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from .errors import PlanError
-from .plan import Plan
-from .surgery import apply_plan
+from ..errors import PlanError
+from ..plan.document import Plan
+from .apply import apply_plan
 
 WEIGHTS = "model.safetensors"
 PLAN = "plan.json"

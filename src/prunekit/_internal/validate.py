@@ -13,7 +13,7 @@ import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["check_bool", "check_choice", "check_fraction", "check_int", "check_names",
            "check_number", "settings_of"]

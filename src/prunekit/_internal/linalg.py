@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import NumericalError
+from ..errors import NumericalError
 
 __all__ = ["damped_cholesky"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 from collections.abc import Callable
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 T = TypeVar("T", bound=type)
 

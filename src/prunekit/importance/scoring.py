@@ -18,12 +18,12 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .errors import ConfigError
-from .graph.dependency import DependencyGraph, Group
-from .graph.trace import as_args
-from .runtime import eval_mode
-from .importance import get_importance
-from .importance.base import ActivationStats, GroupSlices, Importance, MemberSlice
+from ..errors import ConfigError
+from ..graph.dependency import DependencyGraph, Group
+from ..graph.trace import as_args
+from .._internal.runtime import eval_mode
+from . import get_importance
+from .base import ActivationStats, GroupSlices, Importance, MemberSlice
 
 Scores = dict[str, torch.Tensor]
 """Group name -> one score per unit (higher = more important)."""

@@ -18,20 +18,20 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from .api import prune
-from .config import PruneConfig
-from .data.digits import DigitsData, digits_loaders, load_digits_data
-from .validate import check_int, check_number, settings_of
-from .models.cache import cache_key, default_cache_dir, load_cached, save_cached
-from .models.digits_cnn import DigitsCNN
-from .plan import Plan
-from .recover.reconstruct import reconstruct
-from .report.build import build_report, point
-from .report.io import ReportFiles, write_report
-from .report.stats import ModelStats, collect_stats
-from .serialization import WEIGHTS, save_pruned
-from .train.distill import DistillConfig
-from .train.finetune import EpochRecord, FinetuneConfig, evaluate, finetune
+from ..api import prune
+from ..plan.config import PruneConfig
+from ..data.digits import DigitsData, digits_loaders, load_digits_data
+from .._internal.validate import check_int, check_number, settings_of
+from ..models.cache import cache_key, default_cache_dir, load_cached, save_cached
+from ..models.digits_cnn import DigitsCNN
+from ..plan.document import Plan
+from ..recover.reconstruct import reconstruct
+from ..report.build import build_report, point
+from ..report.io import ReportFiles, write_report
+from ..report.stats import ModelStats, collect_stats
+from ..surgery.serialization import WEIGHTS, save_pruned
+from ..train.distill import DistillConfig
+from ..train.finetune import EpochRecord, FinetuneConfig, evaluate, finetune
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
 

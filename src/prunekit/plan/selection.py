@@ -19,11 +19,11 @@ import torch
 import torch.nn as nn
 
 from .config import PruneConfig
-from .errors import ConfigError
-from .graph.dependency import DependencyGraph, Group
-from .graph.handlers import ModuleShapes, handler_for
-from .plan import GroupDecision, Plan, architecture_fingerprint
-from .scoring import Scores
+from ..errors import ConfigError
+from ..graph.dependency import DependencyGraph, Group
+from ..graph.handlers import ModuleShapes, handler_for
+from .document import GroupDecision, Plan, architecture_fingerprint
+from ..importance.scoring import Scores
 
 Selection = dict[str, np.ndarray]
 """Group name -> indices of the units removed (sorted)."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PlanError
-from .files import atomic_write_text
+from ..errors import PlanError
+from ..files import atomic_write_text
 
 FORMAT = "prunekit.plan"
 VERSION = 1

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..errors import ConfigError
 from ..graph.dependency import DependencyGraph
-from ..planner import predicted_macs, predicted_params, removed_flags, select_local
+from ..plan.selection import predicted_macs, predicted_params, removed_flags, select_local
 from .latency import LatencyTable
 from .sensitivity import DEFAULT_RATIOS, SensitivityResult
 

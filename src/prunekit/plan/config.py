@@ -7,9 +7,9 @@ from types import MappingProxyType
 from typing import Any, Literal
 from collections.abc import Mapping
 
-from .errors import ConfigError
-from .importance.base import Importance, Normalization, Reduction, available_importances
-from .validate import check_choice, check_fraction, check_int, check_number, settings_of
+from ..errors import ConfigError
+from ..importance.base import Importance, Normalization, Reduction, available_importances
+from .._internal.validate import check_choice, check_fraction, check_int, check_number, settings_of
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class PruneConfig:
     def criterion(self) -> Importance:
         """The importance criterion with this config's ``reduce`` and ``normalize``
         (``normalize`` defaults to ``"mean"`` in global scope, so groups compare)."""
-        from .scoring import make_importance
+        from ..importance.scoring import make_importance
 
         normalize = self.normalize or ("mean" if self.scope == "global" else "none")
         return make_importance(self.importance, reduce=self.reduce, normalize=normalize)

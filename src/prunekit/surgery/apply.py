@@ -8,10 +8,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .decompose.records import parse_records, replay_factorizations
-from .errors import PlanError
-from .graph.handlers import handler_for
-from .plan import Plan, architecture_fingerprint
+from ..decompose.records import parse_records, replay_factorizations
+from ..errors import PlanError
+from ..graph.handlers import handler_for
+from ..plan.document import Plan, architecture_fingerprint
 
 
 def _owner(model: nn.Module, name: str,

@@ -17,10 +17,10 @@ from typing import Any, Literal
 from torch import nn
 
 from ..api import prune
-from ..config import PruneConfig
+from ..plan.config import PruneConfig
 from ..errors import ConfigError
 from ..train.finetune import MetricFn, accuracy, evaluate
-from .allocate import Allocation, CostModel, allocate, log_midpoint, max_reduction
+from .ratios import Allocation, CostModel, allocate, log_midpoint, max_reduction
 from .sensitivity import SensitivityResult
 
 __all__ = ["BudgetSearch", "BudgetTrial", "search_budget"]

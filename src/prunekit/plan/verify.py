@@ -18,13 +18,13 @@ import torch
 import torch.nn as nn
 from torch.utils._pytree import tree_map
 
-from .errors import TraceError
-from .graph.dependency import DependencyGraph
-from .graph.handlers import is_opaque
-from .graph.trace import meta_copy, record_trace, to_meta
-from .plan import Plan
-from .planner import Selection, removed_flags
-from .surgery import apply_plan
+from ..errors import TraceError
+from ..graph.dependency import DependencyGraph
+from ..graph.handlers import is_opaque
+from ..graph.trace import meta_copy, record_trace, to_meta
+from .document import Plan
+from .selection import Selection, removed_flags
+from ..surgery.apply import apply_plan
 
 
 @dataclass(frozen=True)
