@@ -13,8 +13,8 @@ from prunekit.cli.main import run
 from prunekit.models.spec import parse_model_spec
 from prunekit.onnx import read_signature
 
-from onnx_helpers import export_torch
-from onnx_models import FoldedNet
+from helpers.onnx_files import export_torch
+from helpers.onnx_models import FoldedNet
 
 
 def _cli(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str, str]:
@@ -63,7 +63,7 @@ def test_unsupported_op_is_a_one_line_error(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from onnx import TensorProto, helper
 
-    from onnx_helpers import save_graph
+    from helpers.onnx_files import save_graph
 
     nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
              helper.make_node("NonZero", ["f"], ["y"], name="where_nonzero")]
@@ -80,7 +80,7 @@ def test_unsupported_op_is_a_one_line_error(tmp_path: Path,
 def test_data_is_laid_out_as_the_file_reads_it(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """The digits (1 x 8 x 8 per sample) feed an ``N x 8 x 8 x 1`` input unchanged in order."""
-    from onnx_models import ChannelsLast
+    from helpers.onnx_models import ChannelsLast
 
     torch.manual_seed(0)
     source = export_torch(ChannelsLast(), torch.randn(2, 8, 8, 1), tmp_path / "nhwc.onnx",

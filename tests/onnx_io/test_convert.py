@@ -14,8 +14,8 @@ import prunekit
 from prunekit.errors import ConfigError, PrunekitError, UnsupportedOpError
 from prunekit.onnx import example_inputs, load
 
-from onnx_helpers import export_torch, save_graph
-from onnx_models import FoldedNet, TinyAttention, VisionNet
+from helpers.onnx_files import export_torch, save_graph
+from helpers.onnx_models import FoldedNet, TinyAttention, VisionNet
 
 
 def _op_types(path: Path) -> set[str]:

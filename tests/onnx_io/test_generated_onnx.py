@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from prunekit.onnx import example_inputs, load
 
-from onnx_helpers import assert_prunes_exactly, save_graph
+from helpers.onnx_files import assert_prunes_exactly, save_graph
 
 BLOCK = st.fixed_dictionaries({
     "width": st.sampled_from([4, 6, 8]),

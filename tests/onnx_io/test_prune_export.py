@@ -11,8 +11,8 @@ import torch
 import prunekit
 from prunekit.onnx import example_inputs, export, load, read_signature
 
-from onnx_helpers import assert_prunes_exactly, export_torch
-from onnx_models import FoldedNet, TinyAttention, VisionNet
+from helpers.onnx_files import assert_prunes_exactly, export_torch
+from helpers.onnx_models import FoldedNet, TinyAttention, VisionNet
 
 CASES = {
     "vision": (VisionNet, (2, 3, 16, 16), {"image": {0: "batch"}, "logits": {0: "batch"}}),
