@@ -1,4 +1,5 @@
-"""Crash-safe file writes: a temporary file in the target's folder, then one rename.
+"""Crash-safe file writes: a temporary file in the target's folder, then one rename; and JSON
+documents read back with an error that names the file.
 
 A reader sees the old file or the new one, never half of one; a failed write leaves no
 temporary file behind. New files get the usual permissions (0666 less the umask).
@@ -6,12 +7,16 @@ temporary file behind. New files get the usual permissions (0666 less the umask)
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from .errors import PlanError, PrunekitError
 
 
 @contextmanager
@@ -61,3 +66,49 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(data, indent=1))
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike[str], what: str,
+              error: type[PrunekitError] = PlanError) -> Any:
+    """The JSON document at ``path``; a missing or unparsable file raises ``error`` naming
+    ``what`` (e.g. ``"plan file"``) and the path."""
+    target = Path(path)
+    try:
+        return json.loads(target.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} {str(target)!r} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {str(target)!r} is not valid JSON: {exc}") from None
+
+
+D = TypeVar("D", bound="JsonDocument")
+
+
+class JsonDocument:
+    """``save`` / ``load`` for a plain-data class with ``to_dict`` and ``from_dict``: one JSON
+    file, written atomically, read back with an error that names it."""
+
+    #: what the file is, in error messages
+    document: ClassVar[str] = "JSON file"
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls: type[D], data: Any) -> D:
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the document as JSON atomically (temporary file, then rename)."""
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls: type[D], path: str | os.PathLike[str]) -> D:
+        """Read a document written by :meth:`save`."""
+        return cls.from_dict(read_json(path, cls.document))

@@ -33,14 +33,11 @@ from __future__ import annotations
 
 import copy
 import glob
-import json
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -49,7 +46,7 @@ from torch.utils._pytree import tree_flatten
 
 from ..plan.config import PruneConfig
 from ..errors import ConfigError, PlanError
-from ..files import atomic_write_text
+from ..files import JsonDocument
 from ..graph.dependency import DependencyGraph
 from ..measure.counts import ExampleInputs, run_model
 from ..measure.latency import describe_run, measure_latency
@@ -100,9 +97,11 @@ class GroupLatency:
 
 
 @dataclass
-class LatencyTable:
+class LatencyTable(JsonDocument):
     """Dense model latency, dense time of every timed layer call, and the per-group curves,
     with the conditions they were measured under."""
+
+    document: ClassVar[str] = "latency table"
 
     dense_ms: float
     base_ms: dict[str, float]
@@ -328,14 +327,6 @@ class LatencyTable:
             raise PlanError(f"malformed prunekit latency table: {type(exc).__name__}: {exc}") \
                 from exc
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table as JSON atomically."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LatencyTable:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 # -- helpers --------------------------------------------------------------------------

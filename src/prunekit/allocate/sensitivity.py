@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import copy
 import glob
-import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
 from ..api import prune
 from ..plan.config import PruneConfig
 from ..errors import ConfigError, PlanError
-from ..files import atomic_write_text
+from ..files import JsonDocument
 from ..graph.dependency import DependencyGraph
 from ..train.finetune import MetricFn, accuracy, evaluate
 
@@ -64,8 +61,10 @@ class SensitivityConfig:
 
 
 @dataclass
-class SensitivityResult:
+class SensitivityResult(JsonDocument):
     """Metric of the unpruned model and, per group key, the metric at each ratio."""
+
+    document: ClassVar[str] = "sensitivity result"
 
     baseline: float
     ratios: list[float]
@@ -93,14 +92,6 @@ class SensitivityResult:
                    {k: int(v) for k, v in data.get("units", {}).items()},
                    str(data.get("mode", "max")), float(data.get("seconds", 0.0)))
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the result as JSON atomically."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> SensitivityResult:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def group_keys(graph: DependencyGraph, patterns: Iterable[str] = ()) -> dict[str, int]:

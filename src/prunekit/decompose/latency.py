@@ -14,20 +14,17 @@ every timed call``. The table is plain JSON: measure once per device.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, PlanError
-from ..files import atomic_write_text
+from ..files import JsonDocument
 from ..measure.counts import ExampleInputs
 from ..measure.latency import describe_run
 from ..plan.document import architecture_fingerprint
@@ -46,9 +43,11 @@ def rank_key(kind: str, rank: Sequence[int]) -> str:
 
 
 @dataclass
-class LayerTimes:
+class LayerTimes(JsonDocument):
     """Dense model latency, the dense time of every timed call, and per candidate layer its
     dense time and the time of each measured (kind, rank), with the measuring conditions."""
+
+    document: ClassVar[str] = "decomposition latency table"
 
     dense_ms: float
     layers_ms: float
@@ -163,14 +162,6 @@ class LayerTimes:
             raise PlanError(f"malformed decomposition latency table: {type(exc).__name__}: "
                             f"{exc}") from None
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the table as JSON atomically."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LayerTimes:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def timing_grid(cands: Sequence[Candidate], points: int

@@ -11,14 +11,13 @@ refuses them instead of silently skipping the factorizations.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import PlanError
-from ..files import atomic_write_text
+from ..files import read_json, write_json
 
 FORMAT = "prunekit.plan"
 VERSION = 1
@@ -99,20 +98,12 @@ class Plan:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the plan as JSON atomically (temporary file, then rename)."""
-        target = Path(path)
-        atomic_write_text(target, json.dumps(self.to_dict(), indent=1))
-        return target
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Plan:
-        target = Path(path)
-        try:
-            data = json.loads(target.read_text())
-        except FileNotFoundError:
-            raise PlanError(f"plan file {str(target)!r} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PlanError(f"plan file {str(target)!r} is not valid JSON: {exc}") from None
-        return cls.from_dict(data, source=f"plan file {str(target)!r}")
+        data = read_json(path, "plan file")
+        return cls.from_dict(data, source=f"plan file {str(Path(path))!r}")
 
 
 def architecture_fingerprint(model: Any) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_text
+from ..files import atomic_write_text, read_json
 from .schema import ReportError, validate_report
 
 __all__ = ["REPORT_HTML", "REPORT_JSON", "ReportFiles", "load_report", "write_report"]
@@ -52,10 +52,5 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     target = Path(path)
     if target.is_dir():
         target = target / REPORT_JSON
-    try:
-        data = json.loads(target.read_text())
-    except FileNotFoundError:
-        raise ReportError(f"report file {str(target)!r} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"report file {str(target)!r} is not valid JSON: {exc}") from None
+    data = read_json(target, "report file", ReportError)
     return validate_report(data, source=f"report file {str(target)!r}")
