@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 
 from .errors import ConfigError, MetricError, PrunekitError
+from .train.outputs import logits_of
 
 __all__ = ["METRIC_HELP", "MetricFn", "MetricSpec", "format_metric", "load_metric", "parse_metric",
            "top_k_accuracy"]
@@ -83,6 +84,7 @@ def parse_metric(text: str) -> MetricSpec:
 
 def top_k_accuracy(outputs: torch.Tensor, targets: torch.Tensor, k: int) -> float:
     """Fraction of samples whose label is among the ``k`` largest logits of ``(N, C)``."""
+    outputs = logits_of(outputs)
     if not isinstance(outputs, torch.Tensor) or outputs.ndim < 1:
         raise MetricError(f"top-{k} accuracy needs logits (batch, classes), got "
                           f"{type(outputs).__name__}")

@@ -123,7 +123,6 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     make lower-precision files, time dense, pruned and every format in eager PyTorch,
     torch.compile and ONNX Runtime at each batch size, and choose the fastest acceptable
     format by measurement (a format that is not faster is never handed back as faster)."""
-    import torch
 
     from ..errors import ConfigError, ExportError
     from ..export import check_onnx, export_onnx
@@ -157,7 +156,7 @@ def export(directory: Path, fmt: str, model_spec: str | None, input_shape: str |
     printer = Printer(quiet=quiet or as_json)
     model = load_pruned(load_model_spec(spec, trust_pickle=trust_pickle), pruned).eval()
     plan = Plan.load(pruned / "plan.json")
-    example = slice_inputs(torch.randn(*shape), plan)
+    example = slice_inputs(spec.random_example(shape), plan)
     target = output if output is not None else pruned / "model.onnx"
     printer.info(f"exporting {spec_text} (pruned) to {target}")
     result: dict[str, Any] = {"schema": "prunekit.export", "version": 1, "format": fmt,

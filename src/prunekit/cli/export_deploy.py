@@ -63,7 +63,7 @@ def deploy_folder(config: QuantizeConfig, target: Path, pruned: nn.Module,
         built = build_model(ModelSource(spec_text, input_shape=shape, trust_pickle=trust_pickle))
         scored = False
     data: DeployData | None = None
-    dense_example = torch.randn(*shape)
+    dense_example = built.spec.random_example(shape)
     if data_source is not None:
         data, dense_example = deploy_data(built, source, data_source)
         example = dense_example

@@ -78,7 +78,6 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
     onnxruntime) and/or --int8, the same model is also timed in each runtime and format at
     every --batch-sizes (with --pruned, next to the dense architecture), side by side with
     size on disk and metric, and the fastest acceptable format is chosen by measurement."""
-    import torch
 
     from ..errors import ConfigError, ModelInputError, PrunekitError
     from ..files import atomic_write_text
@@ -135,8 +134,7 @@ def measure(spec: str, input_shape: str | None, model_args: dict[str, Any],
         shape = tuple(example.shape)
     else:
         assert shape is not None
-        example = (torch.randint(0, 100, shape) if parsed.integer_inputs  # token ids
-                   else torch.randn(*shape))
+        example = parsed.random_example(shape)
     printer.info(f"measuring on input {tuple(shape)}, {target}")
     try:
         stats = collect_stats(model.to(target), example.to(target), threads=threads,

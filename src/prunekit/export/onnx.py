@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from ..errors import ConfigError, ExportError
 
@@ -195,7 +196,8 @@ def check_onnx(path: str | os.PathLike[str], model: nn.Module, example: Any) -> 
     got = session.run(None, feeds)
     with torch.no_grad():
         expected = model.eval()(*inputs)
-    expected = list(expected) if isinstance(expected, (tuple, list)) else [expected]
+    # outputs in the exporter's order: tuples, dicts and Hugging Face ModelOutputs flattened
+    expected = [t for t in tree_flatten(expected)[0] if isinstance(t, torch.Tensor)]
     diff = max(float((torch.from_numpy(g) - e.detach().cpu()).abs().max())
                for g, e in zip(got, expected))
     return OnnxCheck(diff, tuple(got[0].shape), "CPUExecutionProvider")

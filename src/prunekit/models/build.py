@@ -14,6 +14,7 @@ not match, with the spec that would fit.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,9 @@ class BuiltModel:
     spec: ModelSpec
     parameters: Parameters | None = None
     inferred: tuple[str, ...] = ()
+    #: trained weights were loaded (a weights file, or a Hugging Face folder's own), so the
+    #: head's class count is theirs
+    weighted: bool = False
 
     @property
     def class_argument(self) -> str | None:
@@ -80,7 +84,8 @@ def _attempt(spec: ModelSpec, state: dict[str, torch.Tensor] | None, source: str
         model, params = build_model_spec(spec, trust_pickle=trust_pickle)
     except WeightsMisfitError as err:  # a Hugging Face folder's own weights
         return None, err
-    built = BuiltModel(model, spec, params)
+    own = spec.kind == "hf" and any(Path(spec.target).glob("*.safetensors"))
+    built = BuiltModel(model, spec, params, weighted=state is not None or own)
     if state is not None:
         try:
             load_state(model, state, source=source, target=spec.text)
@@ -128,7 +133,8 @@ def build_with_weights(spec: str | ModelSpec, *, weights: str | os.PathLike[str]
             name, found, _ = error.misfit.mismatched[0]
             note = (f"{argument}={wanted} inferred from the weights in {error.source} "
                     f"({name} {list(found)}): the model is {retry.text}")
-            return BuiltModel(rebuilt.model, retry, rebuilt.parameters, (note,))
+            return BuiltModel(rebuilt.model, retry, rebuilt.parameters, (note,),
+                              weighted=rebuilt.weighted)
     differs = head_only(wanted, has)
     if argument is None:
         advice = f"{differs}: build the model with {wanted} outputs"
@@ -148,6 +154,10 @@ def classes_mismatch(built: BuiltModel, outputs: int, classes: int, data: str) -
     """The message for a model with ``outputs`` logits on ``data`` with ``classes`` classes."""
     message = f"{data} has {classes} classes but {built.spec.text} outputs {outputs} logits"
     argument = built.class_argument
+    if argument is not None and built.weighted:
+        return (f"{message}, and its trained weights fix the head at {outputs} classes: use "
+                f"data with {outputs} classes, or weights trained for {classes} "
+                f"({argument}={classes} would leave the weights' head unloadable)")
     if argument is not None:
         return f"{message}: build it with {argument}={classes}: " \
                f"{_fix(built.spec, argument, classes)}"

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError, ModelLoadError, PrunekitError
@@ -118,6 +119,13 @@ class ModelSpec:
             inputs = read_signature(self.target).inputs
             return bool(inputs) and inputs[0].dtype.startswith(("int", "uint"))
         return self.kind == "hf"
+
+    def random_example(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """A random input of ``shape`` for this model: token ids in [0, 100) when it reads
+        integers, standard-normal floats otherwise."""
+        if self.integer_inputs:
+            return torch.randint(0, 100, shape)
+        return torch.randn(*shape)
 
 
 def _split_query(text: str) -> tuple[str, Args]:

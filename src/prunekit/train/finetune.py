@@ -26,6 +26,7 @@ from .._internal.validate import check_choice, check_int, check_number
 from .distill import DistillConfig, distilled_loss
 from .features import FeatureMatcher
 from .mixup import Mixup, mixed_task_loss
+from .outputs import logits_of
 
 __all__ = [
     "EpochRecord",
@@ -117,8 +118,9 @@ class FinetuneResult:
 
 
 def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
-    """Top-1 accuracy of logits ``(N, C)`` against integer labels ``(N,)``, in [0, 1]."""
-    correct = int((outputs.argmax(dim=-1) == targets).sum())
+    """Top-1 accuracy of logits ``(N, C)`` (or a ``ModelOutput``'s) against integer labels
+    ``(N,)``, in [0, 1]."""
+    correct = int((logits_of(outputs).argmax(dim=-1) == targets).sum())
     return correct / max(int(targets.numel()), 1)
 
 
@@ -145,6 +147,10 @@ def _call(model: nn.Module, inputs: Any) -> Any:
     if isinstance(inputs, (tuple, list)):
         return model(*inputs)
     return model(inputs)
+
+
+def _cross_entropy(outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits_of(outputs), targets)
 
 
 def _batch_size(targets: Any) -> int:
@@ -236,7 +242,7 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
     ``on_epoch`` is called after each epoch.
     """
     config = config if config is not None else FinetuneConfig()
-    task_loss: LossFn = loss_fn if loss_fn is not None else F.cross_entropy
+    task_loss: LossFn = loss_fn if loss_fn is not None else _cross_entropy
     if distill is not None and teacher is None:
         raise ConfigError("distill= was given without a teacher= model to distill from")
     distill_cfg = distill if distill is not None else DistillConfig()
@@ -287,7 +293,8 @@ def finetune(model: nn.Module, train_loader: Iterable[Any], val_loader: Iterable
                     if teacher is not None:
                         with torch.no_grad():
                             teacher_out = _call(teacher, inputs)
-                        loss = distilled_loss(outputs, teacher_out, loss, distill_cfg)
+                        loss = distilled_loss(logits_of(outputs), logits_of(teacher_out), loss,
+                                              distill_cfg)
                         if matcher is not None:
                             loss = loss + distill_cfg.feature_weight * matcher.loss()
                 if not torch.isfinite(loss):

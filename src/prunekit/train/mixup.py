@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .outputs import logits_of
 
 __all__ = ["MixedBatch", "Mixup", "mixed_task_loss"]
 
@@ -85,8 +86,9 @@ def mixed_task_loss(outputs: torch.Tensor, targets: torch.Tensor, batch: MixedBa
     partner = targets[batch.perm]
     if loss_fn is None:
         lam = batch.lam.to(torch.float32)
-        own = F.cross_entropy(outputs.float(), targets, reduction="none")
-        other = F.cross_entropy(outputs.float(), partner, reduction="none")
+        logits = logits_of(outputs).float()
+        own = F.cross_entropy(logits, targets, reduction="none")
+        other = F.cross_entropy(logits, partner, reduction="none")
         return (lam * own + (1.0 - lam) * other).mean()
     weight = float(batch.lam.float().mean())
     return weight * loss_fn(outputs, targets) + (1.0 - weight) * loss_fn(outputs, partner)

@@ -22,6 +22,7 @@ from ..metrics import parse_metric
 from ..models.build import BuiltModel, build_with_weights, classes_mismatch
 from ..models.spec import ModelSpec
 from ..report.stats import ModelStats, collect_stats
+from ..train.outputs import logits_of
 from .config import DataSource, ModelSource, OutputConfig
 
 __all__ = ["RunInputs", "build_model", "file_bytes", "fit_data", "load_inputs",
@@ -72,7 +73,7 @@ def _check_fit(built: BuiltModel, example: torch.Tensor, data: ArrayData) -> Non
     spec = built.spec.text
     try:
         with torch.no_grad():
-            out = built.model(example)
+            out = logits_of(built.model(example))
     except Exception as exc:  # noqa: BLE001 - user models may raise anything
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelInputError(f"{spec} does not run on data samples of shape "
@@ -86,6 +87,20 @@ def _check_fit(built: BuiltModel, example: torch.Tensor, data: ArrayData) -> Non
     exact = data.class_names is not None
     if outputs < data.num_classes or (exact and outputs != data.num_classes):
         raise ModelInputError(classes_mismatch(built, outputs, data.num_classes, data.name))
+
+
+def _token_ids(data: ArrayData) -> ArrayData:
+    """The data's features as integer token ids, for a model that reads ids (a Hugging Face
+    text model, an ONNX file with integer inputs); features that are not whole numbers
+    >= 0 are an error."""
+    if not data.x_val.is_floating_point():
+        return data
+    for x in (data.x_train, data.x_val):
+        if bool((x != x.round()).any()) or bool((x < 0).any()):
+            raise ModelInputError(f"the model reads token ids, but {data.name} holds features "
+                                  "that are not whole numbers >= 0; give token ids "
+                                  "(x as integers, one row per sequence)")
+    return replace(data, x_train=data.x_train.long(), x_val=data.x_val.long())
 
 
 def _onnx_shape(spec: ModelSpec, shape: tuple[int, ...] | None,
@@ -114,6 +129,8 @@ def fit_data(built: BuiltModel, model_source: ModelSource,
                           feature_column=data_source.feature_column,
                           sample_shape=None if shape is None else tuple(shape[1:]))
     data = _shaped(data, model_source.input_shape or _onnx_shape(built.spec, shape, data))
+    if built.spec.integer_inputs:
+        data = _token_ids(data)
     example = data.x_val[:1].clone()
     _check_fit(built, example, data)
     return RunInputs(built.model, data, example, built.spec)
