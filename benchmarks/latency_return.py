@@ -9,7 +9,7 @@ means the MACs saved turned fully into time saved.
     python benchmarks/latency_return.py --markdown docs/benchmarks/latency_return.md
     python benchmarks/latency_return.py --models resnet18 --ratios 0.5 --repeats 5
     python benchmarks/latency_return.py --models mobilenet_v3_large,efficientnet_b0 \
-        --ratios 0.3 --tools prunekit,prunekit-latency,tp
+        --ratios 0.3 --tools prunekit,prunekit-hw,prunekit-hw-reach,tp
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from _common import ENGINES, Environment, build_model, finish_tool, write_markdo
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16",
           "convnext_tiny")
-TOOL_TITLES = {"prunekit": "prunekit", "prunekit-latency": "prunekit, latency table",
+TOOL_TITLES = {"prunekit": "prunekit", "prunekit-latency": "prunekit, latency target",
+               "prunekit-hw": "prunekit, hardware-aware",
+               "prunekit-hw-reach": "prunekit, hardware-aware, reach",
                "tp": "Torch-Pruning"}
 
 
@@ -49,6 +51,30 @@ def prune_latency_aware(dense: Any, x: Any, ratio: float, points: int) -> tuple[
     prunekit.prune(model, x, config=alloc.config)
     return model, {"table_s": table.seconds, "predicted_x": table.dense_ms / alloc.predicted_ms
                    if alloc.predicted_ms else None}
+
+
+def prune_hardware_aware(dense: Any, x: Any, ratio: float, points: int,
+                         reach: bool = False) -> tuple[Any, Any]:
+    """A copy pruned at ``ratio`` made hardware-aware by a latency table measured here: kept
+    counts rounded up to fast sizes, groups that cannot pay off left whole; ``reach``: then
+    ratios raised where they pay until the table predicts the uniform ratio's MACs
+    reduction as speed-up."""
+    import prunekit
+    from prunekit.measure import count_macs
+    from prunekit.recover import LatencyTable, hardware_aware, median_timer
+
+    table = LatencyTable.measure(dense, x, points=points, rounds=1,
+                                 timer=median_timer(2, 7))
+    goal = None
+    if reach:
+        uniform = copy.deepcopy(dense)
+        prunekit.prune(uniform, x, ratio=ratio)
+        goal = count_macs(dense, x) / count_macs(uniform, x)
+    choice = hardware_aware(table, ratio, reach=reach, goal=goal)
+    model = copy.deepcopy(dense)
+    prunekit.prune(model, x, config=choice.config)
+    return model, {"table_s": table.seconds, "predicted_x": choice.predicted_speedup,
+                   "left_whole": len(choice.left_whole)}
 
 
 def run_model(name: str, ratios: list[float], tools: list[str], batches: list[int],
@@ -74,6 +100,10 @@ def run_model(name: str, ratios: list[float], tools: list[str], batches: list[in
                 model = copy.deepcopy(dense)
                 if tool == "prunekit-latency":
                     model, facts = prune_latency_aware(dense, inputs[1], ratio, points)
+                    row.update(facts)
+                elif tool in ("prunekit-hw", "prunekit-hw-reach"):
+                    model, facts = prune_hardware_aware(dense, inputs[1], ratio, points,
+                                                        reach=tool == "prunekit-hw-reach")
                     row.update(facts)
                 else:
                     finish_tool(tool, model, ENGINES[tool](model, inputs[1], ratio))
@@ -157,7 +187,12 @@ def main() -> None:
             "the same uniform channel ratio, classifier kept; prunekit with its defaults "
             "(`prunekit.prune(model, x, ratio=r)`), Torch-Pruning 1.6.1 `MetaPruner` with L2 "
             "magnitude (as in `benchmarks/coverage.py`)",
-            "- `prunekit, latency table`: a `LatencyTable` measured on this machine "
+            "- `prunekit, hardware-aware`: `prunekit.recover.hardware_aware(table, r)` on a "
+            "`LatencyTable` measured here (kept counts rounded up to the table's fast sizes, "
+            "groups whose measured time return is below 0.25 left whole); `…, reach`: then "
+            "ratios raised where they pay until the table predicts the uniform ratio's MACs "
+            "reduction as speed-up (`reach=True`)",
+            "- `prunekit, latency target`: a `LatencyTable` measured on this machine "
             f"({args.points} kept counts per group, median of 7 runs each), then "
             "`allocate(latency_reduction=R, round_fast=True)` with R = the MACs reduction of "
             "the uniform ratio and the `uniform_sensitivity` prior (no accuracy measured)",

@@ -14,6 +14,7 @@ from .distributed import (
                           spawn_finetune,
                           weights_digest,
 )
+from .hardware import HardwareAware, group_return, hardware_aware
 from .iterate import IterativeConfig, IterativeResult, StepRecord, iterative_prune
 from .latency import GroupLatency, LatencyTable, median_timer
 from .plots import save_sensitivity_plot, sensitivity_png
@@ -21,9 +22,10 @@ from .reconstruct import LayerFit, ReconstructResult, reconstruct
 from .sensitivity import SensitivityConfig, SensitivityResult, analyze_sensitivity
 
 __all__ = ["Allocation", "BudgetSearch", "BudgetTrial", "CostModel", "DistributedConfig",
-           "DistributedResult", "GroupLatency", "IterativeConfig", "IterativeResult",
+           "DistributedResult", "GroupLatency", "HardwareAware", "IterativeConfig", "IterativeResult",
            "LatencyTable", "LayerFit", "ReconstructResult", "SensitivityConfig",
            "SensitivityResult", "StepRecord", "allocate",
-           "analyze_sensitivity", "compose_plans", "finetune_on_rank", "iterative_prune",
+           "analyze_sensitivity", "compose_plans", "finetune_on_rank", "group_return",
+           "hardware_aware", "iterative_prune",
            "median_timer", "reconstruct", "save_sensitivity_plot", "search_budget", "sensitivity_png",
            "spawn_finetune", "uniform_sensitivity", "weights_digest"]
