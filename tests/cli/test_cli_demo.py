@@ -55,6 +55,7 @@ def test_demo_writes_report_and_model(demo_out: Path) -> None:
     assert before["latency_ms"]["median"] == batch1["dense_ms"]
     assert after["latency_ms"]["median"] == batch1["pruned_ms"]
     assert set(speed["fixed"]) == {"dense", "pruned"} and speed["launch"]["ops"] > 0
+    assert "<h2>Speed</h2>" in (out / "report.html").read_text()
 
 
 def test_demo_reuses_cache_and_prints_json(demo_out: Path,
