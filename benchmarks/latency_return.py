@@ -157,7 +157,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--ratios", default="0.3,0.5")
-    ap.add_argument("--tools", default="prunekit,tp")
+    ap.add_argument("--tools", default="prunekit,prunekit-hw,tp",
+                    help="prunekit, prunekit-hw, prunekit-hw-reach, prunekit-latency, tp")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--repeats", type=int, default=30,
                     help="timed runs at batch 1 (a third at larger batches)")
