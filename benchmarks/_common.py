@@ -309,12 +309,19 @@ def command_line() -> str:
     return " ".join(["python", shlex.quote(str(script)), *map(shlex.quote, sys.argv[1:])])
 
 
+#: A page's hand-written part starts at this line; regenerating the page keeps it.
+KEEP_MARKER = "<!-- written by hand below: kept when the page is regenerated -->"
+
+
 def write_markdown(path: str, title: str, env: Environment, body: list[str],
                    notes: list[str] = ()) -> None:
     from prunekit.files import atomic_write_text
 
     text = [f"# {title}", "", *env.lines(), f"- generated: {time.strftime('%Y-%m-%d %H:%M %Z')}",
             "", *notes, *([""] if notes else []), *body, ""]
+    old = Path(path).read_text() if Path(path).exists() else ""
+    if KEEP_MARKER in old:
+        text.append(old[old.index(KEEP_MARKER):].rstrip("\n") + "\n")
     atomic_write_text(path, "\n".join(text))
 
 

@@ -211,7 +211,8 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], models: list[str], t
     how = ("peak counter reset via `/proc/self/clear_refs` after the build" if all(resets)
            else "peak counter could NOT be reset, so peaks from model construction may dominate")
     extra = [f"- median of {repeats} runs, each a fresh subprocess with a freshly built model; "
-             "subprocesses run one at a time",
+             "subprocesses run one at a time, the tools alternating run by run (A B, B A, ...) so "
+             "load on the machine lands on both alike",
              "- time = engine seconds (prunekit: `prunekit.prune(model, x, ratio=0.5)`; "
              "Torch-Pruning: `MetaPruner(model, x, MagnitudeImportance(p=2), pruning_ratio=0.5, "
              "ignored_layers=[classifier], num_heads={each nn.MultiheadAttention: its heads})` + `step()`); "
@@ -277,26 +278,32 @@ def main(argv: list[str] | None = None) -> int:
     raw: list[dict[str, Any]] = []
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for m in models:
-        for t in tools:
-            runs = []
-            for _ in range(args.repeats):
+        # tools alternate run by run (A B, B A, ...), so a busy spell on the machine lands on
+        # both tools alike instead of on whichever ran its repeats at that moment
+        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+        failed: set[str] = set()
+        for i in range(args.repeats):
+            for t in tools if i % 2 == 0 else list(reversed(tools)):
+                if t in failed:
+                    continue
                 r = run_one(m, t, args.threads, args.timeout)
-                runs.append(r)
+                runs[t].append(r)
                 raw.append(r)
                 print(f"{m:16s} {t:9s} {r.get('status', '?')[:80]:80s} "
                       f"s={r.get('seconds', 0) or 0:.2f} mem×={r.get('peak_over_params', 0) or 0:.2f}",
                       flush=True)
                 if r.get("status") != "ok":
-                    break  # a failure is deterministic; do not spend the time again
-            results.setdefault(m, {})[t] = summarize(runs)
-            if args.json:
-                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps({"command": command, "raw": raw,
-                                                       "results": results}, indent=1))
-            if args.markdown:
-                Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.markdown).write_text(markdown(results, models, tools, command,
-                                                        args.threads, args.repeats))
+                    failed.add(t)  # a failure is deterministic; do not spend the time again
+        for t in tools:
+            results.setdefault(m, {})[t] = summarize(runs[t])
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps({"command": command, "raw": raw,
+                                                   "results": results}, indent=1))
+        if args.markdown:
+            Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.markdown).write_text(markdown(results, models, tools, command,
+                                                    args.threads, args.repeats))
     return 0
 
 

@@ -3,11 +3,13 @@
 For each model, prunekit and Torch-Pruning prune a fresh copy at the same uniform channel
 ratio (0.3 and 0.5, about 2x and 4x fewer MACs on convolutional networks); each pruned model
 and the dense one are timed at batch 1 and batch 8 (fp32, eval, no grad, median after
-warm-up, `prunekit.measure.measure_latency`). eta = latency speed-up / MACs reduction: 1.0
+warm-up, dense and pruned copies interleaved round by round). eta = latency speed-up / MACs reduction: 1.0
 means the MACs saved turned fully into time saved.
 
     python benchmarks/latency_return.py --markdown docs/benchmarks/latency_return.md
     python benchmarks/latency_return.py --models resnet18 --ratios 0.5 --repeats 5
+    python benchmarks/latency_return.py --models mobilenet_v3_large,efficientnet_b0 \
+        --ratios 0.3 --tools prunekit,prunekit-hw,prunekit-hw-reach,tp
 """
 
 from __future__ import annotations
@@ -23,59 +25,107 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ENGINES, Environment, build_model, finish_tool, write_markdown  # noqa: E402
 
-MODELS = ("resnet18", "resnet50", "mobilenet_v3_large", "vit_b_16", "convnext_tiny")
-TOOL_TITLES = {"prunekit": "prunekit", "tp": "Torch-Pruning"}
+MODELS = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16",
+          "convnext_tiny")
+TOOL_TITLES = {"prunekit": "prunekit", "prunekit-latency": "prunekit, latency target",
+               "prunekit-hw": "prunekit, hardware-aware",
+               "prunekit-hw-reach": "prunekit, hardware-aware, reach",
+               "tp": "Torch-Pruning"}
 
 
-def latency_ms(model: Any, x: Any, repeats: int, threads: int) -> float:
-    from prunekit.measure import measure_latency
+def prune_latency_aware(dense: Any, x: Any, ratio: float, points: int) -> tuple[Any, Any]:
+    """A copy pruned by latency-table allocation: the target speed-up is the MACs reduction
+    the uniform ``ratio`` gives, kept counts rounded up to the table's fast sizes."""
+    import prunekit
+    from prunekit.measure import count_macs
+    from prunekit.recover import LatencyTable, allocate, median_timer, uniform_sensitivity
 
-    return measure_latency(model, x, warmup=max(2, repeats // 5), repeats=repeats,
-                           threads=threads).median_ms
+    uniform = copy.deepcopy(dense)
+    prunekit.prune(uniform, x, ratio=ratio)
+    goal = count_macs(dense, x) / count_macs(uniform, x)
+    table = LatencyTable.measure(dense, x, points=points, rounds=1,
+                                 timer=median_timer(2, 7))
+    alloc = allocate(dense, x, uniform_sensitivity(table.groups), latency_reduction=goal,
+                     latency_table=table, round_fast=True)
+    model = copy.deepcopy(dense)
+    prunekit.prune(model, x, config=alloc.config)
+    return model, {"table_s": table.seconds, "predicted_x": table.dense_ms / alloc.predicted_ms
+                   if alloc.predicted_ms else None}
+
+
+def prune_hardware_aware(dense: Any, x: Any, ratio: float, points: int,
+                         reach: bool = False) -> tuple[Any, Any]:
+    """A copy pruned at ``ratio`` made hardware-aware by a latency table measured here: kept
+    counts rounded up to fast sizes, groups that cannot pay off left whole; ``reach``: then
+    ratios raised where they pay until the table predicts the uniform ratio's MACs
+    reduction as speed-up."""
+    import prunekit
+    from prunekit.measure import count_macs
+    from prunekit.recover import LatencyTable, hardware_aware, median_timer
+
+    table = LatencyTable.measure(dense, x, points=points, rounds=1,
+                                 timer=median_timer(2, 7))
+    goal = None
+    if reach:
+        uniform = copy.deepcopy(dense)
+        prunekit.prune(uniform, x, ratio=ratio)
+        goal = count_macs(dense, x) / count_macs(uniform, x)
+    choice = hardware_aware(table, ratio, reach=reach, goal=goal)
+    model = copy.deepcopy(dense)
+    prunekit.prune(model, x, config=choice.config)
+    return model, {"table_s": table.seconds, "predicted_x": choice.predicted_speedup,
+                   "left_whole": len(choice.left_whole)}
 
 
 def run_model(name: str, ratios: list[float], tools: list[str], batches: list[int],
-              repeats: int, threads: int) -> list[dict[str, Any]]:
+              repeats: int, threads: int, points: int) -> list[dict[str, Any]]:
+    """Prune every (ratio, tool) copy, then time the dense model and all copies together in
+    interleaved rounds (:func:`prunekit.measure.compare.compare_latency`): each round runs
+    every model once, the order alternating, so load affects every row alike."""
     import torch
 
     from prunekit.measure import count_macs
+    from prunekit.measure.compare import compare_latency
 
     dense, shape = build_model(name, "torchvision")
     inputs = {b: torch.randn(b, *shape[1:]) for b in batches}
     dense_macs = count_macs(dense, inputs[1])
-    def dense_latency() -> dict[int, float]:
-        return {b: latency_ms(dense, inputs[b], repeats if b == 1 else max(3, repeats // 3),
-                              threads) for b in batches}
-
-    dense_ms = dense_latency()  # measured again after the pruned models; the lower one counts
-    rows = [{"model": name, "tool": "dense", "ratio": 0.0, "macs_x": 1.0,
-             **{f"ms_b{b}": dense_ms[b] for b in batches}}]
+    rows = [{"model": name, "tool": "dense", "ratio": 0.0, "macs_x": 1.0, "key": "dense"}]
+    models: dict[str, Any] = {"dense": dense}
     for ratio in ratios:
         for tool in tools:
-            model = copy.deepcopy(dense)
-            row: dict[str, Any] = {"model": name, "tool": tool, "ratio": ratio}
+            row: dict[str, Any] = {"model": name, "tool": tool, "ratio": ratio,
+                                   "key": f"{tool}@{ratio}"}
             try:
-                finish_tool(tool, model, ENGINES[tool](model, inputs[1], ratio))
+                model = copy.deepcopy(dense)
+                if tool == "prunekit-latency":
+                    model, facts = prune_latency_aware(dense, inputs[1], ratio, points)
+                    row.update(facts)
+                elif tool in ("prunekit-hw", "prunekit-hw-reach"):
+                    model, facts = prune_hardware_aware(dense, inputs[1], ratio, points,
+                                                        reach=tool == "prunekit-hw-reach")
+                    row.update(facts)
+                else:
+                    finish_tool(tool, model, ENGINES[tool](model, inputs[1], ratio))
                 row["macs_x"] = dense_macs / count_macs(model, inputs[1])
-                for b in batches:
-                    ms = latency_ms(model, inputs[b], repeats if b == 1 else max(3, repeats // 3),
-                                    threads)
-                    row[f"ms_b{b}"] = ms
-                    row[f"speedup_b{b}"] = dense_ms[b] / ms
-                    row[f"eta_b{b}"] = row[f"speedup_b{b}"] / row["macs_x"]
+                models[row["key"]] = model
                 row["status"] = "ok"
             except Exception as exc:  # noqa: BLE001 - one failure is one row
                 row["status"] = f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             rows.append(row)
-            print(json.dumps(row), flush=True)
-    again = dense_latency()
-    for b in batches:  # a slow first dense run must not inflate the speed-ups
-        best = min(dense_ms[b], again[b])
-        rows[0][f"ms_b{b}"] = best
-        for row in rows[1:]:
-            if row.get("status") == "ok":
-                row[f"speedup_b{b}"] = best / row[f"ms_b{b}"]
+    for b in batches:
+        n = repeats if b == 1 else max(3, repeats // 3)
+        timed = compare_latency(models, inputs[b], warmup=max(2, n // 5), rounds=n,
+                                threads=threads)
+        for row in rows:
+            if row["key"] not in models:
+                continue
+            row[f"ms_b{b}"] = timed.results[row["key"]].median_ms
+            if row["tool"] != "dense":
+                row[f"speedup_b{b}"] = timed.speedup("dense", row["key"])
                 row[f"eta_b{b}"] = row[f"speedup_b{b}"] / row["macs_x"]
+    for row in rows:
+        print(json.dumps(row), flush=True)
     return rows
 
 
@@ -107,11 +157,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--ratios", default="0.3,0.5")
-    ap.add_argument("--tools", default="prunekit,tp")
+    ap.add_argument("--tools", default="prunekit,prunekit-hw,tp",
+                    help="prunekit, prunekit-hw, prunekit-hw-reach, prunekit-latency, tp")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--repeats", type=int, default=30,
                     help="timed runs at batch 1 (a third at larger batches)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--points", type=int, default=8,
+                    help="kept counts per group in the latency table (prunekit-latency)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()
@@ -122,9 +175,11 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for name in args.models.split(","):
         rows += run_model(name, [float(r) for r in args.ratios.split(",")],
-                          args.tools.split(","), batches, args.repeats, args.threads)
+                          args.tools.split(","), batches, args.repeats, args.threads,
+                          args.points)
     lines = table(rows, batches)
-    print("\n".join(lines))
+    env = Environment(args.threads, batch=args.batches)
+    print("\n".join([*env.lines(), "- dtype fp32, eval, no grad; timing interleaved", *lines]))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.markdown:
@@ -133,16 +188,26 @@ def main() -> None:
             "the same uniform channel ratio, classifier kept; prunekit with its defaults "
             "(`prunekit.prune(model, x, ratio=r)`), Torch-Pruning 1.6.1 `MetaPruner` with L2 "
             "magnitude (as in `benchmarks/coverage.py`)",
-            f"- latency: `prunekit.measure.measure_latency`, median of {args.repeats} runs at "
-            f"batch 1 and {max(3, args.repeats // 3)} at larger batches, after warm-up; eval, "
-            "no grad; the timing batch sizes are in the column titles (the header's batch 1 "
-            "is the pruning input)",
-            "- η = latency speed-up ÷ MACs reduction (1.0: every MAC saved is time saved); the "
-            "dense model is timed before and after the pruned ones and the lower median is "
-            "used, so a slow first run cannot inflate the speed-ups",
+            "- `prunekit, hardware-aware`: `prunekit.recover.hardware_aware(table, r)` on a "
+            "`LatencyTable` measured here (kept counts rounded up to the table's fast sizes, "
+            "groups whose measured time return is below 0.25 left whole); `…, reach`: then "
+            "ratios raised where they pay until the table predicts the uniform ratio's MACs "
+            "reduction as speed-up (`reach=True`)",
+            "- `prunekit, latency target`: a `LatencyTable` measured on this machine "
+            f"({args.points} kept counts per group, median of 7 runs each), then "
+            "`allocate(latency_reduction=R, round_fast=True)` with R = the MACs reduction of "
+            "the uniform ratio and the `uniform_sensitivity` prior (no accuracy measured)",
+            f"- latency: `prunekit.measure.compare.compare_latency`, {args.repeats} interleaved "
+            f"rounds at batch 1 and {max(3, args.repeats // 3)} at larger batches, after "
+            "warm-up: each round runs the dense model and every pruned copy once, the order "
+            "alternating round by round, so load on the machine affects every row alike; "
+            "ms = median of each model's runs; eval, no grad; the timing batch sizes are in "
+            "the column titles (the header's batch 1 is the pruning input)",
+            "- speed-up = median over rounds of dense time ÷ pruned time in the same round; "
+            "η = speed-up ÷ MACs reduction (1.0: every MAC saved is time saved)",
         ]
         write_markdown(args.markdown, "Latency return on FLOPs (CPU)",
-                       Environment(args.threads), lines, notes)
+                       Environment(args.threads, batch=args.batches), lines, notes)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,14 @@ def test_demo_writes_report_and_model(demo_out: Path) -> None:
     assert report["settings"]["demo"]["ratio"] == 0.5
     assert report["settings"]["dense_from_cache"] is False
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    speed = report["speed"]  # dense and pruned timed interleaved, at batch 1 and serving
+    assert speed["serving_batch"] == 64 and "interleaved" in speed["method"]
+    assert [row["batch_size"] for row in speed["rows"]] == [1, 64]
+    batch1 = speed["rows"][0]
+    assert before["latency_ms"]["median"] == batch1["dense_ms"]
+    assert after["latency_ms"]["median"] == batch1["pruned_ms"]
+    assert set(speed["fixed"]) == {"dense", "pruned"} and speed["launch"]["ops"] > 0
+    assert "<h2>Speed</h2>" in (out / "report.html").read_text()
 
 
 def test_demo_reuses_cache_and_prints_json(demo_out: Path,

@@ -10,7 +10,7 @@ import pytest
 from prunekit.allocate import LatencyTable, SensitivityResult
 from prunekit.decompose.latency import LayerTimes
 from prunekit.errors import PlanError
-from prunekit.plan import Plan
+from prunekit.plan.document import Plan
 from prunekit.report.io import load_report
 from prunekit.report.schema import ReportError
 

@@ -55,7 +55,12 @@ def summary_table(report: dict[str, Any]) -> str:
     note = (f"latency: {la['device']}, batch {la['batch_size']}, {la['dtype']}, "
             f"{la['threads']} thread(s), median of {la['repeats']} runs after {la['warmup']} "
             "warm-up" + (", CUDA-graph replay" if la.get("cuda_graph") else ""))
-    return format_table(["", "before", "after", "before/after"], rows) + "\n" + note
+    table = format_table(["", "before", "after", "before/after"], rows) + "\n" + note
+    if report.get("speed"):
+        from ..report.speed import speed_lines
+
+        table = "\n".join(speed_lines(report["speed"])) + "\n" + table
+    return table
 
 
 @click.command("demo")
@@ -82,6 +87,8 @@ def summary_table(report: dict[str, Any]) -> str:
               help="Timed forward passes per latency figure.")
 @click.option("--latency-batch", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Batch size of the latency measurement.")
+@click.option("--serving-batch", type=click.IntRange(1, 256), default=64, show_default=True,
+              help="Batch size the model serves: throughput (the headline) is timed there.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-html", is_flag=True, help="Write report.json only.")
 @json_option
@@ -89,7 +96,7 @@ def summary_table(report: dict[str, Any]) -> str:
 def demo(out: Path, cache_dir: Path | None, no_cache: bool, ratio: float, sweep: str,
          finetune_epochs: int, no_reconstruct: bool, train_epochs: int, threads: int | None,
          train_threads: int,
-         repeats: int, latency_batch: int, seed: int,
+         repeats: int, latency_batch: int, serving_batch: int, seed: int,
          no_html: bool, as_json: bool, quiet: bool) -> None:
     """Prune a small CNN on the built-in digits data and write a before/after report."""
     from ..workflow.demo import DemoConfig, run_demo  # heavy imports only when the command runs
@@ -98,7 +105,8 @@ def demo(out: Path, cache_dir: Path | None, no_cache: bool, ratio: float, sweep:
                         finetune_epochs=finetune_epochs, reconstruct=not no_reconstruct,
                         threads=threads,
                         latency_repeats=repeats, latency_warmup=min(10, repeats),
-                        latency_batch=latency_batch, train_threads=train_threads, seed=seed,
+                        latency_batch=latency_batch, serving_batch=serving_batch,
+                        train_threads=train_threads, seed=seed,
                         use_cache=not no_cache)
     printer = Printer(quiet=quiet or as_json)
     result = run_demo(config, out, cache_dir=cache_dir, log=printer.info, html=not no_html)

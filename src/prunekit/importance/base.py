@@ -21,6 +21,37 @@ Reduction = Literal["sum", "mean", "max"]
 Normalization = Literal["none", "mean", "max", "sum", "standard"]
 
 
+class PositionNorms:
+    """Per-position norms of whole tensors, computed once per (tensor, dim, ord, dtype).
+
+    A tensor often belongs to many groups along the same dimension (a convolution fed by
+    a concatenation has one input-channel group per concatenated tensor; an attention
+    projection one per head), and each group's units read the same per-position norms.
+    One scoring pass shares one instance across its groups; it holds nothing else.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, int, float, torch.dtype], torch.Tensor] = {}
+
+    def get(self, name: str, tensor: torch.Tensor, dim: int, ord: float,
+            dtype: torch.dtype) -> torch.Tensor:
+        key = (name, dim, float(ord), dtype)
+        value = self._values.get(key)
+        if value is None:
+            value = _position_norms(tensor, dim, ord, dtype)
+            self._values[key] = value
+        return value
+
+
+def _position_norms(tensor: torch.Tensor, dim: int, ord: float,
+                    dtype: torch.dtype) -> torch.Tensor:
+    """The ``ord``-norm over every dimension of ``tensor`` but ``dim``."""
+    other = [d for d in range(tensor.dim()) if d != dim]
+    if other:
+        return torch.linalg.vector_norm(tensor, ord=ord, dim=other, dtype=dtype)
+    return tensor.to(dtype).abs()
+
+
 @dataclass(frozen=True)
 class MemberSlice:
     """One parameter (or buffer) of a group, seen along the dimension the units index.
@@ -36,6 +67,7 @@ class MemberSlice:
     index: torch.Tensor
     is_buffer: bool = False
     grad: torch.Tensor | None = None
+    norms: PositionNorms | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_units(self) -> int:
@@ -56,11 +88,10 @@ class MemberSlice:
         """
         src = (self.tensor if source is None else source).detach()
         dtype = src.dtype if src.dtype in (torch.float32, torch.float64) else torch.float32
-        other = [d for d in range(src.dim()) if d != self.dim]
-        if other:
-            per_position = torch.linalg.vector_norm(src, ord=ord, dim=other, dtype=dtype)
+        if source is None and self.norms is not None:  # shared across the scoring pass
+            per_position = self.norms.get(self.name, src, self.dim, ord, dtype)
         else:
-            per_position = src.to(dtype).abs()
+            per_position = _position_norms(src, self.dim, ord, dtype)
         return torch.linalg.vector_norm(per_position[self.index], ord=ord, dim=1)
 
 

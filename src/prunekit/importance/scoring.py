@@ -23,7 +23,7 @@ from ..graph.dependency import DependencyGraph, Group
 from ..graph.trace import as_args
 from .._internal.runtime import eval_mode
 from . import get_importance
-from .base import ActivationStats, GroupSlices, Importance, MemberSlice
+from .base import ActivationStats, GroupSlices, Importance, MemberSlice, PositionNorms
 
 Scores = dict[str, torch.Tensor]
 """Group name -> one score per unit (higher = more important)."""
@@ -157,7 +157,10 @@ def named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def group_slices(graph: DependencyGraph, group: Group, tensors: dict[str, torch.Tensor],
-                 activations: ActivationStats | None = None) -> GroupSlices:
+                 activations: ActivationStats | None = None,
+                 norms: PositionNorms | None = None) -> GroupSlices:
+    """What a criterion reads of ``group``; ``norms`` shares per-position norms of whole
+    tensors between the groups of one scoring pass."""
     members = []
     scales = []
     for m in group.members:
@@ -166,7 +169,8 @@ def group_slices(graph: DependencyGraph, group: Group, tensors: dict[str, torch.
         tensor = tensors[m.tensor]
         index = torch.from_numpy(m.index)
         members.append(MemberSlice(m.tensor, tensor.detach(), m.dim, index,
-                                   is_buffer=m.kind == "buffer", grad=tensor.grad))
+                                   is_buffer=m.kind == "buffer", grad=tensor.grad,
+                                   norms=norms))
         if "scale" in graph.tags.get(m.tensor, ()) and tensor.dim() == 1:
             scales.append(tensor.detach().abs()[index].mean(1))
     extras = {"scale": torch.stack(scales)} if scales else {}
@@ -198,7 +202,8 @@ def score_groups(model: nn.Module, graph: DependencyGraph, criterion: str | Impo
             acts = activation_stats(model, graph, batches, groups)
     try:
         tensors = named_tensors(model)
-        return {g.name: criterion(group_slices(graph, g, tensors, acts.get(g.name)))
+        norms = PositionNorms()
+        return {g.name: criterion(group_slices(graph, g, tensors, acts.get(g.name), norms))
                 for g in groups}
     finally:
         if criterion.needs_gradients:

@@ -5,6 +5,7 @@ ratios, budget search) live in :mod:`prunekit.allocate` and are re-exported here
 
 # the allocation names keep their import path here (they live in prunekit.allocate)
 from ..allocate import (Allocation, BudgetSearch, BudgetTrial, CostModel, GroupLatency,
+                        HardwareAware, group_return, hardware_aware,
                         LatencyTable, SensitivityConfig, SensitivityResult, allocate,
                         analyze_sensitivity, median_timer, search_budget, uniform_sensitivity)
 from .compose import compose_plans
@@ -20,9 +21,10 @@ from .plots import save_sensitivity_plot, sensitivity_png
 from .reconstruct import LayerFit, ReconstructResult, reconstruct
 
 __all__ = ["Allocation", "BudgetSearch", "BudgetTrial", "CostModel", "DistributedConfig",
-           "DistributedResult", "GroupLatency", "IterativeConfig", "IterativeResult",
+           "DistributedResult", "GroupLatency", "HardwareAware", "IterativeConfig", "IterativeResult",
            "LatencyTable", "LayerFit", "ReconstructResult", "SensitivityConfig",
            "SensitivityResult", "StepRecord", "allocate",
-           "analyze_sensitivity", "compose_plans", "finetune_on_rank", "iterative_prune",
+           "analyze_sensitivity", "compose_plans", "finetune_on_rank", "group_return",
+           "hardware_aware", "iterative_prune",
            "median_timer", "reconstruct", "save_sensitivity_plot", "search_budget", "sensitivity_png",
            "spawn_finetune", "uniform_sensitivity", "weights_digest"]

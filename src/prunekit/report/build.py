@@ -52,12 +52,14 @@ def build_report(*, model: Mapping[str, Any], task: Mapping[str, Any], before: M
                  settings: Mapping[str, Any] | None = None,
                  timings_s: Mapping[str, float] | None = None,
                  files: Mapping[str, str] | None = None,
-                 decomposition: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 decomposition: Mapping[str, Any] | None = None,
+                 speed: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A validated report document; ``ratios`` are before/after (``2.0`` = halved).
 
     ``model`` describes the model (``name``, ``input_shape``); ``task`` the data and metric
     (``dataset``, ``metric``, ``split``, sample counts); ``decomposition`` the low-rank
-    factorizations (:meth:`prunekit.DecomposeResult.to_dict`), one row per layer.
+    factorizations (:meth:`prunekit.DecomposeResult.to_dict`), one row per layer; ``speed``
+    the interleaved dense-vs-pruned timing (:func:`prunekit.report.speed.speed_section`).
     """
     report: dict[str, Any] = {
         "schema": SCHEMA,
@@ -80,4 +82,6 @@ def build_report(*, model: Mapping[str, Any], task: Mapping[str, Any], before: M
     }
     if decomposition is not None:
         report["decomposition"] = dict(decomposition)
+    if speed is not None:
+        report["speed"] = dict(speed)
     return validate_report(report)

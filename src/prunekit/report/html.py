@@ -60,6 +60,17 @@ def _img(png: bytes | None, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _speed(report: dict[str, Any]) -> list[str]:
+    """The headline: serving-batch throughput, batch-1 latency and where the time goes."""
+    if not report.get("speed"):
+        return []
+    from .speed import speed_lines
+
+    lines = speed_lines(report["speed"])
+    return ["<h2>Speed</h2>", "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines)
+            + "</ul>"]
+
+
 def _summary_table(report: dict[str, Any]) -> str:
     b, a = report["before"], report["after"]
     lb, la = b["latency_ms"], a["latency_ms"]
@@ -201,6 +212,7 @@ def render_html(report: dict[str, Any]) -> str:
          f"&middot; metric: {_e(metric)} &middot; prunekit "
          f"{_e(report['versions'].get('prunekit'))}, torch "
          f"{_e(report['versions'].get('torch'))}</p>"),
+        *_speed(report),
         "<h2>Before and after</h2>", _summary_table(report),
         "<h2>Kept units per layer</h2>", _img(kept_units_png(report["layers"]),
                                              "kept units per group"),

@@ -122,6 +122,10 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         _check_int8(data["int8"], f"{source}: int8")
     if data.get("decomposition") is not None:
         _check_decomposition(data["decomposition"], f"{source}: decomposition")
+    if data.get("speed") is not None:
+        from .speed import check_speed
+
+        check_speed(data["speed"], f"{source}: speed")
     if data.get("deployment") is not None:
         from .deployment import check_deployment
 

@@ -10,7 +10,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..plan.document import Plan
 from ..recover.reconstruct import reconstruct
 from ..report.build import build_report, point
 from ..report.io import ReportFiles, write_report
+from ..report.speed import speed_section
 from ..report.stats import ModelStats, collect_stats
 from ..surgery.serialization import WEIGHTS, save_pruned
 from ..train.distill import DistillConfig
@@ -47,7 +48,9 @@ class DemoConfig:
     the accuracy-vs-MACs plot. ``reconstruct`` re-fits the pruned layers to the dense
     outputs on ``reconstruct_batches`` training batches before fine-tuning. ``threads`` sets
     the CPU threads for latency (``None``: torch's current setting); latency is timed on
-    ``latency_batch`` validation images.
+    ``latency_batch`` validation images, and throughput at ``serving_batch`` (the batch size
+    the model serves; the headline figure), dense and pruned interleaved round by round so
+    load on the machine affects both alike.
     ``train_threads`` sets the CPU threads for training and fine-tuning (``None``: torch's
     setting): batches of 8x8 images are too small to gain from more threads, and on a busy
     machine extra threads slow training down several times.
@@ -70,6 +73,7 @@ class DemoConfig:
     latency_warmup: int = 10
     latency_repeats: int = 50
     latency_batch: int = 1
+    serving_batch: int = 64
     train_threads: int | None = 1
     use_cache: bool = True
 
@@ -83,6 +87,7 @@ class DemoConfig:
             check_int(getattr(self, name), name, minimum=0)
         check_int(self.latency_repeats, "latency_repeats", minimum=1)
         check_int(self.latency_batch, "latency_batch", minimum=1, maximum=256)
+        check_int(self.serving_batch, "serving_batch", minimum=1, maximum=256)
         for name in ("threads", "train_threads"):
             check_int(getattr(self, name), name, minimum=1, optional=True)
         DistillConfig(self.temperature, self.alpha)  # validates
@@ -217,7 +222,7 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "prunekit-d
         _, val = digits_loaders(config.batch_size, seed=config.seed, data=data)
         dense_acc = evaluate(dense, val)
         say(f"dense model: val accuracy {100 * dense_acc:.2f}%")
-        before = _measure(dense, example, config, dense_acc)
+        before = _measure(dense, example, config, dense_acc, latency=False)
 
         points = [point("dense", "dense", before)]
         chosen: tuple[nn.Module, Plan, float] | None = None
@@ -241,7 +246,17 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "prunekit-d
                 chosen = (run.student, run.plan, run.tuned)
         assert chosen is not None
         student, plan, acc = chosen
-        after = _measure(student, example, config, acc)
+        after = _measure(student, example, config, acc, latency=False)
+        speed, timed = speed_section(
+            dense, student,
+            {config.latency_batch: example, config.serving_batch:
+             data.x_val[:config.serving_batch].clone()},
+            serving_batch=config.serving_batch, macs_ratio=before.macs / max(1, after.macs),
+            warmup=config.latency_warmup, rounds=config.latency_repeats,
+            threads=config.threads)
+        dense_timed, pruned_timed = timed[config.latency_batch]
+        before = replace(before, latency=dense_timed, warmup=config.latency_warmup)
+        after = replace(after, latency=pruned_timed, warmup=config.latency_warmup)
         model_dir = save_pruned(student, plan, out / "pruned")
         after = after.with_file_bytes((model_dir / WEIGHTS).stat().st_size)
     timings["total"] = time.perf_counter() - start
@@ -254,7 +269,7 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "prunekit-d
         before=before, after=after, plan=plan, points=points,
         settings={"demo": config.settings(), "prune": plan.settings,
                   "dense_from_cache": cached},
-        timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})
+        timings_s=timings, speed=speed, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})
     files = write_report(report, out, html=html)
     say(f"report written to {files.json}" + (f" and {files.html}" if files.html else ""))
     return DemoResult(report, files, model_dir, cached)
