@@ -19,6 +19,7 @@ from .discrete import OneShotSchedule, StepSchedule
 from .gradual import CubicSchedule, ExponentialSchedule, GradualSchedule, LinearSchedule
 from .pruner import GradualPruner
 from .shrink import ShrinkConfig, ShrinkEvent, ShrinkingPruner, rewrap_ddp
+from .shrink_checkpoint import load_training_checkpoint, save_training_checkpoint
 from .structured import StructuredConfig, StructuredGradualConfig, StructuredGradualPruner
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "LinearSchedule", "OneShotSchedule", "Schedule", "ShrinkConfig", "ShrinkEvent",
     "ShrinkingPruner", "StepSchedule", "StructuredConfig",
     "StructuredGradualConfig", "StructuredGradualPruner", "available_schedules",
-    "get_schedule", "register_schedule", "rewrap_ddp", "schedule_from_dict",
+    "get_schedule", "load_training_checkpoint", "register_schedule", "rewrap_ddp",
+    "save_training_checkpoint", "schedule_from_dict",
 ]

@@ -39,13 +39,14 @@ VERSION = "1"
 _OWN = {"state", "param_groups", "defaults"}
 
 
-def _tensors_in(value: Any) -> bool:
+def _tensors_in(value: Any, allowed: frozenset[int] = frozenset()) -> bool:
+    """Whether ``value`` holds tensors other than those whose ``id`` is ``allowed``."""
     if isinstance(value, torch.Tensor):
-        return True
+        return id(value) not in allowed
     if isinstance(value, Mapping):
-        return any(_tensors_in(v) for v in value.values())
+        return any(_tensors_in(v, allowed) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(_tensors_in(v) for v in value)
+        return any(_tensors_in(v, allowed) for v in value)
     return False
 
 
@@ -57,14 +58,14 @@ def check_sliceable(optimizers: Iterable[torch.optim.Optimizer], model: nn.Modul
     parameter and the state key.
     """
     params = dict(model.named_parameters())
-    model_ids = {id(p) for p in params.values()}
+    model_ids = frozenset(id(p) for p in params.values())
     for opt in optimizers:
         name = type(opt).__name__
         if not isinstance(opt, torch.optim.Optimizer):
             raise ConfigError(f"{name} is not a torch.optim.Optimizer; pass the optimizers "
                               "that train the model being pruned")
         for attr, value in vars(opt).items():
-            if attr not in _OWN and _tensors_in(value):
+            if attr not in _OWN and _tensors_in(value, model_ids):  # e.g. LBFGS's _params
                 raise ConfigError(
                     f"optimizer {name} keeps tensors in attribute {attr!r}, outside "
                     "optimizer.state, which prunekit cannot slice when channels are removed; "

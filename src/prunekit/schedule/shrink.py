@@ -253,8 +253,8 @@ class ShrinkingPruner:
             n0 = self.original_units[g.name]
             keep = kept_count(n0, 1 - (g.n_units - len(picked[i])) / n0, cfg)
             drop = max(0, g.n_units - keep)
-            order = sorted(picked[i], key=scores[g.name].tolist().__getitem__)
-            chosen[g.name] = np.sort(np.asarray(order[:drop], dtype=np.int64))
+            ranked = sorted(picked[i], key=scores[g.name].tolist().__getitem__)
+            chosen[g.name] = np.sort(np.asarray(ranked[:drop], dtype=np.int64))
         return chosen
 
     def _final_change(self, groups: list[Group], scores: Scores) -> float | None:
