@@ -37,6 +37,7 @@ so every rank removes the same units; wrap the model in DDP again after a shrink
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -480,11 +481,33 @@ def all_reduce_scores(scores: Scores) -> Scores:
 
 def rewrap_ddp(ddp: Any) -> Any:
     """A new ``DistributedDataParallel`` around ``ddp.module`` with the same settings, for
-    after a shrink (DDP's gradient buckets are sized at construction)."""
+    after a shrink (DDP sizes its gradient buckets, and holds each parameter's gradient
+    accumulator with its old shape, from construction).
+
+    The old wrapper's reducer and hooks are released first, so the new one sees the
+    parameters' new shapes; do not use the old wrapper afterwards.
+    """
+    import gc
+
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    return DDP(ddp.module, device_ids=ddp.device_ids, output_device=ddp.output_device,
-               broadcast_buffers=ddp.broadcast_buffers,
-               find_unused_parameters=ddp.find_unused_parameters,
-               gradient_as_bucket_view=ddp.gradient_as_bucket_view,
-               static_graph=getattr(ddp, "static_graph", False))
+    settings = {"device_ids": ddp.device_ids, "output_device": ddp.output_device,
+                "broadcast_buffers": ddp.broadcast_buffers,
+                "find_unused_parameters": ddp.find_unused_parameters,
+                "gradient_as_bucket_view": ddp.gradient_as_bucket_view,
+                "static_graph": bool(getattr(ddp, "static_graph", False)),
+                "process_group": getattr(ddp, "process_group", None)}
+    module = ddp.module
+    for handle in getattr(ddp, "_accum_grad_hooks", []):
+        handle.remove()
+    for p in module.parameters():
+        if hasattr(p, "_ddp_mp_hook_state"):
+            p._ddp_mp_hook_state[1].remove()
+            del p._ddp_mp_hook_state
+    for attr in ("logger", "reducer"):  # DDP's logger holds the reducer too
+        if hasattr(ddp, attr):
+            delattr(ddp, attr)
+    gc.collect()  # the reducer held every parameter's gradient accumulator
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # broadcast_buffers is being renamed
+        return DDP(module, **settings)
