@@ -4,6 +4,10 @@ rollback, EMA copies, bad optimizers, and resume from a checkpoint."""
 from __future__ import annotations
 
 import copy
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +27,8 @@ from prunekit.schedule import (
     save_training_checkpoint,
 )
 from prunekit.schedule.optim_state import check_sliceable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
 
 
 class ResNetLet(nn.Module):
@@ -394,3 +400,19 @@ def test_bad_config() -> None:
     with pytest.raises(ConfigError, match="evaluate"):
         ShrinkingPruner(_net(), EXAMPLE, OneShotSchedule(sparsity=0.5, step=1),
                         ShrinkConfig(max_drop=0.1))
+
+
+def test_kill_9_between_shrinks_then_resume_equals_an_uninterrupted_run(
+        tmp_path: Path) -> None:
+    import shrink_run
+
+    done = subprocess.run([sys.executable, shrink_run.__file__, str(tmp_path), "5"],
+                          timeout=120, capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    resumed = shrink_run.train(tmp_path, resume=True)
+    reference = shrink_run.train(None)
+    assert len(resumed.plans) == len(reference.plans) == 2
+    ref, res = reference.model.state_dict(), resumed.model.state_dict()
+    assert list(ref) == list(res)
+    for key in ref:
+        assert torch.equal(ref[key], res[key]), key
