@@ -120,3 +120,52 @@ def architecture_fingerprint(model: Any) -> str:
     entries = [f"{n}:{tuple(t.shape)}" for n, t in model.named_parameters()]
     entries += [f"{n}:{tuple(t.shape)}" for n, t in model.named_buffers()]
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
+
+def compose_plans(plans: list[Plan]) -> Plan:
+    """One plan that does what ``plans`` do one after the other (each made for the model the
+    previous one left), against the first one's architecture: removed indices are mapped
+    back to original positions, attributes take their last values. Replaying it on a fresh
+    model gives the shapes (and, on the same weights, the values) the chain gives."""
+    if not plans:
+        raise PlanError("compose_plans needs at least one plan")
+    shapes: dict[str, list[int]] = {}
+    kept: dict[str, dict[int, list[int]]] = {}
+    units: dict[str, GroupDecision] = {}
+    unit_kept: dict[str, list[int]] = {}
+    attributes: dict[str, dict[str, Any]] = {}
+    for k, plan in enumerate(plans):
+        if plan.decompositions or plan.input_features:
+            raise PlanError(f"plan {k} factorizes layers or prunes input features; only "
+                            "channel plans can be composed")
+        for name, shape in plan.original_shapes.items():
+            shapes.setdefault(name, list(shape))  # first seen: never changed before
+        for name, dims in plan.tensors.items():
+            for dim, removed in dims.items():
+                if not removed:
+                    continue
+                current = kept.setdefault(name, {}).get(dim)
+                if current is None:
+                    current = list(range(shapes[name][dim]))
+                gone = set(removed)
+                if len(current) <= max(gone):
+                    raise PlanError(f"plan {k} removes position {max(gone)} of dim {dim} of "
+                                    f"{name!r}, which has {len(current)} left: the plans "
+                                    "are not a chain")
+                kept[name][dim] = [p for i, p in enumerate(current) if i not in gone]
+        for group in plan.groups:
+            first = units.setdefault(group.name, GroupDecision(
+                group.name, group.units, [], group.exact, list(group.modules)))
+            current = unit_kept.setdefault(group.name, list(range(first.units)))
+            gone = set(group.removed)
+            first.removed = sorted(first.removed + [current[i] for i in gone])
+            first.exact = first.exact and group.exact
+            unit_kept[group.name] = [p for i, p in enumerate(current) if i not in gone]
+        for module, attrs in plan.attributes.items():
+            attributes.setdefault(module, {}).update(attrs)
+    tensors = {name: {dim: sorted(set(range(shapes[name][dim])) - set(keep))
+                      for dim, keep in dims.items()} for name, dims in kept.items()}
+    return Plan(architecture=plans[0].architecture, tensors=tensors,
+                original_shapes={n: shapes[n] for n in tensors}, attributes=attributes,
+                groups=list(units.values()),
+                settings={**plans[-1].settings, "composed_from": len(plans)})

@@ -416,3 +416,26 @@ def test_kill_9_between_shrinks_then_resume_equals_an_uninterrupted_run(
     assert list(ref) == list(res)
     for key in ref:
         assert torch.equal(ref[key], res[key]), key
+
+
+def test_composed_plan_replays_the_chain_on_a_fresh_model(tmp_path: Path) -> None:
+    from prunekit import load_pruned, save_pruned
+    from prunekit.plan import compose_plans
+
+    model = _net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    pruner = ShrinkingPruner(model, EXAMPLE, StepSchedule(milestones=((1, 0.25), (3, 0.5))),
+                             ShrinkConfig(importance="bn_scale"), optimizers=[opt])
+    _train(model, opt, pruner, _batches(4))
+    plan = compose_plans(pruner.plans)
+    assert plan.architecture == pruner.architecture
+    assert sum(len(g.removed) for g in plan.groups) == sum(p.removed_units for p in pruner.plans)
+    save_pruned(model, plan, tmp_path / "pruned")
+    fresh = load_pruned(_net(seed=9), tmp_path / "pruned")
+    model.eval()
+    fresh.eval()
+    torch.testing.assert_close(fresh(EXAMPLE), model(EXAMPLE), rtol=0, atol=0)
+    # the composed removal is the chain's removal: same kept original channels
+    for name, removed in ((g.name, g.removed) for g in plan.groups):
+        kept = sorted(set(range(pruner.original_units[name])) - set(removed))
+        assert kept == pruner.origin[name].tolist()
