@@ -150,8 +150,7 @@ def train_one(model_name: str, variant: str, seed: int, args: argparse.Namespace
         epochs.append({"epoch": epoch + 1, "seconds": seconds, "cumulative": elapsed,
                        "accuracy": accuracy(model, x_val, y_val),
                        "macs": count_macs(model, one)})
-    if variant == "soft":
-        macs_steps.append((step, count_macs(model, one)))
+    macs_steps.append((step, count_macs(model, one)))  # the line runs to the last step
     return {"model": model_name, "variant": variant, "seed": seed, "seconds": elapsed,
             "accuracy": epochs[-1]["accuracy"], "macs": epochs[-1]["macs"],
             "dense_macs": macs_steps[0][1], "epochs": epochs, "macs_steps": macs_steps,

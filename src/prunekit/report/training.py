@@ -55,10 +55,8 @@ def training_png(section: dict[str, Any], metric: str) -> bytes | None:
         axes[0].plot([e["epoch"] for e in epochs], [e["cumulative"] for e in epochs],
                      marker="o", color=colour, label=label)
         steps = record["macs_steps"]
-        last = steps[-1][0]
-        xs = [s for s, _ in steps] + [max(last, 1)]
-        ys = [m / 1e6 for _, m in steps] + [steps[-1][1] / 1e6]
-        axes[1].step(xs, ys, where="post", color=colour, label=label)
+        axes[1].step([s for s, _ in steps], [m / 1e6 for _, m in steps], where="post",
+                     color=colour, label=label)
         axes[2].plot([e["cumulative"] for e in epochs], [e["metric"] for e in epochs],
                      marker="o", color=colour, label=label)
     axes[0].set(title="cumulative training time", xlabel="epoch", ylabel="seconds")

@@ -69,7 +69,8 @@ def train_epochs(model: nn.Module, train: DataLoader, val: Iterable[Any], epochs
                  log: Log | None = None) -> dict[str, Any]:
     """Train ``epochs`` (cross-entropy), optionally with a shrinking pruner; return the
     training-cost record: per epoch seconds, cumulative seconds, metric and MACs, and the
-    MACs after every pruning step. Evaluation time is not counted."""
+    MACs at the start, after every pruning step and at the end. Evaluation time is not
+    counted."""
     optimizer = _optimizer(model, config)
     total = epochs * len(train)
     schedule = None
@@ -101,6 +102,7 @@ def train_epochs(model: nn.Module, train: DataLoader, val: Iterable[Any], epochs
         if log is not None:
             log(f"epoch {epoch + 1}/{epochs}: {seconds:.2f} s, metric {metric:.4g}, "
                 f"{record['epochs'][-1]['macs']:,} MACs")
+    record["macs_steps"].append([step, count_macs(model, example)])  # to the last step
     record["seconds"] = elapsed
     if pruner is not None:
         record["pruner"] = pruner
