@@ -291,6 +291,11 @@ def main() -> None:
     if args.json:
         save_outputs({"args": vars(args), "rows": rows, "runs": runs}, args.json, "",
                      lambda: "")
+    if args.markdown and args.plot:
+        import os
+
+        image = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.markdown)))
+        body += ["", f"![cumulative training time, MACs per step and accuracy]({image})"]
     if args.markdown:
         write_markdown(args.markdown, "Shrinking while training: training cost",
                        Environment(threads=args.threads, batch=str(args.batch)), body, notes)
