@@ -196,7 +196,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
     for r in rows:
         speed = f"{r['speedup']:.2f}×" if r["speedup"] else "–"
         lines.append(f"| {r['model']} | {r['variant']} | {r['seeds']} | {r['seconds']:.1f} ± "
-                     f"{r['seconds_sd']:.1f} | {r['pruning_seconds']:.2f} | {speed} | {r['macs'] / 1e6:.2f} M | "
+                     f"{r['seconds_sd']:.1f} | {r['pruning_seconds']:.2f} | {speed} | "
+                     f"{r['macs'] / 1e6:.2f} M | "
                      f"{r['macs_reduction']:.2f}× | {r['accuracy']:.2f} ± "
                      f"{r['accuracy_sd']:.2f} |")
     return lines
