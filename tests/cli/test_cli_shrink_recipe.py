@@ -53,3 +53,11 @@ def test_shrink_recipe_trains_small_and_reports_the_training_cost(cli: Runner,
 def test_bad_shrink_sections(data: dict[str, object], message: str) -> None:
     with pytest.raises(RecipeError, match=message):
         recipe_from_dict(data)
+
+
+def test_example_shrink_recipe_parses() -> None:
+    from prunekit.workflow.recipe import load_recipe
+
+    config = load_recipe(Path(__file__).resolve().parents[2] / "examples" / "shrink_recipe.yaml")
+    assert config.shrink is not None and config.shrink.epochs == 12
+    assert config.prune.ratio == 0.5 and config.finetune.optimizer == "sgd"

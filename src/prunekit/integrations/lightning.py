@@ -56,6 +56,7 @@ class LightningPruningCallback(pl.Callback):
         self.pruner = check_pruner(pruner)
         self.finalize = bool(finalize)
         self.name = str(name)
+        self._replay_hook: Any = None  # replays a checkpoint's plans before its weights load
 
     @property
     def state_key(self) -> str:
@@ -70,7 +71,13 @@ class LightningPruningCallback(pl.Callback):
             path = trainer.ckpt_path
             if path is None:
                 return
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            try:  # plain data and tensors only: nothing is unpickled
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise ConfigError(
+                    f"cannot read the pruner's plans from checkpoint {str(path)!r} without "
+                    f"unpickling ({type(exc).__name__}: {str(exc)[:200]}); the shrunk "
+                    "weights cannot load into the dense model without them") from None
             entry = checkpoint.get("callbacks", {}).get(callback.state_key)
             if entry is not None and "pruner" in entry:
                 callback.pruner.load_state_dict(entry["pruner"])
@@ -86,9 +93,8 @@ class LightningPruningCallback(pl.Callback):
                 "on the module (or a submodule) you pass to trainer.fit")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        hook = getattr(self, "_replay_hook", None)
-        if hook is not None:  # the checkpoint (if any) is restored by now
-            hook.remove()
+        if self._replay_hook is not None:  # the checkpoint (if any) is restored by now
+            self._replay_hook.remove()
             self._replay_hook = None
         attach_optimizers(self.pruner, trainer.optimizers)
         check_in_step(self.pruner, int(trainer.global_step), "Lightning Trainer")
@@ -96,6 +102,11 @@ class LightningPruningCallback(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         catch_up(self.pruner, int(trainer.global_step))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._replay_hook is not None:
+            self._replay_hook.remove()
+            self._replay_hook = None
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.finalize:
