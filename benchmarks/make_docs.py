@@ -105,6 +105,12 @@ JOBS: list[tuple[str, str, list[str], str]] = [
     ("decompose_latency", "Low-rank decomposition: latency return on ResNet shapes (CPU)",
      ["benchmarks/decompose_latency.py", "--markdown", "docs/benchmarks/decompose_latency.md"],
      "decompose_latency.md"),
+    ("shrink_training", "Shrinking while training: training cost against dense and soft "
+     "masks (CPU)",
+     ["benchmarks/shrink_training.py", "--threads", "1", "--json",
+      "docs/benchmarks/shrink_training.json", "--markdown", "docs/benchmarks/shrink_training.md",
+      "--plot", "docs/benchmarks/shrink_training.png"],
+     "shrink_training.md"),
     ("int8_accuracy", "Prune, then quantize: accuracy in ONNX Runtime formats (digits, "
      "MiniLM)",
      ["benchmarks/int8_accuracy.py", "--markdown", "docs/benchmarks/int8_accuracy.md"],

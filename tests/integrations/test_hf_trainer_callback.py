@@ -19,7 +19,7 @@ from prunekit.errors import ConfigError
 from prunekit.integrations import STATE_FILE
 from prunekit.integrations.hf_trainer import TrainerPruningCallback
 from prunekit.mask import get_mask, is_masked, mask_sparsity
-from prunekit.schedule import CubicSchedule, GradualPruner
+from prunekit.schedule import CubicSchedule, GradualPruner, ShrinkingPruner, StepSchedule
 
 SCHEDULE = CubicSchedule(final_sparsity=0.75, start=2, end=10, frequency=2)
 
@@ -105,3 +105,39 @@ def test_resume_without_pruner_state_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no pruner state"):
         _train(again, TrainerPruningCallback(GradualPruner(again.net, SCHEDULE)), tmp_path, 8,
                resume=str(tmp_path / "checkpoint-4"))
+
+
+SHRINK = StepSchedule(milestones=((3, 0.25), (9, 0.5)))
+
+
+def _shrinking(model: Tiny) -> ShrinkingPruner:
+    return ShrinkingPruner(model.net, torch.randn(2, 16), SHRINK)
+
+
+def test_shrinking_pruner_slices_the_trainer_optimizer(tmp_path: Path) -> None:
+    model = Tiny()
+    pruner = _shrinking(model)
+    _train(model, TrainerPruningCallback(pruner), tmp_path, 12)
+    assert model.net[0].out_features == model.net[2].in_features == 16
+    (opt,) = pruner.optimizers
+    assert isinstance(opt, torch.optim.Optimizer) and not hasattr(opt, "optimizer")
+    held = [p for g in opt.param_groups for p in g["params"]]
+    assert {id(p) for p in held} == {id(p) for p in model.parameters()}
+    for p in held:
+        assert opt.state[p]["exp_avg"].shape == p.shape
+
+
+def test_shrunk_trainer_checkpoint_resumes_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    full = Tiny()
+    _train(full, TrainerPruningCallback(_shrinking(full)), tmp_path / "full", 12)
+    out = tmp_path / "run"
+    first = Tiny()
+    _train(first, TrainerPruningCallback(_shrinking(first)), out, 8, save_steps=8)
+    resumed = Tiny()
+    callback = TrainerPruningCallback(_shrinking(resumed))
+    callback.restore_architecture(out / "checkpoint-8")
+    assert resumed.net[0].out_features == 24
+    _train(resumed, callback, out, 12, resume=str(out / "checkpoint-8"))
+    assert len(callback.pruner.plans) == 2  # type: ignore[attr-defined]
+    for a, b in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert a[0] == b[0] and torch.equal(a[1], b[1]), a[0]

@@ -19,6 +19,8 @@ from prunekit.mask import get_mask, is_masked, mask_sparsity
 from prunekit.schedule import (
     CubicSchedule,
     GradualPruner,
+    ShrinkingPruner,
+    StepSchedule,
     StructuredGradualPruner,
 )
 
@@ -107,3 +109,42 @@ def test_structured_pruner_removes_channels_at_train_end(tmp_path: Path) -> None
     _fit(module, LightningPruningCallback(pruner, finalize=True), tmp_path, 12)
     assert pruner.finalized and pruner.channel_sparsity() == pytest.approx(0.75)
     assert module.net[0].out_features == module.net[2].in_features == 8
+
+
+SHRINK = StepSchedule(milestones=((3, 0.25), (9, 0.5)))
+
+
+def _shrinking(module: Tiny) -> ShrinkingPruner:
+    return ShrinkingPruner(module.net, torch.randn(2, 16), SHRINK)
+
+
+def test_shrinking_pruner_shrinks_model_and_optimizer_during_fit(tmp_path: Path) -> None:
+    module = Tiny()
+    pruner = _shrinking(module)
+    trainer = _fit(module, LightningPruningCallback(pruner), tmp_path, 12)
+    assert module.net[0].out_features == module.net[2].in_features == 16
+    opt = trainer.optimizers[0]
+    held = [p for g in opt.param_groups for p in g["params"]]
+    assert {id(p) for p in held} == {id(p) for p in module.parameters()}
+    for p in held:
+        assert opt.state[p]["exp_avg"].shape == p.shape
+
+
+def test_shrunk_lightning_checkpoint_resumes_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    full = Tiny()
+    _fit(full, LightningPruningCallback(_shrinking(full)), tmp_path / "full", 12)
+
+    first = Tiny()
+    saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=8,
+                                         save_top_k=-1)  # at an epoch's end, between shrinks
+    _fit(first, LightningPruningCallback(_shrinking(first)), tmp_path / "first", 8,
+         saver=saver)
+    ckpt = next((tmp_path / "ckpt").glob("*step=8*.ckpt"))
+
+    resumed = Tiny()  # dense again: the checkpoint's plans are replayed before its weights
+    pruner = _shrinking(resumed)
+    _fit(resumed, LightningPruningCallback(pruner), tmp_path / "resumed", 12,
+         ckpt_path=str(ckpt))
+    assert pruner.step_count == 12 and len(pruner.plans) == 2
+    for a, b in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert a[0] == b[0] and torch.equal(a[1], b[1]), a[0]

@@ -26,6 +26,12 @@ def execute(config: RunConfig, *, as_json: bool, quiet: bool, resume: bool = Fal
     if config.iterative is not None:
         from ..workflow.iterative import run_iterative
         result = run_iterative(config, resume=resume, log=printer.info)
+    elif config.shrink is not None:
+        if resume:
+            raise click.UsageError("--resume continues an iterative run; a shrink run "
+                                   "resumes from prunekit.schedule training checkpoints")
+        from ..workflow.shrink import run_shrinking
+        result = run_shrinking(config, log=printer.info)
     else:
         if resume:
             raise click.UsageError("--resume continues an iterative run: add --iterative (or "

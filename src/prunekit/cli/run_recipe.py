@@ -25,7 +25,8 @@ __all__ = ["run_recipe"]
 def run_recipe(recipe: Path, out: Path | None, trust_pickle: bool, resume: bool,
                as_json: bool, quiet: bool) -> None:
     """Run the pruning recipe RECIPE (YAML; sections model, data, prune, finetune, distill,
-    out, iterative, reconstruct, decompose; see examples/recipe.yaml). Relative paths are
+    out, iterative, reconstruct, decompose, quantize, shrink (prune while training);
+    see examples/recipe.yaml). Relative paths are
     relative to the current folder."""
     from ..workflow.recipe import load_recipe
     from .run_common import execute

@@ -51,6 +51,29 @@ def check_pruner(pruner: object) -> SteppedPruner:
     return pruner
 
 
+def torch_optimizers(optimizers: Any) -> list[torch.optim.Optimizer]:
+    """The ``torch.optim`` optimizers behind a framework's (accelerate's
+    ``AcceleratedOptimizer``, Lightning's ``LightningOptimizer`` wrap one as ``.optimizer``)."""
+    if optimizers is None:
+        return []
+    if not isinstance(optimizers, (list, tuple)):
+        optimizers = [optimizers]
+    found = []
+    for opt in optimizers:
+        while isinstance(getattr(opt, "optimizer", None), torch.optim.Optimizer):
+            opt = opt.optimizer
+        found.append(opt)
+    return found
+
+
+def attach_optimizers(pruner: SteppedPruner, optimizers: Any) -> None:
+    """Give a pruner that slices optimizer state (``ShrinkingPruner``) the framework's
+    optimizers; other pruners need none."""
+    attach = getattr(pruner, "attach_optimizers", None)
+    if callable(attach):
+        attach(torch_optimizers(optimizers))
+
+
 def catch_up(pruner: SteppedPruner, optimizer_steps: int) -> None:
     """Call ``pruner.step()`` until it has counted ``optimizer_steps`` steps."""
     while pruner.step_count < optimizer_steps:

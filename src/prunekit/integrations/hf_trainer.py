@@ -16,6 +16,12 @@ it is read back from ``args.resume_from_checkpoint`` if that is a folder holding
 else from ``<output_dir>/checkpoint-<global step>``, the folder the Trainer resumed from.
 With ``load_best_model_at_end`` the pruner state of the best checkpoint is restored with
 its weights. Create model, pruner and callback the same way when resuming.
+
+A :class:`~prunekit.schedule.ShrinkingPruner` gets the Trainer's optimizer at the start of
+training (its state is sliced at each shrink). The Trainer loads a checkpoint's weights
+before any callback runs, so resuming a shrunk run takes one more call, before
+``trainer.train(resume_from_checkpoint=folder)``: ``callback.restore_architecture(folder)``
+replays the plans saved there on the (fresh, dense) model.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ..errors import ConfigError
 from ._state import (
     STATE_FILE,
     SteppedPruner,
+    attach_optimizers,
     catch_up,
     check_in_step,
     check_pruner,
@@ -72,8 +79,15 @@ class TrainerPruningCallback(TrainerCallback):
             "TrainerPruningCallback, and set TrainingArguments(resume_from_checkpoint=...) "
             "to its folder if it lies outside output_dir")
 
+    def restore_architecture(self, checkpoint: str | os.PathLike[str]) -> None:
+        """Load the pruner state saved in ``checkpoint`` (a folder) now: a shrinking pruner
+        replays its plans, so the model has the checkpoint's shapes when the Trainer loads
+        the weights. Call before ``trainer.train(resume_from_checkpoint=checkpoint)``."""
+        self.pruner.load_state_dict(load_pruner_state(checkpoint))
+
     def on_train_begin(self, args: TrainingArguments, state: TrainerState,
                        control: TrainerControl, **kwargs: Any) -> None:
+        attach_optimizers(self.pruner, kwargs.get("optimizer"))
         model = getattr(self.pruner, "model", None)
         trained = kwargs.get("model")
         if model is not None and trained is not None and \

@@ -12,6 +12,10 @@ The pruner steps once per optimizer step (``trainer.global_step``, so gradient
 accumulation and manual optimisation count right), its state travels in every Lightning
 checkpoint (``checkpoint["callbacks"][callback.state_key]``) and comes back with
 ``fit(ckpt_path=...)``. Create model, pruner and callback the same way when resuming.
+A :class:`~prunekit.schedule.ShrinkingPruner` gets the trainer's optimizers at the start
+of training (their state is sliced at each shrink); on ``fit(ckpt_path=...)`` the plans
+saved in the checkpoint are replayed on the model before Lightning loads the (shrunk)
+weights, so the checkpoint reloads into the shrunk architecture.
 Built on ``lightning.pytorch``, or on the older ``pytorch_lightning`` package when only
 that one is installed.
 """
@@ -22,7 +26,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ._state import SteppedPruner, catch_up, check_in_step, check_pruner
+import torch
+
+from ._state import SteppedPruner, attach_optimizers, catch_up, check_in_step, check_pruner
 
 try:
     import lightning.pytorch as pl
@@ -50,10 +56,33 @@ class LightningPruningCallback(pl.Callback):
         self.pruner = check_pruner(pruner)
         self.finalize = bool(finalize)
         self.name = str(name)
+        self._replay_hook: Any = None  # replays a checkpoint's plans before its weights load
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(name=self.name)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if getattr(self.pruner, "plans", None) is None:
+            return  # only pruners that change the architecture need the plans first
+        callback = self
+
+        def replay_plans(module: Any, state_dict: Any, *args: Any) -> None:
+            path = trainer.ckpt_path
+            if path is None:
+                return
+            try:  # plain data and tensors only: nothing is unpickled
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise ConfigError(
+                    f"cannot read the pruner's plans from checkpoint {str(path)!r} without "
+                    f"unpickling ({type(exc).__name__}: {str(exc)[:200]}); the shrunk "
+                    "weights cannot load into the dense model without them") from None
+            entry = checkpoint.get("callbacks", {}).get(callback.state_key)
+            if entry is not None and "pruner" in entry:
+                callback.pruner.load_state_dict(entry["pruner"])
+
+        self._replay_hook = pl_module.register_load_state_dict_pre_hook(replay_plans)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         model = getattr(self.pruner, "model", None)
@@ -64,11 +93,20 @@ class LightningPruningCallback(pl.Callback):
                 "on the module (or a submodule) you pass to trainer.fit")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._replay_hook is not None:  # the checkpoint (if any) is restored by now
+            self._replay_hook.remove()
+            self._replay_hook = None
+        attach_optimizers(self.pruner, trainer.optimizers)
         check_in_step(self.pruner, int(trainer.global_step), "Lightning Trainer")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         catch_up(self.pruner, int(trainer.global_step))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._replay_hook is not None:
+            self._replay_hook.remove()
+            self._replay_hook = None
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.finalize:

@@ -8,7 +8,7 @@ from ..allocate import (Allocation, BudgetSearch, BudgetTrial, CostModel, GroupL
                         HardwareAware, group_return, hardware_aware,
                         LatencyTable, SensitivityConfig, SensitivityResult, allocate,
                         analyze_sensitivity, median_timer, search_budget, uniform_sensitivity)
-from .compose import compose_plans
+from ..plan.compose import compose_plans
 from .distributed import (
                           DistributedConfig,
                           DistributedResult,

@@ -35,7 +35,7 @@ from ..surgery.serialization import load_pruned, save_pruned
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig, MetricFn, accuracy, evaluate, finetune
 from .._internal.validate import check_choice, check_int, check_number
-from .compose import compose_plans
+from ..plan.compose import compose_plans
 from .reconstruct import DAMP, reconstruct
 
 __all__ = ["IterativeConfig", "IterativeResult", "StepRecord", "iterative_prune"]

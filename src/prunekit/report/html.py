@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from .deployment import deployment_html
+from .training import training_html
 from .plots import kept_units_png, metric_vs_macs_png, sensitivity_curves_png
 
 __all__ = ["render_html"]
@@ -225,6 +226,7 @@ def render_html(report: dict[str, Any]) -> str:
         *_decomposition(report),
         *_sensitivity(report),
         *deployment_html(report),
+        *training_html(report),
         "<h2>Settings</h2>",
         f"<pre>{_e(json.dumps(report['settings'], indent=1))}</pre>",
         "<h2>Versions</h2>",

@@ -130,6 +130,10 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         from .deployment import check_deployment
 
         check_deployment(data["deployment"], f"{source}: deployment")
+    if data.get("training") is not None:
+        from .training import check_training
+
+        check_training(data["training"], f"{source}: training")
     memory = [data[side].get("peak_memory") for side in ("before", "after")]
     for side, value in zip(("before", "after"), memory):
         if value is not None:

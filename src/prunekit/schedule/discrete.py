@@ -33,6 +33,14 @@ class OneShotSchedule(Schedule):
     def final_sparsity(self) -> float:  # type: ignore[override]
         return self.sparsity
 
+    @classmethod
+    def at_epoch(cls, epoch: int, steps_per_epoch: int, sparsity: float) -> OneShotSchedule:
+        """Prune once at the start of epoch ``epoch`` (0-based; after ``epoch`` full epochs
+        of ``steps_per_epoch`` optimizer steps): one shot inside training."""
+        check_step(epoch, "epoch", cls.name)
+        check_step(steps_per_epoch, "steps_per_epoch", cls.name, minimum=1)
+        return cls(sparsity=sparsity, step=int(epoch) * int(steps_per_epoch))
+
     def is_update_step(self, step: int) -> bool:
         return step == self.step
 

@@ -25,7 +25,7 @@ from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 
 __all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "Reconstruct",
-           "RunConfig"]
+           "RunConfig", "ShrinkRun"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,48 @@ class Reconstruct:
 
 
 @dataclass(frozen=True)
+class ShrinkRun:
+    """Prune while training (the ``shrink`` recipe section): the model trains for ``epochs``
+    with the ``finetune`` section's optimizer and learning rate, and the ``prune`` section's
+    units are removed for real at each pruning step, from epoch ``start`` to ``end`` every
+    ``every`` epochs (``schedule``: ``linear``, ``cubic`` or ``one_shot`` at ``start``),
+    until ``prune.ratio`` of every group is gone. Stops early on ``stable_after``
+    (early-bird), ``target_macs`` / ``target_params`` (fractions of the dense model);
+    ``max_drop`` rolls back a shrink that costs more validation metric. ``dense_baseline``
+    also trains the dense model the same way, for the report's training-cost comparison."""
+
+    epochs: int = 10
+    start: float = 1.0
+    end: float = 3.0
+    every: float = 0.5
+    schedule: Literal["linear", "cubic", "one_shot"] = "linear"
+    stable_after: float | None = None
+    target_macs: float | None = None
+    target_params: float | None = None
+    max_drop: float | None = None
+    dense_baseline: bool = False
+
+    def __post_init__(self) -> None:
+        from .._internal.validate import check_choice, check_fraction, check_int, check_number
+
+        check_int(self.epochs, "shrink.epochs", minimum=1)
+        check_number(self.start, "shrink.start", minimum=0.0, hint="in epochs")
+        check_number(self.end, "shrink.end", minimum=0.0, hint="in epochs")
+        check_number(self.every, "shrink.every", above=0.0, hint="in epochs")
+        if self.end < self.start or self.end > self.epochs:
+            raise ConfigError(f"shrink.end ({self.end}) must lie between shrink.start "
+                              f"({self.start}) and shrink.epochs ({self.epochs})")
+        check_choice(self.schedule, "shrink.schedule", ("linear", "cubic", "one_shot"))
+        for name in ("stable_after", "target_macs", "target_params"):
+            if getattr(self, name) is not None:
+                check_fraction(getattr(self, name), f"shrink.{name}")
+        check_number(self.max_drop, "shrink.max_drop", minimum=0.0, optional=True)
+        if not isinstance(self.dense_baseline, bool):
+            raise ConfigError(f"shrink.dense_baseline must be true or false, got "
+                              f"{self.dense_baseline!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning; ``reconstruct``
     (default ``None``: off) re-fits layers after pruning; ``decompose`` (default ``None``:
@@ -214,6 +256,7 @@ class RunConfig:
     reconstruct: Reconstruct | None = None
     decompose: DecomposeConfig | None = None
     quantize: QuantizeConfig | None = None
+    shrink: ShrinkRun | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("model", ModelSource), ("data", DataSource),
@@ -237,6 +280,20 @@ class RunConfig:
                               "pruning yet; use one or the other")
         if self.decompose is not None and not isinstance(self.decompose, DecomposeConfig):
             raise ConfigError("decompose must be a DecomposeConfig or None")
+        if self.shrink is not None and not isinstance(self.shrink, ShrinkRun):
+            raise ConfigError("shrink must be a ShrinkRun or None")
+        if self.shrink is not None and any(
+                getattr(self, n) is not None for n in ("iterative", "reconstruct",
+                                                       "decompose", "quantize")):
+            raise ConfigError("the shrink section (prune while training) is not available "
+                              "together with iterative, reconstruct, decompose or quantize "
+                              "yet; run those on the result folder")
+        if self.shrink is not None and (self.prune.input_features or
+                                        self.prune.flops_reduction or
+                                        self.prune.params_reduction):
+            raise ConfigError("a shrink run prunes prune.ratio of every group; for a MACs or "
+                              "parameter target use shrink.target_macs / "
+                              "shrink.target_params, and leave input_features out")
         if self.decompose is not None and (self.prune.input_features or self.iterative):
             raise ConfigError("decomposition is not available together with input-feature "
                               "pruning or an iterative run yet; decompose a one-shot run")
@@ -250,4 +307,5 @@ class RunConfig:
                 "iterative": None if self.iterative is None else asdict(self.iterative),
                 "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct),
                 "decompose": None if self.decompose is None else self.decompose.settings(),
-                "quantize": None if self.quantize is None else self.quantize.settings()}
+                "quantize": None if self.quantize is None else self.quantize.settings(),
+                "shrink": None if self.shrink is None else asdict(self.shrink)}

@@ -17,7 +17,15 @@ from ..errors import ConfigError, RecipeError
 from ..export.config import QuantizeConfig
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
-from .config import DataSource, IterativeRun, ModelSource, OutputConfig, Reconstruct, RunConfig
+from .config import (
+    DataSource,
+    IterativeRun,
+    ModelSource,
+    OutputConfig,
+    Reconstruct,
+    RunConfig,
+    ShrinkRun,
+)
 
 __all__ = ["SECTIONS", "RecipeError", "load_recipe", "recipe_from_dict", "section"]
 
@@ -26,7 +34,7 @@ SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": 
                              "finetune": FinetuneConfig, "distill": DistillConfig,
                              "out": OutputConfig, "iterative": IterativeRun,
                              "reconstruct": Reconstruct, "decompose": DecomposeConfig,
-                             "quantize": QuantizeConfig}
+                             "quantize": QuantizeConfig, "shrink": ShrinkRun}
 
 
 def _valid(keys: list[str]) -> str:
@@ -71,8 +79,9 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     Keys override :class:`RunConfig`'s defaults (so ``finetune.epochs`` stays 0 unless
     given); a missing section or key keeps its default; ``distill: null`` turns
     distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults;
-    ``decompose: {energy: 0.95}`` factorizes layers after pruning, and ``quantize: {}``
-    turns on the deployment measurement.
+    ``decompose: {energy: 0.95}`` factorizes layers after pruning, ``quantize: {}``
+    turns on the deployment measurement, and ``shrink: {epochs: 12}`` prunes while
+    training instead of once.
     """
     if data is None:
         data = {}
@@ -87,7 +96,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     for name, cls in SECTIONS.items():
         if name not in data:
             continue
-        if name in ("distill", "iterative", "reconstruct", "decompose", "quantize") \
+        if name in ("distill", "iterative", "reconstruct", "decompose", "quantize",
+                    "shrink") \
                 and data[name] is None:
             kwargs[name] = None
             continue

@@ -1,8 +1,10 @@
-"""Compose two plans: ``second`` was made on a model already pruned by ``first``.
+"""Compose a chain of plans, each made on the model the previous one left.
 
 The result is one plan for the *original* architecture, so a model pruned in several steps
-is replayed on a fresh instance with a single :func:`prunekit.apply_plan` and saved with
-:func:`prunekit.save_pruned`.
+(iterative pruning, shrinking while training) is replayed on a fresh instance with a single
+:func:`prunekit.apply_plan` and saved with :func:`prunekit.save_pruned`. Removed positions
+are mapped back to original ones, for tensors and for each group's units; attributes take
+their last values.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import PlanError
-from ..plan.document import Plan
+from .document import GroupDecision, Plan
 
 __all__ = ["compose_plans"]
 
@@ -20,8 +22,36 @@ def _kept(size: int, removed: list[int]) -> list[int]:
     return [i for i in range(size) if i not in gone]
 
 
-def compose_plans(first: Plan, second: Plan) -> Plan:
-    """One plan equivalent to applying ``first`` then ``second``."""
+def compose_plans(first: Plan, *rest: Plan) -> Plan:
+    """One plan equivalent to applying ``first``, then each plan of ``rest`` in turn."""
+    plan = first
+    for following in rest:
+        plan = _compose(plan, following)
+    return plan
+
+
+def _groups(first: Plan, second: Plan) -> list[GroupDecision]:
+    """Group decisions by name, the second's removed units mapped to original positions."""
+    groups = {g.name: GroupDecision(g.name, g.units, sorted(g.removed), g.exact,
+                                    list(g.modules)) for g in first.groups}
+    for g in second.groups:
+        base = groups.get(g.name)
+        if base is None:
+            groups[g.name] = GroupDecision(g.name, g.units, sorted(g.removed), g.exact,
+                                           list(g.modules))
+            continue
+        kept = _kept(base.units, base.removed)
+        try:
+            base.removed = sorted(base.removed + [kept[i] for i in g.removed])
+        except IndexError:
+            raise PlanError(f"cannot compose plans: the second plan removes units of group "
+                            f"{g.name!r} beyond its {len(kept)} kept ones; was it made on the "
+                            "model the first plan produced?") from None
+        base.exact = base.exact and g.exact
+    return list(groups.values())
+
+
+def _compose(first: Plan, second: Plan) -> Plan:
     if first.decompositions or second.decompositions:
         raise PlanError("cannot compose plans that record decompositions: compose the pruning "
                         "plans first, then decompose (prunekit.decompose(..., plan=composed))")
@@ -61,5 +91,5 @@ def compose_plans(first: Plan, second: Plan) -> Plan:
     skipped = sorted({g for s in steps for g in s.get("skipped_groups", [])})
     return Plan(architecture=first.architecture, tensors=tensors,
                 original_shapes={n: shapes[n] for n in tensors}, attributes=attributes,
-                groups=list(first.groups) + list(second.groups), input_features=inputs,
+                groups=_groups(first, second), input_features=inputs,
                 settings={"steps": steps, "skipped_groups": skipped})
