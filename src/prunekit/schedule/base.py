@@ -80,6 +80,22 @@ def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
     return get_schedule(name, **options)
 
 
+def as_schedule(value: object) -> Schedule:
+    """``value`` as a :class:`Schedule`: one already, or its dict (``to_dict``)."""
+    schedule = schedule_from_dict(value) if isinstance(value, Mapping) else value
+    if not isinstance(schedule, Schedule):
+        raise ConfigError(f"schedule must be a prunekit.schedule.Schedule (e.g. "
+                          f"CubicSchedule(...)) or its dict, got {value!r}")
+    return schedule
+
+
+def check_example(example_inputs: object) -> None:
+    """Refuse a missing example input, which a training-time pruner traces the model on."""
+    if example_inputs is None:
+        raise ConfigError("example_inputs is required: a tensor (or tuple/dict of tensors) "
+                          "shaped like one real batch")
+
+
 def check_step(value: object, what: str, where: str, minimum: int = 0) -> int:
     """Return ``value`` if it is an integer ``>= minimum``, else raise :class:`ConfigError`."""
     return validate.check_int(value, f"schedule {where!r}: {what}", minimum=minimum,

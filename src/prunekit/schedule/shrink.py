@@ -57,7 +57,7 @@ from ..plan.selection import group_ratio, kept_count, predicted_macs
 from ..importance.scoring import LossFn, Scores, score_groups
 from ..surgery.apply import apply_plan
 from .._internal.validate import check_fraction, check_names, check_number, settings_of
-from .base import Schedule, schedule_from_dict
+from .base import Schedule, as_schedule, check_example, schedule_from_dict
 from .optim_state import check_sliceable, slice_optimizer_state
 
 __all__ = ["STATE_KIND", "ShrinkConfig", "ShrinkEvent", "ShrinkingPruner", "rewrap_ddp"]
@@ -143,17 +143,10 @@ class ShrinkingPruner:
                  evaluate: Callable[[nn.Module], float] | None = None,
                  stop_when: Callable[[nn.Module], bool] | None = None,
                  on_shrink: Sequence[Callable[[ShrinkingPruner, Plan], None]] = ()) -> None:
-        if isinstance(schedule, Mapping):
-            schedule = schedule_from_dict(schedule)
-        if not isinstance(schedule, Schedule):
-            raise ConfigError(f"schedule must be a prunekit.schedule.Schedule or its dict, "
-                              f"got {schedule!r}")
-        if example_inputs is None:
-            raise ConfigError("example_inputs is required: a tensor (or tuple/dict of tensors) "
-                              "shaped like one real batch")
+        check_example(example_inputs)
         self.model = model
         self.example_inputs = example_inputs
-        self.schedule = schedule
+        self.schedule = as_schedule(schedule)
         self.config = config or ShrinkConfig()
         if self.config.max_drop is not None and evaluate is None:
             raise ConfigError("max_drop needs evaluate=fn(model) -> metric (higher is better)")
@@ -189,7 +182,7 @@ class ShrinkingPruner:
         self.sparsity = 0.0
         self.stopped = False
         self.stop_reason = ""
-        if schedule.is_update_step(0):
+        if self.schedule.is_update_step(0):
             self._update(0)
 
     # -- set-up -----------------------------------------------------------------------

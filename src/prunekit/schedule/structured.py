@@ -45,7 +45,7 @@ from ..plan.document import architecture_fingerprint
 from ..plan.selection import select_global, select_local
 from .._internal.runtime import eval_mode
 from ..importance.scoring import LossFn, score_groups
-from .base import Schedule, schedule_from_dict
+from .base import Schedule, as_schedule, check_example, schedule_from_dict
 
 STATE_VERSION = 1
 STATE_KIND = "structured"
@@ -123,17 +123,10 @@ class StructuredGradualPruner:
                  config: StructuredGradualConfig | None = None, *,
                  calibration: Iterable[Any] | None = None,
                  loss_fn: LossFn | None = None) -> None:
-        if isinstance(schedule, Mapping):
-            schedule = schedule_from_dict(schedule)
-        if not isinstance(schedule, Schedule):
-            raise ConfigError(f"schedule must be a prunekit.schedule.Schedule (e.g. "
-                              f"CubicSchedule(...)) or its dict, got {schedule!r}")
-        if example_inputs is None:
-            raise ConfigError("example_inputs is required: a tensor (or tuple/dict of tensors) "
-                              "shaped like one real batch")
+        check_example(example_inputs)
         self.model = model
         self.example_inputs = example_inputs
-        self.schedule = schedule
+        self.schedule = as_schedule(schedule)
         self.config = config or StructuredGradualConfig()
         self.calibration = None if calibration is None else list(calibration)
         self.loss_fn = loss_fn
@@ -166,7 +159,7 @@ class StructuredGradualPruner:
         self.finalized = False
         self.result: PruneResult | None = None
         self.max_output_change: float | None = None
-        if schedule.is_update_step(0):
+        if self.schedule.is_update_step(0):
             self._update(0)
 
     # -- discovery ----------------------------------------------------------------
