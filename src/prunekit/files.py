@@ -14,9 +14,12 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .errors import PlanError, PrunekitError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @contextmanager
@@ -85,6 +88,29 @@ def read_json(path: str | os.PathLike[str], what: str,
         raise error(f"{what} {str(target)!r} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise error(f"{what} {str(target)!r} is not valid JSON: {exc}") from None
+
+
+def read_safetensors_document(path: str | os.PathLike[str], what: str, fmt: str, version: str
+                              ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file whose metadata names ``fmt`` and
+    ``version`` (a prunekit state file); anything else raises :class:`PlanError` naming
+    ``what`` (e.g. ``"optimizer state"``) and the path."""
+    from safetensors import SafetensorError, safe_open
+
+    where = repr(str(path))
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != fmt or metadata.get("version") != version:
+                raise PlanError(f"{where} is not a prunekit {what} of version {version} "
+                                f"(format {metadata.get('format')!r}, version "
+                                f"{metadata.get('version')!r})")
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except FileNotFoundError:
+        raise PlanError(f"no {what} at {where}") from None
+    except SafetensorError as exc:
+        raise PlanError(f"{where} is not a valid safetensors file: {exc}") from None
+    return tensors, metadata
 
 
 D = TypeVar("D", bound="JsonDocument")

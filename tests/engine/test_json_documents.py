@@ -40,3 +40,26 @@ def test_report_errors_stay_report_errors(tmp_path: Path) -> None:
     (tmp_path / "report.json").write_text("not json")
     with pytest.raises(ReportError, match="report file .* is not valid JSON"):
         load_report(tmp_path)
+
+
+def test_state_files_of_another_kind_are_refused(tmp_path: Path) -> None:
+    """Optimizer and pruner states share one reader: missing, not safetensors, or written for
+    another format, each is a PlanError naming the file."""
+    import torch
+    from safetensors.torch import save_file
+
+    from prunekit.integrations._state import load_pruner_state
+    from prunekit.schedule.optim_state import load_optimizer_state
+
+    with pytest.raises(PlanError, match="no optimizer state at '.*missing'"):
+        load_optimizer_state(tmp_path / "missing")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(PlanError, match="not a valid safetensors file"):
+        load_optimizer_state(junk)
+    other = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(1)}, str(other), metadata={"format": "something.else"})
+    with pytest.raises(PlanError, match="is not a prunekit optimizer state of version"):
+        load_optimizer_state(other)
+    with pytest.raises(PlanError, match="is not a prunekit pruner state of version"):
+        load_pruner_state(other)

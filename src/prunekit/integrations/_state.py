@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from ..errors import ConfigError, PlanError
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, read_safetensors_document
 
 STATE_FILE = "prunekit_pruner.safetensors"
 FORMAT = "prunekit.pruner_state"
@@ -143,18 +142,8 @@ def load_pruner_state(folder_or_file: str | os.PathLike[str]) -> dict[str, Any]:
     if not source.is_file():
         raise PlanError(f"no pruner state at {where}: it is written into each checkpoint by "
                         "the prunekit training callbacks")
-    try:
-        with safe_open(str(source), framework="pt") as handle:
-            meta = handle.metadata() or {}
-            if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-                raise PlanError(f"{where} is not a prunekit pruner state of version {VERSION} "
-                                f"(format {meta.get('format')!r}, version "
-                                f"{meta.get('version')!r})")
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-            skeleton = json.loads(meta["state"])
-    except SafetensorError as exc:
-        raise PlanError(f"{where} is not a valid safetensors file: {exc}") from None
-    state = _join(skeleton, tensors)
+    tensors, meta = read_safetensors_document(source, "pruner state", FORMAT, VERSION)
+    state = _join(json.loads(meta["state"]), tensors)
     if not isinstance(state, dict):
         raise PlanError(f"{where} holds no pruner state dict")
     return state

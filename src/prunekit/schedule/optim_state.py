@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from ..errors import ConfigError, PlanError
+from ..errors import ConfigError
+from ..files import read_safetensors_document
 from ..plan.document import Plan
 
 __all__ = ["check_sliceable", "load_optimizer_state", "optimizer_state_to_bytes",
@@ -182,19 +182,7 @@ def optimizer_state_to_bytes(state: Mapping[str, Any]) -> bytes:
 def load_optimizer_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a file written from :func:`optimizer_state_to_bytes`, ready for
     ``optimizer.load_state_dict``."""
-    where = repr(str(path))
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
-                raise PlanError(f"{where} is not a prunekit optimizer state of version "
-                                f"{VERSION} (format {metadata.get('format')!r}, version "
-                                f"{metadata.get('version')!r})")
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except FileNotFoundError:
-        raise PlanError(f"no optimizer state at {where}") from None
-    except SafetensorError as exc:
-        raise PlanError(f"{where} is not a valid safetensors file: {exc}") from None
+    tensors, metadata = read_safetensors_document(path, "optimizer state", FORMAT, VERSION)
     state: dict[int, dict[str, Any]] = {}
     for index, items in json.loads(metadata["state"]).items():
         state[int(index)] = {key: tensors[v["__tensor__"]] if isinstance(v, dict) else v
