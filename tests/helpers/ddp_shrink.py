@@ -66,14 +66,17 @@ def worker(rank: int, world: int, folder: str, port: int, local: bool) -> None:
             F.cross_entropy(wrapped["ddp"](x), y).backward()
             opt.step()
             pruner.step()
-    except RuntimeError as exc:  # ranks that disagree on shapes fail inside DDP
-        Path(folder, f"rank{rank}.error").write_text(str(exc))
+    except Exception as exc:  # noqa: BLE001 - ranks that disagree on shapes fail inside DDP
+        Path(folder, f"rank{rank}.error").write_text(f"{type(exc).__name__}: {exc}")
     out = Path(folder)
     (out / f"rank{rank}.json").write_text(json.dumps(
         [{g.name: g.removed for g in p.groups} for p in pruner.plans]))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               str(out / f"rank{rank}.safetensors"))
-    dist.destroy_process_group()
+    try:
+        dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - a peer that failed may have closed the group already
+        pass
 
 
 def main() -> None:

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
 
 
 def _run(folder: Path, *extra: str) -> tuple[list[object], list[dict[str, torch.Tensor]]]:
-    subprocess.run([sys.executable, str(HELPER), str(folder), *extra], check=True,
-                   timeout=240, capture_output=True)
+    done = subprocess.run([sys.executable, str(HELPER), str(folder), *extra], timeout=240,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     plans = [json.loads((folder / f"rank{r}.json").read_text()) for r in (0, 1)]
     weights = [load_file(str(folder / f"rank{r}.safetensors")) for r in (0, 1)]
     return plans, weights
