@@ -117,3 +117,18 @@ def test_method_options_reach_the_method(cli: Runner, tiny_llama: Path, tmp_path
     assert code == 2 and "'sparsegpt' has no option 'swap_rounds'" in err
     code, _, err = cli(["oneshot", *base, "--out", str(tmp_path / "c"), "--method-option", "x"])
     assert code == 2 and "KEY=VALUE" in err
+
+
+def test_run_oneshot_refuses_evaluation_with_offloading_before_loading(tmp_path: Path) -> None:
+    """The library entry point checks what the command line checks, before any weight is
+    read (the folder does not even exist)."""
+    from prunekit.errors import ConfigError
+    from prunekit.workflow.oneshot import OneShotRun, run_oneshot
+
+    run = OneShotRun(tmp_path / "missing", tmp_path / "out", config=None, calibration=None,
+                     calibration_path=tmp_path / "calib.txt", tokenizer=None,
+                     evaluation=object(),  # type: ignore[arg-type]
+                     offload_dir=tmp_path / "blocks")
+    with pytest.raises(ConfigError, match="evaluation runs the whole model"):
+        run_oneshot(run)
+    assert not (tmp_path / "out").exists()
