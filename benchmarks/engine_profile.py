@@ -27,10 +27,10 @@ from engine_speed import MODELS, RATIO, build  # noqa: E402
 #: (file suffix, function) of the engine stages, as cProfile names them.
 STAGES = {
     ("prunekit/graph/dependency.py", "build"): "graph build (trace, groups)",
-    ("prunekit/scoring.py", "score_groups"): "scoring",
+    ("prunekit/importance/scoring.py", "score_groups"): "scoring",
     ("prunekit/engine.py", "plan_verified"): "plan + verification",
-    ("prunekit/verify.py", "verify_plan"): "  of which verification",
-    ("prunekit/surgery.py", "apply_plan"): "surgery (meta copy and real model)",
+    ("prunekit/plan/verify.py", "verify_plan"): "  of which verification",
+    ("prunekit/surgery/apply.py", "apply_plan"): "surgery (meta copy and real model)",
 }
 
 
