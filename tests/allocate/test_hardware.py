@@ -100,3 +100,21 @@ def test_the_config_prunes_a_real_model_to_fast_sizes() -> None:
     # every kept count is a multiple of 8: in-between counts cost as much as the next block
     assert all(c.out_channels % 8 == 0 for c in convs[:-1])
     assert [c.out_channels for c in convs[:3]] == [16, 24, 24]
+
+
+def test_reach_to_a_macs_goal_with_a_cost_model() -> None:
+    torch.manual_seed(0)
+    model, x = DigitsCNN((16, 24, 32)).eval(), torch.randn(1, 1, 8, 8)
+    table = LatencyTable.measure(model, x, multiple=1, points=64, timer=_fake_timer)
+    costs = prunekit.recover.CostModel(model, x, prunekit.PruneConfig(), "macs")
+    choice = hardware_aware(table, 0.1, reach=True, goal=2.0, macs=costs)
+    assert costs.reduction(choice.ratios) >= 2.0
+    assert costs.reduction(hardware_aware(table, 0.1).ratios) < 2.0
+    pruned = copy.deepcopy(model)
+    prunekit.prune(pruned, x, config=choice.config)
+    got = prunekit.measure.count_macs(model, x) / prunekit.measure.count_macs(pruned, x)
+    assert got == pytest.approx(costs.reduction(choice.ratios), rel=1e-6)
+    with pytest.raises(ConfigError, match="metric 'macs'"):
+        hardware_aware(table, 0.1, reach=True, goal=2.0,
+                       macs=prunekit.recover.CostModel(model, x, prunekit.PruneConfig(),
+                                                       "params"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ import numpy as np
 from ..plan.config import PruneConfig
 from ..errors import ConfigError
 from .latency import LatencyTable
+from .ratios import CostModel
 
 __all__ = ["HardwareAware", "group_return", "hardware_aware"]
 
@@ -79,15 +81,17 @@ def _config(base: PruneConfig, ratios: dict[str, float]) -> PruneConfig:
 def hardware_aware(table: LatencyTable, ratio: float, base: PruneConfig | None = None, *,
                    min_return: float = 0.25, reach: bool = False, goal: float | None = None,
                    step: float = 0.05, max_ratio: float = 0.9,
-                   tolerance: float = 0.0) -> HardwareAware:
+                   tolerance: float = 0.0, macs: CostModel | None = None) -> HardwareAware:
     """Ratios for every group of ``table`` from a uniform ``ratio``: rounded to fast sizes,
     groups that cannot pay off left whole (see the module notes).
 
     ``reach=True`` then raises the paying groups' ratios by ``step`` (up to ``max_ratio``),
     the group with the best return first, until the predicted speed-up reaches ``goal``
     (default: ``1 / (1 - ratio) ** 2``, the MACs reduction a uniform ratio gives a chain of
-    convolutions). ``base`` supplies ``round_to``, ``min_units``, ``ignore``... of the
-    returned config.
+    convolutions). With ``macs`` (a MACs :class:`.ratios.CostModel` of the table's model),
+    ``goal`` is a MACs reduction instead: ratios rise, the best measured time return first,
+    until the graph predicts that many times fewer MACs. ``base`` supplies ``round_to``,
+    ``min_units``, ``ignore``... of the returned config.
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or \
             not 0.0 <= ratio < 1.0:
@@ -99,7 +103,9 @@ def hardware_aware(table: LatencyTable, ratio: float, base: PruneConfig | None =
     if not ratio <= max_ratio < 1.0:
         raise ConfigError(f"max_ratio must be in [ratio, 1), got {max_ratio!r}")
     if goal is not None and not goal >= 1.0:
-        raise ConfigError(f"goal must be a speed-up >= 1, got {goal!r}")
+        raise ConfigError(f"goal must be a speed-up (or MACs reduction) >= 1, got {goal!r}")
+    if macs is not None and macs.metric != "macs":
+        raise ConfigError(f"macs must be a CostModel of metric 'macs', got {macs.metric!r}")
     base = base if base is not None else PruneConfig()
     ratios: dict[str, float] = {}
     left: dict[str, str] = {}
@@ -122,8 +128,10 @@ def hardware_aware(table: LatencyTable, ratio: float, base: PruneConfig | None =
         ratios[key] = r
     if reach and ratio > 0:
         target = goal if goal is not None else 1.0 / (1.0 - ratio) ** 2
+        progress = (macs.reduction if macs is not None
+                    else lambda rs: table.speedup(rs, base))
         ratios = _raise_until(table, base, ratios, target, step, max_ratio, min_return,
-                              tolerance)
+                              tolerance, progress)
         left = {k: why for k, why in left.items() if k not in ratios}
     return HardwareAware(ratios, _config(base, ratios), left,
                          table.predict_ms(ratios, base), table.dense_ms)
@@ -131,12 +139,13 @@ def hardware_aware(table: LatencyTable, ratio: float, base: PruneConfig | None =
 
 def _raise_until(table: LatencyTable, base: PruneConfig, ratios: dict[str, float],
                  goal: float, step: float, max_ratio: float, min_return: float,
-                 tolerance: float) -> dict[str, float]:
+                 tolerance: float,
+                 progress: Callable[[dict[str, float]], float]) -> dict[str, float]:
     """Raise group ratios, the best time saved per unit removed first (a move only where
-    the group pays off at its new count), until the predicted speed-up reaches ``goal`` or
-    no group can go further."""
+    the group pays off at its new count), until ``progress(ratios)`` (predicted speed-up or
+    MACs reduction) reaches ``goal`` or no group can go further."""
     ratios = dict(ratios)
-    while table.speedup(ratios, base) < goal:
+    while progress(ratios) < goal:
         now = table.predict_ms(ratios, base)
         best: tuple[float, str, float] | None = None
         for key in table.groups:

@@ -4,7 +4,8 @@ matplotlib only when drawn. The allocation names (sensitivity, latency tables, p
 ratios, budget search) live in :mod:`prunekit.allocate` and are re-exported here."""
 
 # the allocation names keep their import path here (they live in prunekit.allocate)
-from ..allocate import (Allocation, BudgetSearch, BudgetTrial, CostModel, GroupLatency,
+from ..allocate import (Allocation, BudgetSearch, BudgetTrial, CostModel, DepthWidthChoice,
+                        GroupLatency, choose_depth_width,
                         HardwareAware, group_return, hardware_aware,
                         LatencyTable, SensitivityConfig, SensitivityResult, allocate,
                         analyze_sensitivity, median_timer, search_budget, uniform_sensitivity)
@@ -20,11 +21,12 @@ from .iterate import IterativeConfig, IterativeResult, StepRecord, iterative_pru
 from .plots import save_sensitivity_plot, sensitivity_png
 from .reconstruct import LayerFit, ReconstructResult, reconstruct
 
-__all__ = ["Allocation", "BudgetSearch", "BudgetTrial", "CostModel", "DistributedConfig",
+__all__ = ["Allocation", "BudgetSearch", "BudgetTrial", "CostModel", "DepthWidthChoice",
+           "DistributedConfig",
            "DistributedResult", "GroupLatency", "HardwareAware", "IterativeConfig", "IterativeResult",
            "LatencyTable", "LayerFit", "ReconstructResult", "SensitivityConfig",
            "SensitivityResult", "StepRecord", "allocate",
-           "analyze_sensitivity", "compose_plans", "finetune_on_rank", "group_return",
+           "analyze_sensitivity", "choose_depth_width", "compose_plans", "finetune_on_rank", "group_return",
            "hardware_aware", "iterative_prune",
            "median_timer", "reconstruct", "save_sensitivity_plot", "search_budget", "sensitivity_png",
            "spawn_finetune", "uniform_sensitivity", "weights_digest"]

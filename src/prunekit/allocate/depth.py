@@ -1,0 +1,283 @@
+"""Depth or width: one MACs target, several ways to spend it, the fastest measured one kept.
+
+Channel pruning removes work but no calls. Where a pass is bound by per-call cost (mobile
+networks at batch 1 on a CPU: depthwise and 1×1 convolutions on small maps, batch norms,
+activations, squeeze-and-excitation), thinning every layer buys little time, while removing
+a whole residual block removes all of its calls. Which returns more time per MAC depends on
+the device, the batch size and the model, so :func:`choose_depth_width` measures it:
+
+1. the removable blocks (:func:`prunekit.depth.find_blocks`) are ordered, least important
+   first (``cosine`` importance on the example inputs by default, or an order you give);
+2. candidates remove the first 0, k₁, k₂, ... blocks (never more than the MACs target
+   allows, one block always stays) and then thin channels until the whole MACs target is
+   met (``PruneConfig(flops_reduction=...)``, on top of ``base``);
+3. every candidate is timed against the dense model in interleaved rounds at the batch size
+   you serve (:func:`prunekit.measure.compare.compare_latency`), optionally evaluated, and
+   the fastest acceptable one is kept. A candidate is acceptable when its metric is within
+   ``budget`` of the dense model's (when ``metric`` is given).
+
+Each candidate reaches about the same MACs, so the fastest has the best *latency return*
+(speed-up ÷ MACs reduction). Removing a block usually costs more accuracy per MAC than
+thinning channels: give ``metric`` and ``budget`` (after recovery, if you fine-tune) so
+that the choice is the fastest model you can ship, not merely the fastest.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .._internal.runtime import eval_mode
+from ..api import prune
+from ..depth.blocks import find_blocks
+from ..depth.importance import score_blocks
+from ..depth.remove import remove_blocks
+from ..errors import ConfigError
+from ..measure import count_macs
+from ..measure.compare import compare_latency
+from ..plan.config import PruneConfig
+from .hardware import hardware_aware
+from .latency import LatencyTable, Timer, median_timer
+from .ratios import CostModel
+
+__all__ = ["DepthWidthCandidate", "DepthWidthChoice", "choose_depth_width"]
+
+
+@dataclass(frozen=True)
+class DepthWidthCandidate:
+    """One way to meet the target: the blocks removed, then the width pruning's share."""
+
+    blocks: list[str]
+    depth_reduction: float
+    macs_reduction: float
+    ms: float
+    speedup: float
+    metric: float | None = None
+    acceptable: bool = True
+    note: str = ""
+
+    @property
+    def latency_return(self) -> float:
+        """Speed-up ÷ MACs reduction (1.0: every MAC removed is time saved)."""
+        return self.speedup / self.macs_reduction if self.macs_reduction > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "latency_return": self.latency_return}
+
+
+@dataclass
+class DepthWidthChoice:
+    """All candidates as measured, the chosen one and its pruned copy of the model."""
+
+    target: float
+    candidates: list[DepthWidthCandidate]
+    chosen: DepthWidthCandidate | None
+    model: nn.Module | None
+    dense_ms: float
+    batch_size: int | None
+    threads: int
+    rounds: int
+    order: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "dense_ms": self.dense_ms,
+                "batch_size": self.batch_size, "threads": self.threads, "rounds": self.rounds,
+                "order": list(self.order),
+                "chosen": self.chosen.to_dict() if self.chosen is not None else None,
+                "candidates": [c.to_dict() for c in self.candidates]}
+
+
+def _depth_counts(macs: Sequence[int], dense_macs: int, target: float, steps: int,
+                  limit: int) -> list[int]:
+    """Block counts to try: 0 and up to ``steps`` counts spread to the most the MACs target
+    allows (blocks removed in order; cumulative MACs must not overshoot the target)."""
+    allowed = dense_macs * (1.0 - 1.0 / target)
+    most, removed = 0, 0
+    for m in macs[:limit]:
+        if removed + m > allowed:
+            break
+        removed += m
+        most += 1
+    if most == 0:
+        return [0]
+    return sorted({round(most * i / steps) for i in range(steps + 1)})
+
+
+def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: float, *,
+                       timing_inputs: Any = None, steps: int = 4,
+                       max_blocks: int | None = None, order: Sequence[str] | None = None,
+                       base: PruneConfig | None = None, rounds: int = 15, warmup: int = 3,
+                       threads: int | None = None,
+                       metric: Callable[[nn.Module], float] | None = None,
+                       budget: float | None = None,
+                       higher_is_better: bool = True,
+                       width: Literal["hardware", "uniform"] = "hardware",
+                       table_points: int = 8,
+                       table_timer: Timer | None = None) -> DepthWidthChoice:
+    """Meet ``macs_reduction`` (times fewer MACs) the fastest measured way, depth and width.
+
+    - ``timing_inputs``: inputs at the batch size you serve (default ``example_inputs``).
+    - ``steps``: how many block counts to try besides 0 (see the module notes).
+    - ``max_blocks``: remove at most this many blocks; ``order``: block names, the first to
+      go first (default: least ``cosine`` importance on ``example_inputs`` first).
+    - ``width``: how channels take the rest of the target. ``"hardware"`` (default): a
+      :class:`.latency.LatencyTable` of the candidate, measured at the timing batch
+      (``table_points`` kept counts per group), and :func:`.hardware.hardware_aware` with
+      ``reach`` to the remaining MACs (fast sizes, the best measured time return first,
+      groups that do not pay left whole; ``table_timer`` times its layers, default
+      :func:`.latency.median_timer`); where that cannot reach the target, the rest is
+      thinned uniformly (the candidate's note says so). ``"uniform"``:
+      ``flops_reduction`` of ``base``.
+    - ``base``: the width pruning's config (``round_to``, ``ignore``, criterion, ...); its
+      ratio and targets are replaced by the remaining MACs target.
+    - ``metric(model) -> float`` with ``budget``: a candidate whose metric falls more than
+      ``budget`` below the dense model's (above, with ``higher_is_better=False``) is not
+      chosen. Without ``metric`` every candidate is acceptable.
+
+    ``model`` is not changed; the chosen pruned copy is :attr:`DepthWidthChoice.model`
+    (``None`` when no candidate is acceptable).
+    """
+    if isinstance(macs_reduction, bool) or not isinstance(macs_reduction, (int, float)) or \
+            not macs_reduction > 1.0:
+        raise ConfigError(f"macs_reduction must be a number > 1 (times fewer MACs), got "
+                          f"{macs_reduction!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+    if max_blocks is not None and (not isinstance(max_blocks, int) or max_blocks < 0):
+        raise ConfigError(f"max_blocks must be a non-negative integer, got {max_blocks!r}")
+    if width not in ("hardware", "uniform"):
+        raise ConfigError(f"width must be 'hardware' or 'uniform', got {width!r}")
+    if (metric is None) != (budget is None):
+        raise ConfigError("give metric and budget together (budget: the largest metric drop "
+                          "a candidate may have, in metric units)")
+    if budget is not None and not budget >= 0:
+        raise ConfigError(f"budget must be >= 0 (metric units), got {budget!r}")
+    base = base if base is not None else PruneConfig()
+    timing_inputs = example_inputs if timing_inputs is None else timing_inputs
+    target = float(macs_reduction)
+    with eval_mode(model):
+        found = find_blocks(model, example_inputs)
+        names = [b.name for b in found]
+        ranked = _order(model, found, example_inputs, order)
+        dense_macs = count_macs(model, example_inputs)
+        limit = max(0, len(found) - 1) if max_blocks is None else \
+            min(max_blocks, max(0, len(found) - 1))
+        block_macs = _block_macs(model, ranked[:limit], example_inputs, dense_macs)
+        counts = _depth_counts(block_macs, dense_macs, target, steps, limit)
+        models: dict[str, nn.Module] = {"dense": model}
+        built: dict[str, tuple[list[str], float, float]] = {}
+        notes: dict[str, str] = {}
+        for k in counts:
+            key = f"depth{k}"
+            candidate = copy.deepcopy(model)
+            blocks = ranked[:k]
+            if blocks:
+                remove_blocks(candidate, blocks, example_inputs)
+            depth_red = dense_macs / max(count_macs(candidate, example_inputs), 1)
+            remaining = target / depth_red
+            if remaining > 1.0 + 1e-3:
+                notes[key] = _thin(candidate, example_inputs, timing_inputs, remaining,
+                                   base, width, table_points, table_timer, threads)
+            models[key] = candidate.eval()
+            built[key] = (blocks, depth_red,
+                          dense_macs / max(count_macs(candidate, example_inputs), 1))
+        timed = compare_latency(models, timing_inputs, warmup=warmup, rounds=rounds,
+                                threads=threads)
+        baseline = metric(model) if metric is not None else None
+    candidates: list[DepthWidthCandidate] = []
+    for key, (blocks, depth_red, red) in built.items():
+        value = metric(models[key]) if metric is not None else None
+        ok, note = True, notes.get(key, "")
+        if value is not None and baseline is not None and budget is not None:
+            drop = (baseline - value) if higher_is_better else (value - baseline)
+            ok = drop <= budget
+            verdict = f"metric drop {drop:.4g} {'within' if ok else 'over'} budget {budget:g}"
+            note = "; ".join(filter(None, [note, verdict]))
+        candidates.append(DepthWidthCandidate(
+            blocks, depth_red, red, timed.results[key].median_ms,
+            timed.speedup("dense", key), value, ok, note))
+    acceptable = [c for c in candidates if c.acceptable]
+    chosen = max(acceptable, key=lambda c: c.speedup) if acceptable else None
+    chosen_model = None
+    if chosen is not None:
+        chosen_model = models[f"depth{len(chosen.blocks)}"]
+    return DepthWidthChoice(target, candidates, chosen, chosen_model,
+                            timed.results["dense"].median_ms, _batch_size(timing_inputs),
+                            threads or torch.get_num_threads(), rounds,
+                            ranked if names else [])
+
+
+def _uniform(model: nn.Module, example_inputs: Any, base: PruneConfig, reduction: float) -> None:
+    prune(model, example_inputs, config=dataclasses.replace(
+        base, ratio=0.0, flops_reduction=reduction, params_reduction=None))
+
+
+def _thin(model: nn.Module, example_inputs: Any, timing_inputs: Any, remaining: float,
+          base: PruneConfig, width: str, points: int, timer: Timer | None,
+          threads: int | None) -> str:
+    """Prune channels of ``model`` in place until it has ``remaining`` times fewer MACs;
+    returns a note when the hardware-aware ratios fell short and uniform ones finished."""
+    if width == "uniform":
+        _uniform(model, example_inputs, base, remaining)
+        return ""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        table = LatencyTable.measure(model, timing_inputs, points=points, ignore=base.ignore,
+                                     timer=timer if timer is not None else median_timer(2, 7))
+    finally:
+        torch.set_num_threads(previous)
+    costs = CostModel(model, example_inputs, base, "macs")
+    start = min(0.9, 1.0 - remaining ** -0.5)  # the uniform ratio a conv chain needs
+    choice = hardware_aware(table, start, base, reach=True, goal=remaining, macs=costs)
+    reached = costs.reduction(choice.ratios)
+    before = count_macs(model, example_inputs)
+    if choice.ratios:
+        prune(model, example_inputs, config=choice.config)
+    if reached >= remaining * 0.99:
+        return ""
+    rest = remaining * count_macs(model, example_inputs) / before
+    _uniform(model, example_inputs, base, rest)
+    return (f"the measured returns reached {reached:.2f}x of the {remaining:.2f}x width "
+            f"target; uniform ratios did the remaining {rest:.2f}x")
+
+
+def _order(model: nn.Module, found: Sequence[Any], example_inputs: Any,
+           order: Sequence[str] | None) -> list[str]:
+    """Block names, first to remove first: ``order`` checked, else least cosine importance."""
+    names = [b.name for b in found]
+    if order is not None:
+        unknown = [n for n in order if n not in names]
+        if unknown:
+            raise ConfigError(f"order names blocks that are not removable: {unknown[:3]}; "
+                              f"the removable blocks are {names[:6]}"
+                              f"{' ...' if len(names) > 6 else ''}")
+        return list(dict.fromkeys(order))
+    if not found:
+        return []
+    scores = score_blocks(model, found, [example_inputs])
+    return sorted(names, key=lambda n: scores[n])
+
+
+def _block_macs(model: nn.Module, ranked: Sequence[str], example_inputs: Any,
+                dense_macs: int) -> list[int]:
+    """MACs each block of ``ranked`` costs (dense MACs minus those of a copy without it)."""
+    out = []
+    for name in ranked:
+        without = copy.deepcopy(model)
+        remove_blocks(without, [name], example_inputs)
+        out.append(dense_macs - count_macs(without, example_inputs))
+        del without
+    return out
+
+
+def _batch_size(inputs: Any) -> int | None:
+    first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
+    return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() > 0 else None
