@@ -31,6 +31,8 @@ TOOL_TITLES = {"prunekit": "prunekit", "prunekit-latency": "prunekit, latency ta
                "prunekit-hw": "prunekit, hardware-aware",
                "prunekit-hw-reach": "prunekit, hardware-aware, reach",
                "tp": "Torch-Pruning"}
+TOOL_TITLES.update({f"prunekit-dw-b{b}": f"prunekit, depth + width (chosen at batch {b})"
+                    for b in (1, 2, 4, 8, 16, 32, 64)})
 
 
 def prune_latency_aware(dense: Any, x: Any, ratio: float, points: int) -> tuple[Any, Any]:
@@ -77,6 +79,25 @@ def prune_hardware_aware(dense: Any, x: Any, ratio: float, points: int,
                    "left_whole": len(choice.left_whole)}
 
 
+def prune_depth_width(dense: Any, x: Any, serve: Any, ratio: float, points: int,
+                      rounds: int, threads: int) -> tuple[Any, Any]:
+    """A copy with the uniform ``ratio``'s MACs reduction, split between removed blocks and
+    hardware-aware channels by :func:`prunekit.recover.choose_depth_width`, timed at the
+    serving batch of ``serve``."""
+    import prunekit
+    from prunekit.measure import count_macs
+    from prunekit.recover import choose_depth_width
+
+    uniform = copy.deepcopy(dense)
+    prunekit.prune(uniform, x, ratio=ratio)
+    goal = count_macs(dense, x) / count_macs(uniform, x)
+    choice = choose_depth_width(dense, x, goal, timing_inputs=serve, rounds=rounds,
+                                threads=threads, table_points=points)
+    assert choice.chosen is not None and choice.model is not None
+    return choice.model, {"blocks_removed": len(choice.chosen.blocks),
+                          "candidates": [c.to_dict() for c in choice.candidates]}
+
+
 def run_model(name: str, ratios: list[float], tools: list[str], batches: list[int],
               repeats: int, threads: int, points: int) -> list[dict[str, Any]]:
     """Prune every (ratio, tool) copy, then time the dense model and all copies together in
@@ -100,6 +121,12 @@ def run_model(name: str, ratios: list[float], tools: list[str], batches: list[in
                 model = copy.deepcopy(dense)
                 if tool == "prunekit-latency":
                     model, facts = prune_latency_aware(dense, inputs[1], ratio, points)
+                    row.update(facts)
+                elif tool.startswith("prunekit-dw-b"):
+                    serve = int(tool.rsplit("b", 1)[1])
+                    model, facts = prune_depth_width(
+                        dense, inputs[1], torch.randn(serve, *shape[1:]), ratio, points,
+                        repeats if serve == 1 else max(5, repeats // 3), threads)
                     row.update(facts)
                 elif tool in ("prunekit-hw", "prunekit-hw-reach"):
                     model, facts = prune_hardware_aware(dense, inputs[1], ratio, points,
@@ -138,6 +165,8 @@ def table(rows: list[dict[str, Any]], batches: list[int]) -> list[str]:
     lines = [head, sep]
     for r in rows:
         title = TOOL_TITLES.get(r["tool"], r["tool"])
+        if "blocks_removed" in r:
+            title += f": {r['blocks_removed']} blocks removed"
         if r["tool"] != "dense" and r.get("status") != "ok":
             lines.append(f"| {r['model']} | {title} | {r['ratio']} | {r.get('status')} |"
                          + " |" * (3 * len(batches)))
@@ -158,7 +187,8 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--ratios", default="0.3,0.5")
     ap.add_argument("--tools", default="prunekit,prunekit-hw,tp",
-                    help="prunekit, prunekit-hw, prunekit-hw-reach, prunekit-latency, tp")
+                    help="prunekit, prunekit-hw, prunekit-hw-reach, prunekit-latency, "
+                         "prunekit-dw-bN (depth + width chosen at batch N), tp")
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--repeats", type=int, default=30,
                     help="timed runs at batch 1 (a third at larger batches)")
@@ -193,6 +223,14 @@ def main() -> None:
             "groups whose measured time return is below 0.25 left whole); `…, reach`: then "
             "ratios raised where they pay until the table predicts the uniform ratio's MACs "
             "reduction as speed-up (`reach=True`)",
+            "- `prunekit, depth + width (chosen at batch N)`: "
+            "`prunekit.recover.choose_depth_width(model, x, R, timing_inputs=batch N)` with R "
+            "= the MACs reduction of the uniform ratio: candidates remove the first 0…k "
+            "removable blocks (least cosine importance first, without overshooting R), then "
+            "thin channels hardware-aware to R (a `LatencyTable` of the candidate at batch "
+            "N); all are timed against the dense model at batch N, interleaved, and the "
+            "fastest is kept (`blocks` column); no accuracy measured, so depth is not "
+            "penalised here as it would be on a trained model",
             "- `prunekit, latency target`: a `LatencyTable` measured on this machine "
             f"({args.points} kept counts per group, median of 7 runs each), then "
             "`allocate(latency_reduction=R, round_fast=True)` with R = the MACs reduction of "

@@ -236,8 +236,14 @@ def _thin(model: nn.Module, example_inputs: Any, timing_inputs: Any, remaining: 
         torch.set_num_threads(previous)
     costs = CostModel(model, example_inputs, base, "macs")
     start = min(0.9, 1.0 - remaining ** -0.5)  # the uniform ratio a conv chain needs
-    choice = hardware_aware(table, start, base, reach=True, goal=remaining, macs=costs)
-    reached = costs.reduction(choice.ratios)
+    # fast sizes are coarse: of a few starting ratios, keep the one that overshoots least
+    tries = [hardware_aware(table, r, base, reach=True, goal=remaining, macs=costs, step=0.02)
+             for r in (start, start / 2, start / 4)]
+    reduction = {id(c): costs.reduction(c.ratios) for c in tries}
+    enough = [c for c in tries if reduction[id(c)] >= remaining * 0.99]
+    choice = min(enough, key=lambda c: reduction[id(c)]) if enough else \
+        max(tries, key=lambda c: reduction[id(c)])
+    reached = reduction[id(choice)]
     before = count_macs(model, example_inputs)
     if choice.ratios:
         prune(model, example_inputs, config=choice.config)
