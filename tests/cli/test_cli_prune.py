@@ -142,3 +142,39 @@ def test_data_that_does_not_fit_the_model(cli: Runner, tmp_path: Path,
     got, _, err = cli(["prune", f"{source}:mlp", "--out", str(tmp_path / "o"), "--quiet"])
     assert got == 1 and "does not run on data samples of shape (1, 1, 8, 8)" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_serving_batch_adds_the_speed_section(cli: Runner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, stdout, stderr = cli(["prune", "prunekit:digits_cnn", "--ratio", "0.5",
+                                "--finetune-epochs", "0", "--serving-batch", "16",
+                                "--out", str(out), *FAST])
+    assert code == 0, stderr
+    report = load_report(out)  # validates the schema, speed section included
+    speed = report["speed"]
+    assert speed["serving_batch"] == 16
+    assert [row["batch_size"] for row in speed["rows"]] == [1, 16]
+    assert speed["macs_ratio"] == pytest.approx(report["before"]["macs"] / report["after"]["macs"])
+    assert all(row["dense_ms"] > 0 and row["pruned_ms"] > 0 for row in speed["rows"])
+    assert "served at batch 16: throughput" in stdout + stderr
+    assert "<h2>Speed</h2>" in (out / "report.html").read_text()
+
+
+def test_serving_batch_needs_cpu_latency(cli: Runner, tmp_path: Path) -> None:
+    code, _, stderr = cli(["prune", "prunekit:digits_cnn", "--serving-batch", "8",
+                           "--latency-device", "cuda", "--out", str(tmp_path / "o"), *FAST])
+    assert code == 2 and "serving-batch timing runs on the CPU" in stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_iterative_run_with_serving_batch_times_dense_against_the_result(
+        cli: Runner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = cli(["prune", "prunekit:digits_cnn", "--iterative",
+                           "--target-macs-reduction", "1.5", "--finetune-epochs", "0",
+                           "--budget", "1.0", "--serving-batch", "8", "--out", str(out), *FAST])
+    assert code == 0, stderr
+    report = load_report(out)
+    assert report["speed"]["serving_batch"] == 8
+    assert report["speed"]["macs_ratio"] == pytest.approx(
+        report["before"]["macs"] / report["after"]["macs"])

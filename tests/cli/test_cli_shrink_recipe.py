@@ -61,3 +61,17 @@ def test_example_shrink_recipe_parses() -> None:
     config = load_recipe(Path(__file__).resolve().parents[2] / "examples" / "shrink_recipe.yaml")
     assert config.shrink is not None and config.shrink.epochs == 12
     assert config.prune.ratio == 0.5 and config.finetune.optimizer == "sgd"
+
+
+def test_recipe_serving_batch_times_the_shrunk_model(cli: Runner, tmp_path: Path) -> None:
+    recipe = tmp_path / "shrink.yaml"
+    recipe.write_text(RECIPE.replace("shrink: {epochs: 2, start: 0.5, end: 1.0, every: 0.5, "
+                                     "dense_baseline: true}",
+                                     "shrink: {epochs: 1, start: 0.0, end: 1.0, every: 0.5}")
+                      .replace("out: {repeats: 3, warmup: 1}",
+                               "out: {repeats: 3, warmup: 1, serving_batch: 32}"))
+    code, stdout, _ = cli(["run", str(recipe), "--out", str(tmp_path / "o"), "--json"])
+    assert code == 0
+    speed = json.loads(stdout)["report"]["speed"]
+    assert speed["serving_batch"] == 32 and [r["batch_size"] for r in speed["rows"]] == [1, 32]
+    assert speed["macs_ratio"] > 3.5

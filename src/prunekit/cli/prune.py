@@ -59,6 +59,10 @@ __all__ = ["prune"]
 @click.option("--cuda-graph", is_flag=True,
               help="Time CUDA-graph replays of one captured forward pass, so kernel-launch "
                    "overhead does not hide the model's cost (needs --latency-device cuda).")
+@click.option("--serving-batch", type=click.IntRange(1, 4096), default=None,
+              help="Also time dense and pruned interleaved at batch 1 and at this batch size "
+                   "(the one you serve) for the report's speed section: throughput, batch-1 "
+                   "latency and, when the speed-up falls short of the MACs, where time goes.")
 @click.option("--no-html", is_flag=True, help="Write report.json only.")
 @click.option("--iterative", is_flag=True,
               help="Prune in steps until a target, fine-tuning after each (--finetune-epochs) "
@@ -88,7 +92,8 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           finetune_epochs: int, lr: float,
           no_distill: bool, distill_features: tuple[str, ...], reconstruct: bool,
           decompose_settings: tuple[str, ...], batch_size: int, seed: int, threads: int | None,
-          repeats: int, latency_device: str, cuda_graph: bool, no_html: bool, iterative: bool,
+          repeats: int, latency_device: str, cuda_graph: bool, serving_batch: int | None,
+          no_html: bool, iterative: bool,
           target_macs_reduction: float | None,
           target_params_reduction: float | None, step_factor: float, budget: float,
           max_steps: int, resume: bool, out: Path, as_json: bool, quiet: bool) -> None:
@@ -142,7 +147,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     try:
         output = OutputConfig(str(out), html=not no_html, threads=threads,
                               warmup=min(5, repeats), repeats=repeats, device=latency_device,
-                              cuda_graph=cuda_graph)
+                              cuda_graph=cuda_graph, serving_batch=serving_batch)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     try:

@@ -110,7 +110,9 @@ class DataSource:
 class OutputConfig:
     """Where files go and how latency is measured (``threads=None``: torch's setting;
     ``device``: where latency and memory are measured, ``cpu``, ``cuda`` or ``cuda:N``;
-    ``cuda_graph``: time CUDA-graph replays, CUDA devices only)."""
+    ``cuda_graph``: time CUDA-graph replays, CUDA devices only; ``serving_batch``: also time
+    the dense and the pruned model interleaved at batch 1 and at this batch size, the one
+    the model will serve, for the report's speed section)."""
 
     dir: str = "prunekit-out"
     html: bool = True
@@ -119,8 +121,17 @@ class OutputConfig:
     repeats: int = 20
     device: str = "cpu"
     cuda_graph: bool = False
+    serving_batch: int | None = None
 
     def __post_init__(self) -> None:
+        if self.serving_batch is not None and (
+                isinstance(self.serving_batch, bool) or not isinstance(self.serving_batch, int)
+                or not 1 <= self.serving_batch <= 4096):
+            raise ConfigError(f"serving_batch must be an integer in [1, 4096], got "
+                              f"{self.serving_batch!r}")
+        if self.serving_batch is not None and self.device != "cpu":
+            raise ConfigError("the serving-batch timing runs on the CPU: drop serving_batch "
+                              "(--serving-batch) or measure latency on cpu")
         if not isinstance(self.dir, str) or not self.dir:
             raise ConfigError(f"out dir must be a non-empty string, got {self.dir!r}")
         if not isinstance(self.device, str) or not (

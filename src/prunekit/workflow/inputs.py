@@ -173,6 +173,26 @@ def measure_model(model: nn.Module, example: torch.Tensor, out: OutputConfig,
     return stats.with_file_bytes(file_bytes(model))
 
 
+def serving_speed(dense: nn.Module, pruned: nn.Module, example: torch.Tensor,
+                  samples: torch.Tensor, serving_batch: int, macs_ratio: float,
+                  out: OutputConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    """The report's speed section: ``dense`` and ``pruned`` timed interleaved at batch 1
+    and at ``serving_batch`` (validation samples, repeated when there are fewer), on CPU;
+    its headline lines go to ``log``."""
+    from ..report.speed import speed_lines, speed_section
+
+    log(f"timing dense and pruned interleaved at batch 1 and {serving_batch}")
+    index = torch.arange(serving_batch) % max(1, samples.shape[0])
+    batches = {1: example[:1], serving_batch: samples[index].to(example.dtype)}
+    section, _ = speed_section(dense.eval(), pruned.eval(), batches,
+                               serving_batch=serving_batch, macs_ratio=macs_ratio,
+                               warmup=out.warmup, rounds=max(out.repeats, 5),
+                               threads=out.threads)
+    for line in speed_lines(section):
+        log(line)
+    return section
+
+
 def task_info(data: ArrayData, source: DataSource) -> dict[str, Any]:
     """The report's ``task`` object: the data, the metric (name, spec, whether a fraction)
     and the sample counts."""

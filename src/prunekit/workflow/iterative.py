@@ -26,7 +26,8 @@ from ..surgery.serialization import WEIGHTS, save_pruned
 from ..train.features import check_modules
 from ..train.finetune import evaluate
 from .config import RunConfig
-from .inputs import load_inputs, measure_model, task_info, train_loader, val_loader
+from .inputs import (load_inputs, measure_model, serving_speed, task_info, train_loader,
+                     val_loader)
 from .pipeline import RunResult
 
 __all__ = ["CHECKPOINTS", "run_iterative"]
@@ -134,6 +135,10 @@ def run_iterative(config: RunConfig, *, resume: bool = False, log: Log | None = 
                                 "history": [dataclasses.asdict(r) for r in result.history],
                                 "checkpoints": CHECKPOINTS}},
         timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})
+    if config.out.serving_batch is not None:  # the model itself is still the dense one
+        report["speed"] = serving_speed(model, final, example, data.x_val,
+                                        config.out.serving_batch,
+                                        before.macs / max(1, after.macs), config.out, say)
     model_dir = save_pruned(copy.deepcopy(final), plan, folder / "pruned")
     report["after"]["file_bytes"] = (model_dir / WEIGHTS).stat().st_size
     attach_sensitivity(report, folder)

@@ -36,7 +36,8 @@ from ..surgery.serialization import WEIGHTS, save_pruned
 from ..train.features import check_modules
 from ..train.finetune import EpochRecord, evaluate, finetune
 from .config import RunConfig
-from .inputs import load_inputs, measure_model, task_info, train_loader, val_loader
+from .inputs import (load_inputs, measure_model, serving_speed, task_info, train_loader,
+                     val_loader)
 
 __all__ = ["RunResult", "run_pruning"]
 
@@ -97,6 +98,7 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     before = stats(model, example, dense_metric)
     say(f"dense: {before.params:,} parameters, {before.macs:,} MACs, {shown(dense_metric)}")
     teacher = copy.deepcopy(model) if config.finetune.epochs and config.distill else None
+    dense_timed = copy.deepcopy(model) if out.serving_batch is not None else None
     reference = teacher if teacher is not None or config.reconstruct is None \
         else copy.deepcopy(model)  # the unpruned outputs that reconstruction fits
     dense_copy = None
@@ -192,6 +194,11 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         before=before, after=after, plan=plan, points=points, settings=settings,
         timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"},
         decomposition=decomposition)
+    if dense_timed is not None:
+        assert out.serving_batch is not None
+        report["speed"] = serving_speed(dense_timed, student, example, data.x_val,
+                                        out.serving_batch, before.macs / max(1, after.macs),
+                                        out, say)
     folder = Path(out.dir)
     staging = None
     if config.quantize is not None:

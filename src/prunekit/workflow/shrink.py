@@ -37,7 +37,8 @@ from ..schedule.shrink import ShrinkConfig, ShrinkingPruner
 from ..surgery.serialization import WEIGHTS, save_pruned
 from ..train.finetune import FinetuneConfig, evaluate
 from .config import RunConfig, ShrinkRun
-from .inputs import load_inputs, measure_model, task_info, train_loader, val_loader
+from .inputs import (load_inputs, measure_model, serving_speed, task_info, train_loader,
+                     val_loader)
 from .pipeline import RunResult
 
 __all__ = ["run_shrinking", "shrink_schedule", "train_epochs"]
@@ -125,6 +126,7 @@ def run_shrinking(config: RunConfig, *, log: Log | None = None) -> RunResult:
     metric_fn = load_metric(spec)
     train, val = train_loader(data, config.data), val_loader(data)
     initial = copy.deepcopy(model) if run.dense_baseline else None
+    dense_timed = copy.deepcopy(model) if config.out.serving_batch is not None else None
     before = measure_model(model, example, config.out, evaluate(model, val, metric_fn))
     say(f"dense: {before.params:,} parameters, {before.macs:,} MACs")
     timings: dict[str, float] = {}
@@ -181,6 +183,11 @@ def run_shrinking(config: RunConfig, *, log: Log | None = None) -> RunResult:
                                  "skipped_groups": []},
         timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"})
     report["training"] = training
+    if dense_timed is not None:
+        assert config.out.serving_batch is not None
+        report["speed"] = serving_speed(dense_timed, model, example, data.x_val,
+                                        config.out.serving_batch,
+                                        before.macs / max(1, after.macs), config.out, say)
     from ..report.schema import validate_report
 
     validate_report(report)
