@@ -118,3 +118,19 @@ def test_reach_to_a_macs_goal_with_a_cost_model() -> None:
         hardware_aware(table, 0.1, reach=True, goal=2.0,
                        macs=prunekit.recover.CostModel(model, x, prunekit.PruneConfig(),
                                                        "params"))
+
+
+def test_reach_does_not_jump_far_past_the_goal_on_a_coarse_group() -> None:
+    # ``coarse`` saves most per unit but only by going from 16 to 4 units kept (1.8x at once);
+    # ``fine`` reaches the goal in small steps
+    groups = {"coarse": GroupLatency([16], [4, 16], {"a": [1.0, 10.0]}),
+              "fine": GroupLatency([16], [12, 13, 14, 15, 16],
+                                   {"b": [7.5, 8.125, 8.75, 9.375, 10.0]})}
+    table = LatencyTable(dense_ms=20.0, base_ms={"a": 10.0, "b": 10.0}, groups=groups,
+                         layers_ms=20.0)
+    reached = hardware_aware(table, 0.01, reach=True, goal=1.1, min_return=0.0)
+    assert 1.1 <= reached.predicted_speedup <= 1.1 * 1.05
+    assert "coarse" not in reached.ratios and reached.ratios["fine"] > 0
+    # past what the fine group can give, the coarse move is taken
+    far = hardware_aware(table, 0.01, reach=True, goal=1.5, min_return=0.0)
+    assert far.ratios.get("coarse", 0.0) > 0 and far.predicted_speedup >= 1.5

@@ -140,14 +140,17 @@ def hardware_aware(table: LatencyTable, ratio: float, base: PruneConfig | None =
 def _raise_until(table: LatencyTable, base: PruneConfig, ratios: dict[str, float],
                  goal: float, step: float, max_ratio: float, min_return: float,
                  tolerance: float,
-                 progress: Callable[[dict[str, float]], float]) -> dict[str, float]:
+                 progress: Callable[[dict[str, float]], float],
+                 overshoot: float = 0.05) -> dict[str, float]:
     """Raise group ratios, the best time saved per unit removed first (a move only where
     the group pays off at its new count), until ``progress(ratios)`` (predicted speed-up or
-    MACs reduction) reaches ``goal`` or no group can go further."""
+    MACs reduction) reaches ``goal`` or no group can go further. A move that would pass
+    ``goal`` by more than ``overshoot`` (a coarse fast size of a wide group) gives way to
+    the best move that does not; failing that, to the one that passes it least."""
     ratios = dict(ratios)
     while progress(ratios) < goal:
         now = table.predict_ms(ratios, base)
-        best: tuple[float, str, float] | None = None
+        moves: list[tuple[float, str, float]] = []
         for key in table.groups:
             r = ratios.get(key, 0.0)
             nxt = _next_ratio(table, base, key, r, step, max_ratio, tolerance)
@@ -160,12 +163,20 @@ def _raise_until(table: LatencyTable, base: PruneConfig, ratios: dict[str, float
             saved = now - table.predict_ms(dict(ratios, **{key: nxt}), base)
             if removed <= 0 or saved <= 0:
                 continue
-            score = saved / removed
-            if best is None or score > best[0]:
-                best = (score, key, nxt)
-        if best is None:
+            moves.append((saved / removed, key, nxt))
+        if not moves:
             break
-        ratios[best[1]] = best[2]
+        moves.sort(key=lambda m: -m[0])
+        after = {}
+        chosen = None
+        for move in moves:
+            after[move[1]] = progress(dict(ratios, **{move[1]: move[2]}))
+            if after[move[1]] <= goal * (1.0 + overshoot):
+                chosen = move
+                break
+        if chosen is None:
+            chosen = min(moves, key=lambda m: after[m[1]])
+        ratios[chosen[1]] = chosen[2]
     return ratios
 
 
