@@ -31,6 +31,7 @@ from torch.utils._pytree import SUPPORTED_NODES, tree_flatten, tree_map
 
 from ..errors import TraceError
 from .._internal.runtime import eval_mode
+from .meta_shapes import meta_outputs
 
 
 @dataclass(frozen=True)
@@ -126,22 +127,6 @@ def _op_name(func: Any) -> str:
     return f"{func.namespace}.{func._overloadpacket.__name__}.{func._overloadname}"
 
 
-def _meta_batch_norm(x: torch.Tensor, weight: Any, bias: Any, mean: Any, var: Any, *rest: Any) -> Any:
-    """Shapes of batch norm on the meta device (PyTorch decomposes it slowly in Python)."""
-    channels = x.shape[1] if x.dim() > 1 else x.shape[0]
-    for t in (weight, bias, mean, var):
-        if isinstance(t, torch.Tensor) and t.shape != (channels,):
-            raise RuntimeError(f"batch norm over {channels} channels got a tensor of shape "
-                               f"{tuple(t.shape)}")
-    return torch.empty_like(x), x.new_empty(0), x.new_empty(0)
-
-
-_META_SHORTCUTS: dict[str, Callable[..., Any]] = {
-    "native_batch_norm": _meta_batch_norm,
-    "_native_batch_norm_legit_no_training": _meta_batch_norm,
-}
-
-
 class _Recorder(TorchDispatchMode):
     def __init__(self, trace: Trace, known: dict[int, tuple[str, str]]) -> None:
         super().__init__()
@@ -182,10 +167,8 @@ class _Recorder(TorchDispatchMode):
         arg_refs = map_plain(self.ref, args)
         kwarg_refs = map_plain(self.ref, kwargs)
         try:
-            shortcut = _META_SHORTCUTS.get(func._overloadpacket.__name__)
-            if shortcut is not None and args and getattr(args[0], "is_meta", False):
-                out = shortcut(*args)
-            else:
+            out = meta_outputs(func, args, kwargs)
+            if out is None:
                 out = func(*args, **kwargs)
         except Exception:
             self.failed_at = len(self.trace.nodes)
