@@ -115,6 +115,18 @@ def test_shortcuts_agree_on_broadcasts_layouts_and_dtypes() -> None:
         (aten.native_batch_norm.default, (m(2, 4, 3, 3), m(4), m(4), m(4), m(4), False, 0.1, 1e-5),
          {}),
     ]
+    nhwc = m(2, 6, 5, 4).permute(0, 2, 3, 1)  # a dense layout that is not contiguous
+    cases += [
+        (aten.add.Tensor, (nhwc, m(6)), {}),
+        (aten.mul.Tensor, (m(6), nhwc), {}),
+        (aten.add.Tensor, (m(2, 5, 4, 6), nhwc), {}),
+        (aten.mul.Tensor, (m(2, 4, 5, 6).transpose(1, 2), nhwc), {}),
+        (aten.add_.Tensor, (nhwc, m(6)), {}),
+        (aten.gelu.default, (nhwc,), {}),
+        (aten.native_layer_norm.default, (nhwc, [6], m(6), m(6), 1e-6), {}),
+        (aten.convolution.default, (nhwc.permute(0, 3, 1, 2), m(6, 1, 3, 3), m(6), [1, 1], [1, 1],
+                                    [1, 1], False, [0, 0], 6), {}),
+    ]
     for func, args, kwargs in cases:
         fast = meta_shapes.meta_outputs(func, args, kwargs)
         assert fast is not None, func
@@ -127,7 +139,7 @@ def test_cases_a_shortcut_cannot_vouch_for_run_the_real_kernel() -> None:
     m = lambda *s: torch.empty(s, device="meta")  # noqa: E731
     handed_back = [
         (aten.add.Tensor, (m(3, 4), m(5, 4))),  # sizes that do not fit: PyTorch's error
-        (aten.add.Tensor, (m(3, 4), m(4, 3).t())),  # not contiguous
+        (aten.add.Tensor, (m(3, 4), m(3, 8)[:, ::2])),  # a layout with gaps
         (aten.add.Tensor, (m(3, 4), torch.empty(4, device="meta", dtype=torch.float64))),
         (aten.add.Tensor, (m(3, 4), torch.empty((), device="meta"))),  # a wrapped scalar
         (aten.mul.Tensor, (m(3, 4), torch.empty(3, 4))),  # a real tensor

@@ -24,15 +24,25 @@ aten = torch.ops.aten
 _FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def _plain(*tensors: Any) -> bool:
-    """All meta tensors, contiguous, of one floating dtype."""
+def _plain(*tensors: Any, contiguous: bool = True) -> bool:
+    """All meta tensors of one floating dtype, and contiguous (unless ``contiguous=False``)."""
     first = tensors[0]
     if not isinstance(first, torch.Tensor) or first.dtype not in _FLOATING:
         return False
     for t in tensors:
         if (not isinstance(t, torch.Tensor) or not t.is_meta or t.dtype != first.dtype
-                or not t.is_contiguous()):
+                or contiguous and not t.is_contiguous()):
             return False
+    return True
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """A permutation of a contiguous layout (no gaps, no overlaps, no broadcast strides)."""
+    expected = 1
+    for stride, size in sorted(zip(t.stride(), t.shape)):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
     return True
 
 
@@ -49,11 +59,12 @@ def _broadcast(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
 
 
 def _unary(x: Any, *_: Any, **__: Any) -> Any:
-    return torch.empty_like(x) if _plain(x) else None
+    # a dense input's layout is kept (as ``empty_like`` keeps it)
+    return torch.empty_like(x) if _plain(x, contiguous=False) and _dense(x) else None
 
 
 def _unary_inplace(x: Any, *_: Any, **__: Any) -> Any:
-    return x if _plain(x) else None
+    return x if _plain(x, contiguous=False) else None
 
 
 def _softmax(x: Any, dim: int, third: Any = None, **kwargs: Any) -> Any:
@@ -64,14 +75,63 @@ def _softmax(x: Any, dim: int, third: Any = None, **kwargs: Any) -> Any:
 
 
 def _binary(a: Any, b: Any, **kwargs: Any) -> Any:
-    if not (isinstance(b, torch.Tensor) and a.dim() and b.dim() and _plain(a, b)):
+    if not (isinstance(b, torch.Tensor) and a.dim() and b.dim()
+            and _plain(a, b, contiguous=False)):
         return None
     shape = _broadcast(a.shape, b.shape)
-    return None if shape is None else a.new_empty(shape)
+    if shape is None:
+        return None
+    if a.is_contiguous() and b.is_contiguous():
+        return a.new_empty(shape)
+    if not (_dense(a) and _dense(b)):
+        return None
+    return torch.empty_strided(shape, _elementwise_strides(shape, (a, b)), dtype=a.dtype,
+                               device="meta")
+
+
+def _elementwise_strides(shape: tuple[int, ...], operands: Sequence[torch.Tensor]) -> list[int]:
+    """The output strides TensorIterator picks: the dims ordered by the operands' strides
+    (the first operand that tells two dims apart decides; broadcast dims tell nothing), then
+    laid out densely in that order."""
+    n = len(shape)
+    strides = []
+    for t in operands:
+        pad = n - t.dim()
+        strides.append([0] * pad + [0 if size == 1 and shape[pad + i] != 1 else st
+                                    for i, (size, st) in enumerate(zip(t.shape, t.stride()))])
+
+    def should_swap(d0: int, d1: int) -> int:
+        for st in strides:
+            s0, s1 = st[d0], st[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(n - 1, -1, -1))  # position 0 is the fastest-moving dim
+    for i in range(1, n):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            comparison = should_swap(perm[d0], perm[d1])
+            if comparison > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif comparison < 0:
+                break
+    out = [0] * n
+    step = 1
+    for dim in perm:
+        out[dim] = step
+        step *= shape[dim]
+    return out
 
 
 def _binary_inplace(a: Any, b: Any, **kwargs: Any) -> Any:
-    if not (isinstance(b, torch.Tensor) and a.dim() and b.dim() and _plain(a, b)):
+    if not (isinstance(b, torch.Tensor) and a.dim() and b.dim()
+            and _plain(a, b, contiguous=False) and _dense(b)):
         return None
     return a if _broadcast(a.shape, b.shape) == tuple(a.shape) else None
 
@@ -98,8 +158,10 @@ def _addmm(bias: Any, m1: Any, m2: Any, **kwargs: Any) -> Any:
 def _convolution(x: Any, weight: Any, bias: Any, stride: Sequence[int],
                  padding: Sequence[int], dilation: Sequence[int], transposed: bool,
                  output_padding: Sequence[int], groups: int) -> Any:
-    if transposed or not _plain(x, weight) or x.dim() not in (3, 4, 5) \
-            or weight.dim() != x.dim() or bias is not None and not _plain(bias, x):
+    # the meta kernel's output is contiguous whatever the layout of its inputs
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    if transposed or not _plain(*tensors, contiguous=False) \
+            or x.dim() not in (3, 4, 5) or weight.dim() != x.dim():
         return None
     n = x.dim() - 2
     if not (len(stride) == len(padding) == len(dilation) == n) or groups < 1:
@@ -121,16 +183,19 @@ def _convolution(x: Any, weight: Any, bias: Any, stride: Sequence[int],
 
 def _layer_norm(x: Any, normalized_shape: Sequence[int], weight: Any, bias: Any,
                 eps: float) -> Any:
+    # the meta kernel's outputs are contiguous, whatever the input's (dense) layout
     k = len(normalized_shape)
-    if not _plain(x) or k == 0 or k > x.dim() or tuple(x.shape[-k:]) != tuple(normalized_shape):
+    if not (_plain(x, contiguous=False) and _dense(x)) or k == 0 or k > x.dim() \
+            or tuple(x.shape[-k:]) != tuple(normalized_shape):
         return None
     for t in (weight, bias):
-        if t is not None and (not _plain(t, x) or tuple(t.shape) != tuple(normalized_shape)):
+        if t is not None and (not _plain(t) or t.dtype != x.dtype
+                              or tuple(t.shape) != tuple(normalized_shape)):
             return None
     if x.dtype not in (torch.float32, torch.float64):
         return None  # statistics of half inputs are float32
     stats = (*x.shape[:x.dim() - k], *([1] * k))
-    return torch.empty_like(x), x.new_empty(stats), x.new_empty(stats)
+    return x.new_empty(x.shape), x.new_empty(stats), x.new_empty(stats)
 
 
 def _mean_dim(x: Any, dim: Any, keepdim: bool = False, **kwargs: Any) -> Any:

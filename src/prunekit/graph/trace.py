@@ -163,7 +163,8 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.opaque_depth:
-            return func(*args, **kwargs)
+            out = meta_outputs(func, args, kwargs)
+            return func(*args, **kwargs) if out is None else out
         arg_refs = map_plain(self.ref, args)
         kwarg_refs = map_plain(self.ref, kwargs)
         try:
