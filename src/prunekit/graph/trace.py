@@ -191,24 +191,11 @@ class _Recorder(TorchDispatchMode):
 
         On ``meta`` PyTorch runs its math decomposition, whose scale is a constant computed
         from the feature count, so the op's own rule (which knows that the default scale
-        depends on that count) would never see it. Shapes are checked as the kernels do.
+        depends on that count) would never see it.
         """
-        names = ("query", "key", "value")
-        qkv = list(args[:3]) + [kwargs.pop(n) for n in names[len(args[:3]):]]
-        q, k, v = qkv
-        rest = tuple(args[3:])
-        gqa = bool(kwargs.get("enable_gqa", False))
-        if q.dim() != k.dim() or k.dim() != v.dim() or q.dim() < 2:
-            raise RuntimeError(f"attention inputs of ranks {q.dim()}, {k.dim()}, {v.dim()}")
-        if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-            raise RuntimeError(f"attention shapes do not fit: query {tuple(q.shape)}, key "
-                               f"{tuple(k.shape)}, value {tuple(v.shape)}")
-        lead = tuple(q.shape[:-2]) if gqa else tuple(torch.broadcast_shapes(
-            q.shape[:-2], k.shape[:-2], v.shape[:-2]))
-        with _disable_current_modes():
-            out = torch.empty(*lead, q.shape[-2], v.shape[-1], dtype=q.dtype, device="meta")
+        out, inputs, kwargs = attention_output(args, kwargs)
         self.record("aten.scaled_dot_product_attention.default", func,
-                    map_plain(self.ref, (q, k, v) + rest), map_plain(self.ref, kwargs), out)
+                    map_plain(self.ref, inputs), map_plain(self.ref, kwargs), out)
         return out
 
     # -- modules ----------------------------------------------------------------
@@ -232,6 +219,28 @@ class _Recorder(TorchDispatchMode):
         out_ids = [self.current[id(t)] for t in leaves(out)
                    if isinstance(t, torch.Tensor) and id(t) in self.current]
         self.trace.module_calls.setdefault(name, []).append((in_ids, out_ids))
+
+
+def attention_output(args: tuple[Any, ...], kwargs: dict[str, Any]
+                     ) -> tuple[torch.Tensor, tuple[Any, ...], dict[str, Any]]:
+    """The meta output of ``scaled_dot_product_attention(*args, **kwargs)``, shapes checked
+    as the kernels check them, with the op's inputs (query, key, value first) and keyword
+    arguments as one node records them."""
+    names = ("query", "key", "value")
+    qkv = list(args[:3]) + [kwargs.pop(n) for n in names[len(args[:3]):]]
+    q, k, v = qkv
+    rest = tuple(args[3:])
+    gqa = bool(kwargs.get("enable_gqa", False))
+    if q.dim() != k.dim() or k.dim() != v.dim() or q.dim() < 2:
+        raise RuntimeError(f"attention inputs of ranks {q.dim()}, {k.dim()}, {v.dim()}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise RuntimeError(f"attention shapes do not fit: query {tuple(q.shape)}, key "
+                           f"{tuple(k.shape)}, value {tuple(v.shape)}")
+    lead = tuple(q.shape[:-2]) if gqa else tuple(torch.broadcast_shapes(
+        q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    with _disable_current_modes():
+        out = torch.empty(*lead, q.shape[-2], v.shape[-1], dtype=q.dtype, device="meta")
+    return out, (q, k, v) + rest, kwargs
 
 
 class _MetaAttention(TorchFunctionMode):
@@ -276,7 +285,7 @@ def record_trace(
 
     The model runs in eval mode under ``torch.no_grad()``; its training flags are restored.
     """
-    _check_attention_implementation(model)
+    check_attention_implementation(model)
     args, kwargs = as_args(example_inputs)
     trace = Trace()
     known = {id(t): (kind, name) for name, t, kind in named_tensors(model)}
@@ -330,7 +339,7 @@ _ATTENTION_HINT = ("model.set_attn_implementation('sdpa') before pruning, or loa
                    "attn_implementation='sdpa' or 'eager'")
 
 
-def _check_attention_implementation(model: nn.Module) -> None:
+def check_attention_implementation(model: nn.Module) -> None:
     """Hugging Face attention kernels other than eager/SDPA cannot be traced: say so first."""
     config = getattr(model, "config", None)
     implementation = getattr(config, "_attn_implementation", None)
