@@ -60,7 +60,17 @@ def _broadcast(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
 
 def _unary(x: Any, *_: Any, **__: Any) -> Any:
     # a dense input's layout is kept (as ``empty_like`` keeps it)
-    return torch.empty_like(x) if _plain(x, contiguous=False) and _dense(x) else None
+    if not (_plain(x, contiguous=False) and _dense(x)):
+        return None
+    return x.new_empty(x.shape) if x.stride() == _contiguous_strides(x.shape) else \
+        torch.empty_like(x)
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * max(shape[i + 1], 1)
+    return tuple(strides)
 
 
 def _unary_inplace(x: Any, *_: Any, **__: Any) -> Any:
@@ -225,7 +235,9 @@ def _batch_norm(x: torch.Tensor, weight: Any, bias: Any, mean: Any, var: Any, *r
         if isinstance(t, torch.Tensor) and t.shape != (channels,):
             raise RuntimeError(f"batch norm over {channels} channels got a tensor of shape "
                                f"{tuple(t.shape)}")
-    return torch.empty_like(x), x.new_empty(0), x.new_empty(0)
+    out = x.new_empty(x.shape) if x.stride() == _contiguous_strides(x.shape) else \
+        torch.empty_like(x)
+    return out, x.new_empty(0), x.new_empty(0)
 
 
 _SHORTCUTS: dict[Any, Callable[..., Any]] = {
