@@ -211,7 +211,7 @@ class _ShapeCheck(TorchDispatchMode):
         self.failed = True
         raise _Mismatched
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = meta_outputs(func, args, kwargs)
         if out is None:
@@ -236,7 +236,7 @@ class _CheckedAttention(TorchFunctionMode):
         super().__init__()
         self.shape_check = check
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if (func is F.scaled_dot_product_attention and not self.shape_check.opaque_depth
                 and args and getattr(args[0], "is_meta", False)):
