@@ -56,3 +56,31 @@ def test_shared_norms_give_the_scores_of_unshared_ones() -> None:
     crit = make_importance("l2")
     for g in graph.groups:
         assert torch.equal(shared[g.name], crit(group_slices(graph, g, tensors)))
+
+
+def _strided_norms(w: torch.Tensor, dim: int, ord: float) -> torch.Tensor:
+    other = [d for d in range(w.dim()) if d != dim]
+    return torch.linalg.vector_norm(w, ord=ord, dim=other, dtype=w.dtype)
+
+
+def test_column_norms_agree_with_torch_on_linear_and_pointwise_weights() -> None:
+    torch.manual_seed(0)
+    cases = [(torch.randn(300, 64), 1), (torch.randn(32, 96, 1, 1), 1),
+             (torch.randn(5, 7, 9, dtype=torch.float64), 2), (torch.randn(2, 3), 1)]
+    for w, dim in cases:
+        for ord in (1, 2):
+            fast = base._column_norms(w, dim, ord, w.dtype)
+            assert fast is not None and fast.dtype == w.dtype
+            # the same accumulation order as PyTorch's CPU kernel: equal to rounding at most
+            assert torch.allclose(fast, _strided_norms(w, dim, ord), rtol=1e-6, atol=0)
+            assert torch.equal(base._position_norms(w, dim, ord, w.dtype), fast)
+
+
+def test_column_norms_leave_other_cases_to_torch() -> None:
+    w = torch.randn(16, 8)
+    assert base._column_norms(w, 1, 3, w.dtype) is None  # another norm
+    assert base._column_norms(w.half(), 1, 2, torch.float32) is None  # converted dtype
+    assert base._column_norms(w.t(), 1, 2, w.dtype) is None  # not contiguous
+    assert base._column_norms(w.requires_grad_(), 1, 2, w.dtype) is None
+    conv = torch.randn(6, 8, 3, 3)  # positions followed by a kernel window: torch's reduction
+    assert torch.equal(base._position_norms(conv, 1, 2, conv.dtype), _strided_norms(conv, 1, 2))

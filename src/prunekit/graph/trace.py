@@ -31,6 +31,7 @@ from torch.utils._pytree import SUPPORTED_NODES, tree_flatten, tree_map
 
 from ..errors import TraceError
 from .._internal.runtime import eval_mode
+from .meta_shapes import meta_outputs
 
 
 @dataclass(frozen=True)
@@ -126,22 +127,6 @@ def _op_name(func: Any) -> str:
     return f"{func.namespace}.{func._overloadpacket.__name__}.{func._overloadname}"
 
 
-def _meta_batch_norm(x: torch.Tensor, weight: Any, bias: Any, mean: Any, var: Any, *rest: Any) -> Any:
-    """Shapes of batch norm on the meta device (PyTorch decomposes it slowly in Python)."""
-    channels = x.shape[1] if x.dim() > 1 else x.shape[0]
-    for t in (weight, bias, mean, var):
-        if isinstance(t, torch.Tensor) and t.shape != (channels,):
-            raise RuntimeError(f"batch norm over {channels} channels got a tensor of shape "
-                               f"{tuple(t.shape)}")
-    return torch.empty_like(x), x.new_empty(0), x.new_empty(0)
-
-
-_META_SHORTCUTS: dict[str, Callable[..., Any]] = {
-    "native_batch_norm": _meta_batch_norm,
-    "_native_batch_norm_legit_no_training": _meta_batch_norm,
-}
-
-
 class _Recorder(TorchDispatchMode):
     def __init__(self, trace: Trace, known: dict[int, tuple[str, str]]) -> None:
         super().__init__()
@@ -178,14 +163,13 @@ class _Recorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.opaque_depth:
-            return func(*args, **kwargs)
+            out = meta_outputs(func, args, kwargs)
+            return func(*args, **kwargs) if out is None else out
         arg_refs = map_plain(self.ref, args)
         kwarg_refs = map_plain(self.ref, kwargs)
         try:
-            shortcut = _META_SHORTCUTS.get(func._overloadpacket.__name__)
-            if shortcut is not None and args and getattr(args[0], "is_meta", False):
-                out = shortcut(*args)
-            else:
+            out = meta_outputs(func, args, kwargs)
+            if out is None:
                 out = func(*args, **kwargs)
         except Exception:
             self.failed_at = len(self.trace.nodes)
@@ -207,24 +191,11 @@ class _Recorder(TorchDispatchMode):
 
         On ``meta`` PyTorch runs its math decomposition, whose scale is a constant computed
         from the feature count, so the op's own rule (which knows that the default scale
-        depends on that count) would never see it. Shapes are checked as the kernels do.
+        depends on that count) would never see it.
         """
-        names = ("query", "key", "value")
-        qkv = list(args[:3]) + [kwargs.pop(n) for n in names[len(args[:3]):]]
-        q, k, v = qkv
-        rest = tuple(args[3:])
-        gqa = bool(kwargs.get("enable_gqa", False))
-        if q.dim() != k.dim() or k.dim() != v.dim() or q.dim() < 2:
-            raise RuntimeError(f"attention inputs of ranks {q.dim()}, {k.dim()}, {v.dim()}")
-        if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-            raise RuntimeError(f"attention shapes do not fit: query {tuple(q.shape)}, key "
-                               f"{tuple(k.shape)}, value {tuple(v.shape)}")
-        lead = tuple(q.shape[:-2]) if gqa else tuple(torch.broadcast_shapes(
-            q.shape[:-2], k.shape[:-2], v.shape[:-2]))
-        with _disable_current_modes():
-            out = torch.empty(*lead, q.shape[-2], v.shape[-1], dtype=q.dtype, device="meta")
+        out, inputs, kwargs = attention_output(args, kwargs)
         self.record("aten.scaled_dot_product_attention.default", func,
-                    map_plain(self.ref, (q, k, v) + rest), map_plain(self.ref, kwargs), out)
+                    map_plain(self.ref, inputs), map_plain(self.ref, kwargs), out)
         return out
 
     # -- modules ----------------------------------------------------------------
@@ -248,6 +219,28 @@ class _Recorder(TorchDispatchMode):
         out_ids = [self.current[id(t)] for t in leaves(out)
                    if isinstance(t, torch.Tensor) and id(t) in self.current]
         self.trace.module_calls.setdefault(name, []).append((in_ids, out_ids))
+
+
+def attention_output(args: tuple[Any, ...], kwargs: dict[str, Any]
+                     ) -> tuple[torch.Tensor, tuple[Any, ...], dict[str, Any]]:
+    """The meta output of ``scaled_dot_product_attention(*args, **kwargs)``, shapes checked
+    as the kernels check them, with the op's inputs (query, key, value first) and keyword
+    arguments as one node records them."""
+    names = ("query", "key", "value")
+    qkv = list(args[:3]) + [kwargs.pop(n) for n in names[len(args[:3]):]]
+    q, k, v = qkv
+    rest = tuple(args[3:])
+    gqa = bool(kwargs.get("enable_gqa", False))
+    if q.dim() != k.dim() or k.dim() != v.dim() or q.dim() < 2:
+        raise RuntimeError(f"attention inputs of ranks {q.dim()}, {k.dim()}, {v.dim()}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise RuntimeError(f"attention shapes do not fit: query {tuple(q.shape)}, key "
+                           f"{tuple(k.shape)}, value {tuple(v.shape)}")
+    lead = tuple(q.shape[:-2]) if gqa else tuple(torch.broadcast_shapes(
+        q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    with _disable_current_modes():
+        out = torch.empty(*lead, q.shape[-2], v.shape[-1], dtype=q.dtype, device="meta")
+    return out, (q, k, v) + rest, kwargs
 
 
 class _MetaAttention(TorchFunctionMode):
@@ -292,7 +285,7 @@ def record_trace(
 
     The model runs in eval mode under ``torch.no_grad()``; its training flags are restored.
     """
-    _check_attention_implementation(model)
+    check_attention_implementation(model)
     args, kwargs = as_args(example_inputs)
     trace = Trace()
     known = {id(t): (kind, name) for name, t, kind in named_tensors(model)}
@@ -346,7 +339,7 @@ _ATTENTION_HINT = ("model.set_attn_implementation('sdpa') before pruning, or loa
                    "attn_implementation='sdpa' or 'eager'")
 
 
-def _check_attention_implementation(model: nn.Module) -> None:
+def check_attention_implementation(model: nn.Module) -> None:
     """Hugging Face attention kernels other than eager/SDPA cannot be traced: say so first."""
     config = getattr(model, "config", None)
     implementation = getattr(config, "_attn_implementation", None)

@@ -87,7 +87,12 @@ def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True,
             except (IndexError, TypeError):
                 raise PlanError(f"the plan removes indices {removed[:5]}... from dim {dim} of "
                                 f"{name!r}, which has {data.shape[dim]} positions") from None
-            data = data.index_select(dim, torch.from_numpy(np.flatnonzero(keep)).to(data.device))
+            if data.is_meta:  # a shape-only copy: what index_select gives there, directly
+                size = list(data.shape)
+                size[dim] = int(keep.sum())
+                data = data.new_empty(size)
+            else:
+                data = data.index_select(dim, torch.from_numpy(np.flatnonzero(keep)).to(data.device))
         tensor.data = data
         if isinstance(tensor, nn.Parameter):
             tensor.grad = None
