@@ -109,6 +109,7 @@ def test_hardware_width_and_an_explicit_order() -> None:
     ({"macs_reduction": 2.0, "steps": 0}, "steps"),
     ({"macs_reduction": 2.0, "width": "wide"}, "width"),
     ({"macs_reduction": 2.0, "budget": 0.1}, "metric and budget"),
+    ({"macs_reduction": 2.0, "metric": lambda m: 0.0, "budget": -0.1}, "budget must be >= 0"),
     ({"macs_reduction": 2.0, "order": ["stem"]}, "not removable"),
     ({"macs_reduction": 2.0, "max_blocks": -1}, "max_blocks"),
 ])

@@ -14,6 +14,8 @@ import prunekit
 from prunekit.errors import ConfigError, VerificationError
 from prunekit.testing import randomize_weights, zero_planned_units
 
+from helpers.broken import Halves
+
 
 def _model() -> nn.Module:
     return randomize_weights(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
@@ -82,18 +84,6 @@ def test_bad_choices_are_config_errors_and_change_nothing(units, match):
     with pytest.raises(ConfigError, match=match):
         prunekit.remove_units(model, X, units)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-
-
-class Halves(nn.Module):
-    """A hard-coded split: removing channels of ``a`` breaks the forward."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a, self.b = nn.Linear(4, 8), nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        left, right = torch.split(self.a(x), [4, 4], dim=-1)
-        return self.b(x) + (left * right).sum(-1, keepdim=True)
 
 
 def test_a_choice_that_breaks_the_forward_is_refused_and_the_model_left_alone():

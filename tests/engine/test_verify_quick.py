@@ -16,6 +16,8 @@ from prunekit.plan.selection import removed_flags
 
 from helpers.conformance import HANDLERS
 
+from helpers.broken import Halves
+
 
 def _plans(model: nn.Module, x: Any, graph: prunekit.DependencyGraph, ratio: float = 0.5,
            alone: int = 4) -> list[tuple[prunekit.Plan, dict[str, Any]]]:
@@ -52,18 +54,6 @@ def test_quick_and_full_verification_agree_on_every_handled_module(name: str) ->
         pytest.skip(f"needs {example.needs}")
     torch.manual_seed(0)
     assert _agree(example.build().eval(), example.inputs())
-
-
-class Halves(nn.Module):
-    """A hard-coded split: removing channels of ``a`` breaks the forward."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a, self.b = nn.Linear(4, 8), nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        left, right = torch.split(self.a(x), [4, 4], dim=-1)
-        return self.b(x) + (left * right).sum(-1, keepdim=True)
 
 
 class FixedView(nn.Module):

@@ -163,7 +163,6 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
     target = float(macs_reduction)
     with eval_mode(model):
         found = find_blocks(model, example_inputs)
-        names = [b.name for b in found]
         ranked = _order(model, found, example_inputs, order)
         dense_macs = count_macs(model, example_inputs)
         limit = max(0, len(found) - 1) if max_blocks is None else \
@@ -207,10 +206,9 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
     chosen_model = None
     if chosen is not None:
         chosen_model = models[f"depth{len(chosen.blocks)}"]
-    return DepthWidthChoice(target, candidates, chosen, chosen_model,
-                            timed.results["dense"].median_ms, _batch_size(timing_inputs),
-                            threads or torch.get_num_threads(), rounds,
-                            ranked if names else [])
+    dense = timed.results["dense"]
+    return DepthWidthChoice(target, candidates, chosen, chosen_model, dense.median_ms,
+                            dense.batch_size, dense.threads, rounds, ranked)
 
 
 def _uniform(model: nn.Module, example_inputs: Any, base: PruneConfig, reduction: float) -> None:
@@ -283,7 +281,3 @@ def _block_macs(model: nn.Module, ranked: Sequence[str], example_inputs: Any,
         del without
     return out
 
-
-def _batch_size(inputs: Any) -> int | None:
-    first = inputs[0] if isinstance(inputs, (tuple, list)) and inputs else inputs
-    return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.dim() > 0 else None
