@@ -242,7 +242,7 @@ def _batch_norm(x: torch.Tensor, weight: Any, bias: Any, mean: Any, var: Any, *r
                                f"{tuple(t.shape)}")
     out = _new_empty(x, x.shape) if x.stride() == _contiguous_strides(x.shape) else \
         torch.empty_like(x)
-    return out, _new_empty(x, 0), _new_empty(x, 0)
+    return out, _new_empty(x, (0,)), _new_empty(x, (0,))
 
 
 _SHORTCUTS: dict[Any, Callable[..., Any]] = {
