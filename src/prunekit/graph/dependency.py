@@ -265,35 +265,45 @@ def _check_outputs(trace: Trace, refs: Sequence[Any], outs: Sequence[Any]) -> No
 
 
 def _collect_groups(trace: Trace, dims: list[list[Dim] | None], comps: Components) -> list[Group]:
-    keys: list[tuple[str, int, str]] = []
-    rows_c, rows_m, rows_p = [], [], []
+    # every channel dim of a parameter, buffer or input, with the labels in it
+    candidates: list[tuple[str, int, str]] = []
+    label_rows: list[np.ndarray] = []
     for value in trace.values:
         vdims = dims[value.index]
         if vdims is None or value.kind not in ("param", "buffer", "input"):
             continue
         for d, dim in enumerate(vdims):
-            if not dim.channel:
-                continue
-            c = comps.of[dim.ids]
-            keep = ~comps.blocked[c]
-            if not keep.any():
-                continue
-            rows_c.append(c[keep])
-            rows_m.append(np.full(int(keep.sum()), len(keys)))
-            rows_p.append(np.nonzero(keep)[0])
-            keys.append((value.name, d, value.kind))
-    if not keys:
+            if dim.channel:
+                candidates.append((value.name, d, value.kind))
+                label_rows.append(dim.ids)
+    if not candidates:
         return []
-    c = np.concatenate(rows_c)
-    m = np.concatenate(rows_m)
-    p = np.concatenate(rows_p)
-    order = np.lexsort((p, m, c))
+    # the positions whose component is not blocked; a member is a candidate that keeps any
+    sizes = np.array([ids.size for ids in label_rows], dtype=np.int64)
+    c = comps.of[np.concatenate(label_rows)]
+    kept = ~comps.blocked[c]
+    cand_of = np.repeat(np.arange(sizes.size), sizes)
+    p = np.arange(c.size, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    has = np.bincount(cand_of[kept], minlength=sizes.size) > 0
+    if not has.any():
+        return []
+    keys = [candidates[i] for i in np.flatnonzero(has).tolist()]
+    c, m, p = c[kept], (np.cumsum(has) - 1)[cand_of[kept]], p[kept]
+    # order by (component, member, position): the elements are in (member, position) order
+    # already, so one sort by component with the element's rank as the tie-break does it
+    rank = np.arange(c.size, dtype=np.int64)
+    if int(c.max()) < (1 << 62) // max(c.size, 1):
+        order = np.argsort(c.astype(np.int64) * c.size + rank)
+    else:  # too many components for one 64-bit key
+        order = np.lexsort((p, m, c))
     c, m, p = c[order], m[order], p[order]
-    uniq, starts, counts = np.unique(c, return_index=True, return_counts=True)
+    first_of_comp = np.r_[True, c[1:] != c[:-1]]
+    starts = np.flatnonzero(first_of_comp)
+    uniq = c[starts]
     # signature of a component: its (member, positions per member) pairs, as a padded row
-    pair_start = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (m[1:] != m[:-1])])
+    pair_start = np.flatnonzero(first_of_comp | np.r_[True, m[1:] != m[:-1]])
     pair_len = np.diff(np.r_[pair_start, c.size])
-    pair_comp = np.searchsorted(uniq, c[pair_start])
+    pair_comp = (np.cumsum(first_of_comp) - 1)[pair_start]
     pair_key = m[pair_start] * (1 << 31) + pair_len
     pair_count = np.bincount(pair_comp, minlength=uniq.size)
     first_pair = np.r_[0, np.cumsum(pair_count)[:-1]]
@@ -345,8 +355,7 @@ def _same_signatures(pair_key: np.ndarray, pair_comp: np.ndarray, slot: np.ndarr
     weights = np.random.default_rng(0).integers(1, 2**62, size=int(slot.max()) + 2, dtype=np.int64)
     with np.errstate(over="ignore"):
         hashes = np.add.reduceat(pair_key * weights[slot], first_pair) + pair_count * weights[-1]
-    _, first, sig_of = np.unique(hashes, return_index=True, return_inverse=True)
-    sig_of = sig_of.reshape(-1)
+    sig_of, first = _classes(hashes)
     representative = first[sig_of]
     same = bool(np.array_equal(pair_count[representative], pair_count))
     if same:
@@ -359,6 +368,20 @@ def _same_signatures(pair_key: np.ndarray, pair_comp: np.ndarray, slot: np.ndarr
         sig_of = sig_of.reshape(-1)
         representative = first[sig_of]
     return sig_of, representative
+
+
+def _classes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_index=True, return_inverse=True)`` without the unique
+    values, from one unstable sort: each element's class (classes numbered in ascending
+    order of value) and each class's first element."""
+    order = np.argsort(values)
+    ordered = values[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]]
+    starts = np.flatnonzero(new)
+    first = np.minimum.reduceat(order, starts)
+    sig_of = np.empty(values.size, dtype=np.int64)
+    sig_of[order] = np.cumsum(new) - 1
+    return sig_of, first
 
 
 def _group_name(members: list[Member]) -> str:

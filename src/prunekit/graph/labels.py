@@ -98,27 +98,43 @@ class LabelSpace:
             a = b = np.zeros(0, dtype=LABEL_DTYPE)
         n_comp, comp = connected_components(n, a, b)
         blocked = np.zeros(n_comp, dtype=bool)
-        reasons: dict[int, BlockReason] = {}
-        for ids, reason in zip(self._blocked, self._block_reasons):
-            comps = np.unique(comp[ids])
-            blocked[comps] = True
-            if reason.what:
+        if self._blocked:
+            blocked[comp[np.concatenate(self._blocked)]] = True
+        inexact = np.zeros(n_comp, dtype=bool)
+        if self._inexact:
+            inexact[comp[np.concatenate(self._inexact)]] = True
+        blocks = [(ids, reason) for ids, reason in zip(self._blocked, self._block_reasons)
+                  if reason.what]
+        return Components(comp, blocked, inexact, blocks)
+
+
+class Components:
+    """Result of :meth:`LabelSpace.solve`: component of each label and its flags.
+
+    ``reasons`` (component id -> why it is blocked) is only read to explain an error, so it
+    is worked out from the blocked labels when first asked for.
+    """
+
+    def __init__(self, of: np.ndarray, blocked: np.ndarray, inexact: np.ndarray,
+                 blocks: list[tuple[np.ndarray, BlockReason]]) -> None:
+        self.of = of  # label -> component id
+        self.blocked = blocked  # component id -> bool
+        self.inexact = inexact  # component id -> bool
+        self._blocks = blocks  # (labels, reason) of every block that has a reason
+        self._reasons: dict[int, BlockReason] | None = None
+
+    @property
+    def reasons(self) -> dict[int, BlockReason]:
+        """The first reason given for each blocked component (up to 10,000 per block)."""
+        if self._reasons is None:
+            reasons: dict[int, BlockReason] = {}
+            for ids, reason in self._blocks:
+                comps = np.sort(self.of[ids])
+                comps = comps[np.r_[True, comps[1:] != comps[:-1]]]
                 for c in comps[:10_000].tolist():
                     reasons.setdefault(c, reason)
-        inexact = np.zeros(n_comp, dtype=bool)
-        for ids in self._inexact:
-            inexact[comp[ids]] = True
-        return Components(comp, blocked, inexact, reasons)
-
-
-@dataclass
-class Components:
-    """Result of :meth:`LabelSpace.solve`: component of each label and its flags."""
-
-    of: np.ndarray  # label -> component id
-    blocked: np.ndarray  # component id -> bool
-    inexact: np.ndarray  # component id -> bool
-    reasons: dict[int, BlockReason]
+            self._reasons = reasons
+        return self._reasons
 
 
 def connected_components(n: int, a: np.ndarray, b: np.ndarray) -> tuple[int, np.ndarray]:

@@ -58,11 +58,16 @@ def _broadcast(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
     return tuple(out)
 
 
+def _new_empty(x: Any, shape: Sequence[int]) -> Any:
+    """``x.new_empty(shape)`` without the Python decomposition ``new_empty`` runs on meta."""
+    return torch.empty(shape, dtype=x.dtype, device=x.device)
+
+
 def _unary(x: Any, *_: Any, **__: Any) -> Any:
     # a dense input's layout is kept (as ``empty_like`` keeps it)
     if not (_plain(x, contiguous=False) and _dense(x)):
         return None
-    return x.new_empty(x.shape) if x.stride() == _contiguous_strides(x.shape) else \
+    return _new_empty(x, x.shape) if x.stride() == _contiguous_strides(x.shape) else \
         torch.empty_like(x)
 
 
@@ -92,7 +97,7 @@ def _binary(a: Any, b: Any, **kwargs: Any) -> Any:
     if shape is None:
         return None
     if a.is_contiguous() and b.is_contiguous():
-        return a.new_empty(shape)
+        return _new_empty(a, shape)
     if not (_dense(a) and _dense(b)):
         return None
     return torch.empty_strided(shape, _elementwise_strides(shape, (a, b)), dtype=a.dtype,
@@ -162,7 +167,7 @@ def _addmm(bias: Any, m1: Any, m2: Any, **kwargs: Any) -> Any:
     out = (m1.shape[0], m2.shape[1])
     if _broadcast(bias.shape, out) != out or bias.dim() > 2:
         return None
-    return m1.new_empty(out)
+    return _new_empty(m1, out)
 
 
 def _convolution(x: Any, weight: Any, bias: Any, stride: Sequence[int],
@@ -188,7 +193,7 @@ def _convolution(x: Any, weight: Any, bias: Any, stride: Sequence[int],
         spatial.append(out)
     if not x.shape[1]:
         return None
-    return x.new_empty((x.shape[0], weight.shape[0], *spatial))
+    return _new_empty(x, (x.shape[0], weight.shape[0], *spatial))
 
 
 def _layer_norm(x: Any, normalized_shape: Sequence[int], weight: Any, bias: Any,
@@ -205,7 +210,7 @@ def _layer_norm(x: Any, normalized_shape: Sequence[int], weight: Any, bias: Any,
     if x.dtype not in (torch.float32, torch.float64):
         return None  # statistics of half inputs are float32
     stats = (*x.shape[:x.dim() - k], *([1] * k))
-    return x.new_empty(x.shape), x.new_empty(stats), x.new_empty(stats)
+    return _new_empty(x, x.shape), _new_empty(x, stats), _new_empty(x, stats)
 
 
 def _mean_dim(x: Any, dim: Any, keepdim: bool = False, **kwargs: Any) -> Any:
@@ -222,7 +227,7 @@ def _mean_dim(x: Any, dim: Any, keepdim: bool = False, **kwargs: Any) -> Any:
         return None
     shape = [1 if d in reduced else s for d, s in enumerate(x.shape)] if keepdim else \
         [s for d, s in enumerate(x.shape) if d not in reduced]
-    return x.new_empty(shape)
+    return _new_empty(x, shape)
 
 
 def _batch_norm(x: torch.Tensor, weight: Any, bias: Any, mean: Any, var: Any, *rest: Any,
@@ -235,9 +240,9 @@ def _batch_norm(x: torch.Tensor, weight: Any, bias: Any, mean: Any, var: Any, *r
         if isinstance(t, torch.Tensor) and t.shape != (channels,):
             raise RuntimeError(f"batch norm over {channels} channels got a tensor of shape "
                                f"{tuple(t.shape)}")
-    out = x.new_empty(x.shape) if x.stride() == _contiguous_strides(x.shape) else \
+    out = _new_empty(x, x.shape) if x.stride() == _contiguous_strides(x.shape) else \
         torch.empty_like(x)
-    return out, x.new_empty(0), x.new_empty(0)
+    return out, _new_empty(x, (0,)), _new_empty(x, (0,))
 
 
 _SHORTCUTS: dict[Any, Callable[..., Any]] = {

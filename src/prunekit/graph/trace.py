@@ -359,7 +359,6 @@ def meta_copy(model: nn.Module) -> nn.Module:
     tensor memory.
     """
     tensors: dict[int, torch.Tensor] = {}
-    modules: dict[int, nn.Module] = {}
 
     def meta(t: torch.Tensor | None) -> torch.Tensor | None:
         if t is None:
@@ -370,21 +369,29 @@ def meta_copy(model: nn.Module) -> nn.Module:
                               if isinstance(t, nn.Parameter) else empty)
         return tensors[id(t)]
 
-    def copy_module(module: nn.Module) -> nn.Module:
-        if id(module) in modules:
-            return modules[id(module)]
+    # two passes over an explicit stack instead of a recursive closure: a closure that calls
+    # itself is a reference cycle, which would keep the whole copy alive until the cyclic
+    # collector runs instead of freeing it when the caller drops it
+    plain, containers = _PLAIN_CONTAINERS, (dict, list, set)
+    clones: dict[int, tuple[nn.Module, nn.Module]] = {}
+    pending = [model]
+    while pending:
+        module = pending.pop()
+        if id(module) in clones:
+            continue
         clone = object.__new__(type(module))
-        state = {k: _shallow_copy(v) for k, v in module.__dict__.items()
+        state = {k: (type(v)(v) if type(v) in plain else _shallow_copy(v))
+                 if isinstance(v, containers) else v for k, v in module.__dict__.items()
                  if k not in ("_parameters", "_buffers", "_modules")}
         state["_parameters"] = {k: meta(v) for k, v in module._parameters.items()}
         state["_buffers"] = {k: meta(v) for k, v in module._buffers.items()}
         clone.__dict__.update(state)
-        modules[id(module)] = clone
-        clone.__dict__["_modules"] = {k: None if c is None else copy_module(c)
+        clones[id(module)] = (module, clone)
+        pending.extend(c for c in reversed(module._modules.values()) if c is not None)
+    for module, clone in clones.values():
+        clone.__dict__["_modules"] = {k: None if c is None else clones[id(c)][1]
                                       for k, c in module._modules.items()}
-        return clone
-
-    return copy_module(model)
+    return clones[id(model)][1]
 
 
 _PLAIN_CONTAINERS = (dict, OrderedDict, list, set)

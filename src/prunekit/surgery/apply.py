@@ -90,7 +90,8 @@ def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True,
             if data.is_meta:  # a shape-only copy: what index_select gives there, directly
                 size = list(data.shape)
                 size[dim] = int(keep.sum())
-                data = data.new_empty(size)
+                # torch.empty, not new_empty: on meta that runs a Python decomposition
+                data = torch.empty(size, dtype=data.dtype, device=data.device)
             else:
                 data = data.index_select(dim, torch.from_numpy(np.flatnonzero(keep)).to(data.device))
         tensor.data = data
