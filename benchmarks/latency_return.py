@@ -95,6 +95,7 @@ def prune_depth_width(dense: Any, x: Any, serve: Any, ratio: float, points: int,
                                 threads=threads, table_points=points)
     assert choice.chosen is not None and choice.model is not None
     return choice.model, {"blocks_removed": len(choice.chosen.blocks),
+                          "ranking": choice.chosen.ranking,
                           "candidates": [c.to_dict() for c in choice.candidates]}
 
 
@@ -167,6 +168,8 @@ def table(rows: list[dict[str, Any]], batches: list[int]) -> list[str]:
         title = TOOL_TITLES.get(r["tool"], r["tool"])
         if "blocks_removed" in r:
             title += f": {r['blocks_removed']} blocks removed"
+            if r.get("ranking"):
+                title += f" ({r['ranking']} ranking)"
         if r["tool"] != "dense" and r.get("status") != "ok":
             lines.append(f"| {r['model']} | {title} | {r['ratio']} | {r.get('status')} |"
                          + " |" * (3 * len(batches)))
@@ -226,11 +229,13 @@ def main() -> None:
             "- `prunekit, depth + width (chosen at batch N)`: "
             "`prunekit.recover.choose_depth_width(model, x, R, timing_inputs=batch N)` with R "
             "= the MACs reduction of the uniform ratio: candidates remove the first 0…k "
-            "removable blocks (least cosine importance first, without overshooting R), then "
-            "thin channels hardware-aware to R (a `LatencyTable` of the candidate at batch "
-            "N); all are timed against the dense model at batch N, interleaved, and the "
-            "fastest is kept (`blocks` column); no accuracy measured, so depth is not "
-            "penalised here as it would be on a trained model",
+            "removable blocks of two rankings (`importance`: least cosine importance first; "
+            "`time`: most measured time per MAC first, each block timed alone at batch N), "
+            "without overshooting R, then thin channels hardware-aware to R (a "
+            "`LatencyTable` of the candidate at batch N); all are timed against the dense "
+            "model at batch N, interleaved, and the fastest is kept (blocks removed and the "
+            "ranking they came from in the tool column); no accuracy measured, so depth is "
+            "not penalised here as it would be on a trained model",
             "- `prunekit, latency target`: a `LatencyTable` measured on this machine "
             f"({args.points} kept counts per group, median of 7 runs each), then "
             "`allocate(latency_reduction=R, round_fast=True)` with R = the MACs reduction of "

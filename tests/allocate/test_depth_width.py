@@ -44,13 +44,18 @@ def test_every_candidate_meets_the_target_and_the_fastest_is_chosen() -> None:
     model, x = _model()
     before = copy.deepcopy(model.state_dict())
     choice = choose_depth_width(model, x, 2.0, steps=2, rounds=3, warmup=1, width="uniform")
-    counts = [len(c.blocks) for c in choice.candidates]
+    assert set(choice.orders) == {"importance", "time"}
+    assert choice.candidates[0].blocks == []
+    assert len({tuple(c.blocks) for c in choice.candidates}) == len(choice.candidates)
+    for ranking in choice.orders:
+        counts = [len(c.blocks) for c in choice.candidates if c.ranking == ranking]
+        assert counts == sorted(set(counts))
     # each block is a fifth of the residual MACs: at most 2 go before 2x is overshot
-    assert counts[0] == 0 and counts == sorted(set(counts)) and 0 < max(counts) <= 2
+    assert 0 < max(len(c.blocks) for c in choice.candidates) <= 2
     for cand in choice.candidates:
         assert 1.95 <= cand.macs_reduction <= 2.3
         assert cand.latency_return == pytest.approx(cand.speedup / cand.macs_reduction)
-        assert cand.blocks == choice.order[:len(cand.blocks)]
+        assert cand.blocks == choice.orders[cand.ranking][:len(cand.blocks)]
     assert choice.chosen is not None and choice.model is not None
     assert choice.chosen.speedup == max(c.speedup for c in choice.candidates)
     dense = count_macs(model, x)
@@ -104,7 +109,22 @@ def test_hardware_width_and_an_explicit_order() -> None:
     assert choice.batch_size == 2
 
 
+def test_the_time_ranking_removes_the_slowest_block_per_mac_first() -> None:
+    model, x = _model()
+    slow = model.blocks[3]
+
+    def one_slow_block(module: nn.Module, inputs: object) -> float:  # a made-up device
+        return 50.0 if module is slow else 1.0
+
+    choice = choose_depth_width(model, x, 1.3, steps=1, rounds=1, warmup=0, width="uniform",
+                                rank_by="time", table_timer=one_slow_block)
+    assert list(choice.orders) == ["time"] and choice.orders["time"][0] == "blocks.3"
+    assert [c.blocks for c in choice.candidates] == [[], ["blocks.3"]]
+    assert {c.ranking for c in choice.candidates} == {"time"}
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [
+    ({"macs_reduction": 2.0, "rank_by": "speed"}, "rank_by"),
     ({"macs_reduction": 1.0}, "macs_reduction"),
     ({"macs_reduction": 2.0, "steps": 0}, "steps"),
     ({"macs_reduction": 2.0, "width": "wide"}, "width"),

@@ -6,11 +6,14 @@ activations, squeeze-and-excitation), thinning every layer buys little time, whi
 a whole residual block removes all of its calls. Which returns more time per MAC depends on
 the device, the batch size and the model, so :func:`choose_depth_width` measures it:
 
-1. the removable blocks (:func:`prunekit.depth.find_blocks`) are ordered, least important
-   first (``cosine`` importance on the example inputs by default, or an order you give);
-2. candidates remove the first 0, k₁, k₂, ... blocks (never more than the MACs target
-   allows, one block always stays) and then thin channels until the whole MACs target is
-   met (``PruneConfig(flops_reduction=...)``, on top of ``base``);
+1. the removable blocks (:func:`prunekit.depth.find_blocks`) are ranked two ways: least
+   important first (``cosine`` importance on the example inputs), and most measured time
+   per MAC first (each block timed alone at the serving batch: blocks on large feature
+   maps are memory-bound and cost more time per MAC than deep ones). An order you give
+   replaces both;
+2. for each ranking, candidates remove its first 0, k₁, k₂, ... blocks (never more than the
+   MACs target allows, one block always stays) and then thin channels until the whole MACs
+   target is met (hardware-aware by default, on top of ``base``);
 3. every candidate is timed against the dense model in interleaved rounds at the batch size
    you serve (:func:`prunekit.measure.compare.compare_latency`), optionally evaluated, and
    the fastest acceptable one is kept. A candidate is acceptable when its metric is within
@@ -26,7 +29,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,7 +47,7 @@ from ..measure import count_macs
 from ..measure.compare import compare_latency
 from ..plan.config import PruneConfig
 from .hardware import hardware_aware
-from .latency import LatencyTable, Timer, median_timer
+from .latency import LatencyTable, Timer, median_timer, record_calls
 from .ratios import CostModel
 
 __all__ = ["DepthWidthCandidate", "DepthWidthChoice", "choose_depth_width"]
@@ -54,6 +58,7 @@ class DepthWidthCandidate:
     """One way to meet the target: the blocks removed, then the width pruning's share."""
 
     blocks: list[str]
+    ranking: str
     depth_reduction: float
     macs_reduction: float
     ms: float
@@ -83,12 +88,12 @@ class DepthWidthChoice:
     batch_size: int | None
     threads: int
     rounds: int
-    order: list[str] = field(default_factory=list)
+    orders: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "dense_ms": self.dense_ms,
                 "batch_size": self.batch_size, "threads": self.threads, "rounds": self.rounds,
-                "order": list(self.order),
+                "orders": {k: list(v) for k, v in self.orders.items()},
                 "chosen": self.chosen.to_dict() if self.chosen is not None else None,
                 "candidates": [c.to_dict() for c in self.candidates]}
 
@@ -112,6 +117,7 @@ def _depth_counts(macs: Sequence[int], dense_macs: int, target: float, steps: in
 def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: float, *,
                        timing_inputs: Any = None, steps: int = 4,
                        max_blocks: int | None = None, order: Sequence[str] | None = None,
+                       rank_by: Literal["importance", "time", "both"] = "both",
                        base: PruneConfig | None = None, rounds: int = 15, warmup: int = 3,
                        threads: int | None = None,
                        metric: Callable[[nn.Module], float] | None = None,
@@ -125,7 +131,11 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
     - ``timing_inputs``: inputs at the batch size you serve (default ``example_inputs``).
     - ``steps``: how many block counts to try besides 0 (see the module notes).
     - ``max_blocks``: remove at most this many blocks; ``order``: block names, the first to
-      go first (default: least ``cosine`` importance on ``example_inputs`` first).
+      go first (replaces the rankings).
+    - ``rank_by``: the rankings candidates are drawn from: ``"importance"`` (least
+      ``cosine`` importance on ``example_inputs`` first), ``"time"`` (most time per MAC
+      first, each block timed alone on its input at the timing batch by ``table_timer``) or
+      ``"both"`` (default; the union of their candidates).
     - ``width``: how channels take the rest of the target. ``"hardware"`` (default): a
       :class:`.latency.LatencyTable` of the candidate, measured at the timing batch
       (``table_points`` kept counts per group), and :func:`.hardware.hardware_aware` with
@@ -151,6 +161,8 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
         raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
     if max_blocks is not None and (not isinstance(max_blocks, int) or max_blocks < 0):
         raise ConfigError(f"max_blocks must be a non-negative integer, got {max_blocks!r}")
+    if rank_by not in ("importance", "time", "both"):
+        raise ConfigError(f"rank_by must be 'importance', 'time' or 'both', got {rank_by!r}")
     if width not in ("hardware", "uniform"):
         raise ConfigError(f"width must be 'hardware' or 'uniform', got {width!r}")
     if (metric is None) != (budget is None):
@@ -161,36 +173,42 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
     base = base if base is not None else PruneConfig()
     timing_inputs = example_inputs if timing_inputs is None else timing_inputs
     target = float(macs_reduction)
+    timer = table_timer if table_timer is not None else median_timer(2, 7)
     with eval_mode(model):
         found = find_blocks(model, example_inputs)
-        ranked = _order(model, found, example_inputs, order)
+        names = [b.name for b in found]
         dense_macs = count_macs(model, example_inputs)
+        macs = dict(zip(names, _block_macs(model, names, example_inputs, dense_macs)))
+        orders = _orders(model, found, example_inputs, timing_inputs, order, rank_by, macs,
+                         timer, threads)
         limit = max(0, len(found) - 1) if max_blocks is None else \
             min(max_blocks, max(0, len(found) - 1))
-        block_macs = _block_macs(model, ranked[:limit], example_inputs, dense_macs)
-        counts = _depth_counts(block_macs, dense_macs, target, steps, limit)
         models: dict[str, nn.Module] = {"dense": model}
-        built: dict[str, tuple[list[str], float, float]] = {}
+        built: dict[tuple[str, ...], tuple[str, str, float, float]] = {}
         notes: dict[str, str] = {}
-        for k in counts:
-            key = f"depth{k}"
-            candidate = copy.deepcopy(model)
-            blocks = ranked[:k]
-            if blocks:
-                remove_blocks(candidate, blocks, example_inputs)
-            depth_red = dense_macs / max(count_macs(candidate, example_inputs), 1)
-            remaining = target / depth_red
-            if remaining > 1.0 + 1e-3:
-                notes[key] = _thin(candidate, example_inputs, timing_inputs, remaining,
-                                   base, width, table_points, table_timer, threads)
-            models[key] = candidate.eval()
-            built[key] = (blocks, depth_red,
-                          dense_macs / max(count_macs(candidate, example_inputs), 1))
+        for ranking, ranked in orders.items():
+            counts = _depth_counts([macs[n] for n in ranked], dense_macs, target, steps, limit)
+            for k in counts:
+                blocks = tuple(ranked[:k])
+                if blocks in built or (not blocks and built):
+                    continue
+                key = f"{ranking}{k}"
+                candidate = copy.deepcopy(model)
+                if blocks:
+                    remove_blocks(candidate, list(blocks), example_inputs)
+                depth_red = dense_macs / max(count_macs(candidate, example_inputs), 1)
+                remaining = target / depth_red
+                if remaining > 1.0 + 1e-3:
+                    notes[key] = _thin(candidate, example_inputs, timing_inputs, remaining,
+                                       base, width, table_points, timer, threads)
+                models[key] = candidate.eval()
+                built[blocks] = (key, ranking, depth_red,
+                                 dense_macs / max(count_macs(candidate, example_inputs), 1))
         timed = compare_latency(models, timing_inputs, warmup=warmup, rounds=rounds,
                                 threads=threads)
         baseline = metric(model) if metric is not None else None
     candidates: list[DepthWidthCandidate] = []
-    for key, (blocks, depth_red, red) in built.items():
+    for blocks, (key, ranking, depth_red, red) in built.items():
         value = metric(models[key]) if metric is not None else None
         ok, note = True, notes.get(key, "")
         if value is not None and baseline is not None and budget is not None:
@@ -199,16 +217,16 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
             verdict = f"metric drop {drop:.4g} {'within' if ok else 'over'} budget {budget:g}"
             note = "; ".join(filter(None, [note, verdict]))
         candidates.append(DepthWidthCandidate(
-            blocks, depth_red, red, timed.results[key].median_ms,
+            list(blocks), ranking, depth_red, red, timed.results[key].median_ms,
             timed.speedup("dense", key), value, ok, note))
     acceptable = [c for c in candidates if c.acceptable]
     chosen = max(acceptable, key=lambda c: c.speedup) if acceptable else None
     chosen_model = None
     if chosen is not None:
-        chosen_model = models[f"depth{len(chosen.blocks)}"]
+        chosen_model = models[built[tuple(chosen.blocks)][0]]
     dense = timed.results["dense"]
     return DepthWidthChoice(target, candidates, chosen, chosen_model, dense.median_ms,
-                            dense.batch_size, dense.threads, rounds, ranked)
+                            dense.batch_size, dense.threads, rounds, orders)
 
 
 def _uniform(model: nn.Module, example_inputs: Any, base: PruneConfig, reduction: float) -> None:
@@ -217,21 +235,16 @@ def _uniform(model: nn.Module, example_inputs: Any, base: PruneConfig, reduction
 
 
 def _thin(model: nn.Module, example_inputs: Any, timing_inputs: Any, remaining: float,
-          base: PruneConfig, width: str, points: int, timer: Timer | None,
+          base: PruneConfig, width: str, points: int, timer: Timer,
           threads: int | None) -> str:
     """Prune channels of ``model`` in place until it has ``remaining`` times fewer MACs;
     returns a note when the hardware-aware ratios fell short and uniform ones finished."""
     if width == "uniform":
         _uniform(model, example_inputs, base, remaining)
         return ""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with _threads(threads):
         table = LatencyTable.measure(model, timing_inputs, points=points, ignore=base.ignore,
-                                     timer=timer if timer is not None else median_timer(2, 7))
-    finally:
-        torch.set_num_threads(previous)
+                                     timer=timer)
     costs = CostModel(model, example_inputs, base, "macs")
     start = min(0.9, 1.0 - remaining ** -0.5)  # the uniform ratio a conv chain needs
     # fast sizes are coarse: of a few starting ratios, keep the one that overshoots least
@@ -253,9 +266,11 @@ def _thin(model: nn.Module, example_inputs: Any, timing_inputs: Any, remaining: 
             f"target; uniform ratios did the remaining {rest:.2f}x")
 
 
-def _order(model: nn.Module, found: Sequence[Any], example_inputs: Any,
-           order: Sequence[str] | None) -> list[str]:
-    """Block names, first to remove first: ``order`` checked, else least cosine importance."""
+def _orders(model: nn.Module, found: Sequence[Any], example_inputs: Any, timing_inputs: Any,
+            order: Sequence[str] | None, rank_by: str, macs: dict[str, int], timer: Timer,
+            threads: int | None) -> dict[str, list[str]]:
+    """Block names per ranking, first to remove first: ``order`` checked (``"given"``), else
+    least cosine importance (``"importance"``) and/or most time per MAC (``"time"``)."""
     names = [b.name for b in found]
     if order is not None:
         unknown = [n for n in order if n not in names]
@@ -263,11 +278,36 @@ def _order(model: nn.Module, found: Sequence[Any], example_inputs: Any,
             raise ConfigError(f"order names blocks that are not removable: {unknown[:3]}; "
                               f"the removable blocks are {names[:6]}"
                               f"{' ...' if len(names) > 6 else ''}")
-        return list(dict.fromkeys(order))
+        return {"given": list(dict.fromkeys(order))}
     if not found:
-        return []
-    scores = score_blocks(model, found, [example_inputs])
-    return sorted(names, key=lambda n: scores[n])
+        return {"importance": []}
+    orders: dict[str, list[str]] = {}
+    if rank_by in ("importance", "both"):
+        scores = score_blocks(model, found, [example_inputs])
+        orders["importance"] = sorted(names, key=lambda n: scores[n])
+    if rank_by in ("time", "both"):
+        with _threads(threads):
+            ms = _block_ms(model, names, timing_inputs, timer)
+        orders["time"] = sorted(names, key=lambda n: -ms[n] / max(macs[n], 1))
+    return orders
+
+
+def _block_ms(model: nn.Module, names: Sequence[str], timing_inputs: Any,
+              timer: Timer) -> dict[str, float]:
+    """Each block's time alone, on the input it gets from ``timing_inputs``."""
+    calls, _ = record_calls(model, timing_inputs, modules=names)
+    return {name: timer(calls[name].module, calls[name].inputs) for name in names}
+
+
+@contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _block_macs(model: nn.Module, ranked: Sequence[str], example_inputs: Any,

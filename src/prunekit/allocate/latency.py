@@ -440,11 +440,12 @@ def _shapes(tree: Any) -> tuple[Any, ...]:
                  for v in leaves)
 
 
-def record_calls(model: nn.Module, example_inputs: ExampleInputs
+def record_calls(model: nn.Module, example_inputs: ExampleInputs,
+                 modules: Sequence[str] | None = None
                  ) -> tuple[dict[str, _Call], tuple[Any, ...]]:
     """Run once and keep every timed call (leaf modules, and modules owning a ``*weight``
-    parameter; the n-th repeat of a call is named ``NAME#n``): module, inputs, and a shape
-    signature; also the shapes of the model's outputs."""
+    parameter, or the ``modules`` named; the n-th repeat of a call is named ``NAME#n``):
+    module, inputs, and a shape signature; also the shapes of the model's outputs."""
     calls: dict[str, _Call] = {}
     seen: dict[str, int] = {}
 
@@ -463,8 +464,9 @@ def record_calls(model: nn.Module, example_inputs: ExampleInputs
                 module, inputs, (params, _shapes((args, kwargs)), _shapes(output)))
         return hook
 
-    handles = [m.register_forward_hook(hook_for(n), with_kwargs=True)
-               for n, m in _timed_modules(model).items()]
+    timed = _timed_modules(model) if modules is None else \
+        {n: model.get_submodule(n) for n in modules}
+    handles = [m.register_forward_hook(hook_for(n), with_kwargs=True) for n, m in timed.items()]
     try:
         with eval_mode(model), torch.no_grad():
             out = run_model(model, example_inputs)
