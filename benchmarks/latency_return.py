@@ -23,7 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ENGINES, Environment, build_model, finish_tool, write_markdown  # noqa: E402
+from _common import (ENGINES, Environment, build_model, finish_tool, load_average,  # noqa: E402
+                     write_markdown)
 
 MODELS = ("resnet18", "resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16",
           "convnext_tiny")
@@ -206,6 +207,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
     rows: list[dict[str, Any]] = []
+    load_before = load_average()
     for name in args.models.split(","):
         rows += run_model(name, [float(r) for r in args.ratios.split(",")],
                           args.tools.split(","), batches, args.repeats, args.threads,
@@ -248,6 +250,8 @@ def main() -> None:
             "the column titles (the header's batch 1 is the pruning input)",
             "- speed-up = median over rounds of dense time ÷ pruned time in the same round; "
             "η = speed-up ÷ MACs reduction (1.0: every MAC saved is time saved)",
+            f"- load average (1, 5, 15 min) at the start {load_before}, at the end "
+            f"{load_average()}",
         ]
         write_markdown(args.markdown, "Latency return on FLOPs (CPU)",
                        Environment(args.threads, batch=args.batches), lines, notes)
