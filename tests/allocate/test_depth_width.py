@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from prunekit import load_pruned, save_pruned
 from prunekit.allocate.depth import choose_depth_width
 from prunekit.errors import ConfigError
 from prunekit.measure import count_macs
@@ -63,6 +64,18 @@ def test_every_candidate_meets_the_target_and_the_fastest_is_chosen() -> None:
     assert choice.model(x).shape == (1, 4)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert choice.batch_size == 1 and choice.to_dict()["chosen"]["blocks"] == choice.chosen.blocks
+
+
+def test_the_chosen_plan_rebuilds_the_chosen_model(tmp_path) -> None:
+    model, x = _model()
+    choice = choose_depth_width(model, x, 2.0, steps=1, rounds=2, warmup=0, width="uniform",
+                                order=["blocks.1", "blocks.3"])
+    assert choice.chosen is not None and choice.model is not None and choice.plan is not None
+    assert [b["name"] for b in choice.plan.blocks] == choice.chosen.blocks
+    save_pruned(choice.model, choice.plan, tmp_path / "pruned")
+    fresh, _ = _model()
+    loaded = load_pruned(fresh, tmp_path / "pruned")
+    assert torch.equal(loaded(x), choice.model(x))
 
 
 def test_a_metric_budget_rules_out_candidates() -> None:

@@ -41,11 +41,13 @@ from .._internal.runtime import eval_mode
 from ..api import prune
 from ..depth.blocks import find_blocks
 from ..depth.importance import score_blocks
-from ..depth.remove import remove_blocks
+from ..depth.remove import recorded_blocks, remove_blocks
 from ..errors import ConfigError
 from ..measure import count_macs
 from ..measure.compare import compare_latency
+from ..plan.compose import compose_plans
 from ..plan.config import PruneConfig
+from ..plan.document import Plan, architecture_fingerprint
 from .hardware import hardware_aware
 from .latency import LatencyTable, Timer, median_timer, record_calls
 from .ratios import CostModel
@@ -89,6 +91,9 @@ class DepthWidthChoice:
     threads: int
     rounds: int
     orders: dict[str, list[str]] = field(default_factory=dict)
+    #: the chosen model's plan (blocks removed, then channels): replays on a fresh model,
+    #: saves with :func:`prunekit.save_pruned` (``None`` when no candidate is acceptable)
+    plan: Plan | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "dense_ms": self.dense_ms,
@@ -151,7 +156,9 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
       chosen. Without ``metric`` every candidate is acceptable.
 
     ``model`` is not changed; the chosen pruned copy is :attr:`DepthWidthChoice.model`
-    (``None`` when no candidate is acceptable).
+    and its plan :attr:`DepthWidthChoice.plan` (``None`` when no candidate is acceptable):
+    ``prunekit.save_pruned(choice.model, choice.plan, folder)`` saves it, and
+    ``prunekit.load_pruned(fresh_model, folder)`` rebuilds it.
     """
     if isinstance(macs_reduction, bool) or not isinstance(macs_reduction, (int, float)) or \
             not macs_reduction > 1.0:
@@ -186,6 +193,8 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
         models: dict[str, nn.Module] = {"dense": model}
         built: dict[tuple[str, ...], tuple[str, str, float, float]] = {}
         notes: dict[str, str] = {}
+        plans: dict[str, Plan] = {}
+        fingerprint = architecture_fingerprint(model)
         for ranking, ranked in orders.items():
             counts = _depth_counts([macs[n] for n in ranked], dense_macs, target, steps, limit)
             for k in counts:
@@ -194,13 +203,18 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
                     continue
                 key = f"{ranking}{k}"
                 candidate = copy.deepcopy(model)
-                if blocks:
-                    remove_blocks(candidate, list(blocks), example_inputs)
+                removed = remove_blocks(candidate, list(blocks), example_inputs) \
+                    if blocks else []
                 depth_red = dense_macs / max(count_macs(candidate, example_inputs), 1)
                 remaining = target / depth_red
+                steps_done: list[Plan] = []
                 if remaining > 1.0 + 1e-3:
-                    notes[key] = _thin(candidate, example_inputs, timing_inputs, remaining,
-                                       base, width, table_points, timer, threads)
+                    notes[key], steps_done = _thin(candidate, example_inputs, timing_inputs,
+                                                   remaining, base, width, table_points,
+                                                   timer, threads)
+                plan = compose_plans(*steps_done) if steps_done else Plan()
+                plan.architecture, plan.blocks = fingerprint, recorded_blocks(removed)
+                plans[key] = plan
                 models[key] = candidate.eval()
                 built[blocks] = (key, ranking, depth_red,
                                  dense_macs / max(count_macs(candidate, example_inputs), 1))
@@ -221,27 +235,27 @@ def choose_depth_width(model: nn.Module, example_inputs: Any, macs_reduction: fl
             timed.speedup("dense", key), value, ok, note))
     acceptable = [c for c in candidates if c.acceptable]
     chosen = max(acceptable, key=lambda c: c.speedup) if acceptable else None
-    chosen_model = None
-    if chosen is not None:
-        chosen_model = models[built[tuple(chosen.blocks)][0]]
+    chosen_key = built[tuple(chosen.blocks)][0] if chosen is not None else None
     dense = timed.results["dense"]
-    return DepthWidthChoice(target, candidates, chosen, chosen_model, dense.median_ms,
-                            dense.batch_size, dense.threads, rounds, orders)
+    return DepthWidthChoice(target, candidates, chosen,
+                            models[chosen_key] if chosen_key else None, dense.median_ms,
+                            dense.batch_size, dense.threads, rounds, orders,
+                            plans[chosen_key] if chosen_key else None)
 
 
-def _uniform(model: nn.Module, example_inputs: Any, base: PruneConfig, reduction: float) -> None:
-    prune(model, example_inputs, config=dataclasses.replace(
-        base, ratio=0.0, flops_reduction=reduction, params_reduction=None))
+def _uniform(model: nn.Module, example_inputs: Any, base: PruneConfig, reduction: float) -> Plan:
+    return prune(model, example_inputs, config=dataclasses.replace(
+        base, ratio=0.0, flops_reduction=reduction, params_reduction=None)).plan
 
 
 def _thin(model: nn.Module, example_inputs: Any, timing_inputs: Any, remaining: float,
           base: PruneConfig, width: str, points: int, timer: Timer,
-          threads: int | None) -> str:
+          threads: int | None) -> tuple[str, list[Plan]]:
     """Prune channels of ``model`` in place until it has ``remaining`` times fewer MACs;
-    returns a note when the hardware-aware ratios fell short and uniform ones finished."""
+    returns a note when the hardware-aware ratios fell short and uniform ones finished, and
+    the plans applied, in order."""
     if width == "uniform":
-        _uniform(model, example_inputs, base, remaining)
-        return ""
+        return "", [_uniform(model, example_inputs, base, remaining)]
     with _threads(threads):
         table = LatencyTable.measure(model, timing_inputs, points=points, ignore=base.ignore,
                                      timer=timer)
@@ -256,14 +270,13 @@ def _thin(model: nn.Module, example_inputs: Any, timing_inputs: Any, remaining: 
         max(tries, key=lambda c: reduction[id(c)])
     reached = reduction[id(choice)]
     before = count_macs(model, example_inputs)
-    if choice.ratios:
-        prune(model, example_inputs, config=choice.config)
+    done = [prune(model, example_inputs, config=choice.config).plan] if choice.ratios else []
     if reached >= remaining * 0.99:
-        return ""
+        return "", done
     rest = remaining * count_macs(model, example_inputs) / before
-    _uniform(model, example_inputs, base, rest)
+    done.append(_uniform(model, example_inputs, base, rest))
     return (f"the measured returns reached {reached:.2f}x of the {remaining:.2f}x width "
-            f"target; uniform ratios did the remaining {rest:.2f}x")
+            f"target; uniform ratios did the remaining {rest:.2f}x"), done
 
 
 def _orders(model: nn.Module, found: Sequence[Any], example_inputs: Any, timing_inputs: Any,

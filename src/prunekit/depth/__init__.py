@@ -30,7 +30,9 @@ For a torchvision ResNet, ``prune_depth(resnet, [images], n_blocks=2)`` replaces
 residual branch outputs zero and :attr:`RemovableBlock.exact` holds (pre-norm transformers, ViT,
 Swin, ConvNeXt, ResNet blocks on non-negative inputs); for post-norm layers (BERT) it is an
 approximation. Non-Hugging Face models keep their module names, so a fresh model replays the
-removal with :func:`remove_blocks` before loading the pruned ``state_dict``.
+removal with :func:`remove_blocks` before loading the pruned ``state_dict``, or from a plan
+that records it (:attr:`prunekit.Plan.blocks`, as :func:`prunekit.recover.choose_depth_width`
+returns it; ``save_pruned`` / ``load_pruned`` then keep working).
 """
 
 from .api import DepthResult, prune_depth

@@ -13,21 +13,22 @@ fresh model replays the removal with :func:`remove_blocks` before ``load_state_d
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError, VerificationError
+from ..errors import ConfigError, PlanError, VerificationError
 from ..graph.trace import as_args
 from .._internal.runtime import eval_mode
 from .blocks import RemovableBlock, find_blocks, layer_count
 from .probe import first_tensor
 
 __all__ = ["NO_BLOCKS", "apply_removal", "check_removal", "emptied_lists", "lookup_blocks",
-           "output_shape",
-           "remove_blocks", "select_blocks"]
+           "output_shape", "recorded_blocks", "remove_blocks", "remove_recorded_blocks",
+           "select_blocks"]
 
 #: per-layer config lists whose names do not end in ``_types``
 PER_LAYER_LISTS = frozenset({"no_rope_layers"})
@@ -146,7 +147,41 @@ def output_shape(model: nn.Module, example_inputs: Any) -> tuple[int, ...] | Non
     return tuple(out.shape) if out is not None else None
 
 
-def apply_removal(model: nn.Module, blocks: Sequence[RemovableBlock]) -> nn.Module:
+class Removal(Protocol):
+    """What removing a block takes: its module name and how it goes."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def removal(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    name: str
+    removal: str
+
+
+def recorded_blocks(blocks: Sequence[Removal]) -> list[dict[str, str]]:
+    """``blocks`` as a plan records them (:attr:`prunekit.Plan.blocks`)."""
+    return [{"name": b.name, "removal": b.removal} for b in blocks]
+
+
+def remove_recorded_blocks(model: nn.Module, records: Sequence[Mapping[str, str]]) -> None:
+    """Replay a plan's block removals on a fresh instance of the architecture, in place."""
+    names = {n for n, _ in model.named_modules()}
+    missing = [r["name"] for r in records if r["name"] not in names]
+    if missing:
+        raise PlanError(f"the plan removes blocks {missing[:3]}, which this model does not "
+                        "have: the plan was made for another architecture")
+    try:
+        apply_removal(model, [_Recorded(r["name"], r["removal"]) for r in records])
+    except ConfigError as exc:
+        raise PlanError(f"cannot replay the plan's block removals: {exc}") from None
+
+
+def apply_removal(model: nn.Module, blocks: Sequence[Removal]) -> nn.Module:
     """Remove ``blocks`` (found by :func:`find_blocks` on this model) in place."""
     lists: dict[str, set[int]] = defaultdict(set)
     for block in blocks:

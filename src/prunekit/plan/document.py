@@ -5,7 +5,9 @@ can be reviewed, saved, and replayed on a fresh instance of the same architectur
 :func:`prunekit.apply_plan` — no tracing needed to replay it. A plan may also record
 low-rank factorizations applied after the pruning (``decompositions``, see
 :mod:`prunekit.decompose.records`); such plans are written as version 2, so an older reader
-refuses them instead of silently skipping the factorizations.
+refuses them instead of silently skipping the factorizations. A plan may also start by
+removing whole blocks (``blocks``, see :mod:`prunekit.depth`): replayed before the slicing,
+written as version 3 for the same reason.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from ..files import read_json, write_json
 
 FORMAT = "prunekit.plan"
 VERSION = 1
-#: the version of plans that record decompositions; readers accept both
+#: the version of plans that record decompositions
 DECOMPOSED_VERSION = 2
+#: the version of plans that remove whole blocks first; readers accept all three
+BLOCKS_VERSION = 3
+#: how a removed block goes: deleted from a Hugging Face layer list, or made an identity
+BLOCK_REMOVALS = ("delete", "identity")
 
 
 @dataclass
@@ -48,15 +54,20 @@ class Plan:
     input_features: dict[str, dict[str, Any]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     decompositions: list[dict[str, Any]] = field(default_factory=list)
+    #: blocks removed before the slicing: ``{"name": module name, "removal": "delete" or
+    #: "identity"}``; ``tensors`` and ``original_shapes`` then refer to the model without them
+    blocks: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def removed_units(self) -> int:
         return sum(len(g.removed) for g in self.groups)
 
     def to_dict(self) -> dict[str, Any]:
+        version = BLOCKS_VERSION if self.blocks else \
+            DECOMPOSED_VERSION if self.decompositions else VERSION
         data = {
             "format": FORMAT,
-            "version": DECOMPOSED_VERSION if self.decompositions else VERSION,
+            "version": version,
             "architecture": self.architecture,
             "settings": self.settings,
             "groups": [g.__dict__ for g in self.groups],
@@ -68,19 +79,27 @@ class Plan:
         }
         if self.decompositions:
             data["decompositions"] = [dict(d) for d in self.decompositions]
+        if self.blocks:
+            data["blocks"] = [dict(b) for b in self.blocks]
         return data
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "plan") -> Plan:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise PlanError(f"{source} is not a prunekit plan (missing format: {FORMAT!r})")
-        if data.get("version") not in (VERSION, DECOMPOSED_VERSION):
+        if data.get("version") not in (VERSION, DECOMPOSED_VERSION, BLOCKS_VERSION):
             raise PlanError(f"{source} has plan version {data.get('version')!r}; this prunekit "
-                            f"reads versions {VERSION} and {DECOMPOSED_VERSION}")
+                            f"reads versions {VERSION} to {BLOCKS_VERSION}")
         decompositions = data.get("decompositions", [])
         if not isinstance(decompositions, list) or not all(
                 isinstance(d, dict) for d in decompositions):
             raise PlanError(f"{source} is malformed: decompositions must be a list of objects")
+        blocks = data.get("blocks", [])
+        if not isinstance(blocks, list) or not all(
+                isinstance(b, dict) and isinstance(b.get("name"), str)
+                and b.get("removal") in BLOCK_REMOVALS for b in blocks):
+            raise PlanError(f"{source} is malformed: blocks must be a list of objects with a "
+                            f"module name and a removal in {BLOCK_REMOVALS}")
         try:
             return cls(
                 architecture=str(data.get("architecture", "")),
@@ -92,6 +111,7 @@ class Plan:
                 input_features=dict(data.get("input_features", {})),
                 settings=dict(data.get("settings", {})),
                 decompositions=[dict(d) for d in decompositions],
+                blocks=[{"name": b["name"], "removal": b["removal"]} for b in blocks],
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PlanError(f"{source} is malformed: {type(exc).__name__}: {exc}") from None

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..decompose.records import parse_records, replay_factorizations
+from ..depth.remove import remove_recorded_blocks
 from ..errors import PlanError
 from ..graph.handlers import handler_for
 from ..plan.document import Plan, architecture_fingerprint
@@ -28,13 +29,17 @@ def _owner(model: nn.Module, name: str,
             "the plan was made for another architecture") from None
 
 
+_OTHER_ARCHITECTURE = (
+    "the plan was made for another architecture (or an already pruned model): its "
+    "fingerprint of parameter and buffer names and shapes does not match this model; "
+    "apply plans to a fresh, unpruned instance of the architecture they were made for")
+
+
 def check_plan_fits(model: nn.Module, plan: Plan) -> None:
     """Raise :class:`PlanError` unless the model is the architecture the plan was made for."""
-    if plan.architecture and plan.architecture != architecture_fingerprint(model):
-        raise PlanError(
-            "the plan was made for another architecture (or an already pruned model): its "
-            "fingerprint of parameter and buffer names and shapes does not match this model; "
-            "apply plans to a fresh, unpruned instance of the architecture they were made for")
+    if plan.architecture and plan.architecture != architecture_fingerprint(model) \
+            and not plan.blocks:  # with blocks, the fingerprint is checked before removing them
+        raise PlanError(_OTHER_ARCHITECTURE)
     tensors: dict[str, torch.Tensor] = dict(model.named_parameters())
     tensors.update(dict(model.named_buffers()))
     for name, shape in plan.original_shapes.items():
@@ -65,6 +70,11 @@ def apply_plan(model: nn.Module, plan: Plan, *, check: bool = True,
     need :func:`prunekit.decompose.api.replay`), or as layers of the right shape with
     uninitialised weights for loading saved ones (``"empty"``).
     """
+    if plan.blocks:  # whole blocks go first; the rest of the plan fits the model without them
+        if check and plan.architecture and plan.architecture != architecture_fingerprint(model):
+            raise PlanError(_OTHER_ARCHITECTURE)
+        remove_recorded_blocks(model, plan.blocks)
+        check = check and bool(plan.original_shapes)
     records = parse_records(plan.decompositions)
     if records and factor_weights == "compute" and any(r.activation_aware for r in records):
         replay_factorizations(model, records, weights="compute")  # refuses before any change
