@@ -178,3 +178,69 @@ def test_iterative_run_with_serving_batch_times_dense_against_the_result(
     assert report["speed"]["serving_batch"] == 8
     assert report["speed"]["macs_ratio"] == pytest.approx(
         report["before"]["macs"] / report["after"]["macs"])
+
+
+RESIDUAL_NET = '''
+import torch
+from torch import nn
+
+
+class Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                                  nn.ReLU(), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return torch.relu(x + self.body(x))
+
+
+def build():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+                         *[Residual(16) for _ in range(4)], nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(16, 10))
+'''
+
+
+def test_depth_width_chooses_by_measured_speed_and_saves_a_replayable_model(
+        cli: Runner, tmp_path: Path) -> None:
+    import importlib.util
+
+    source = tmp_path / "residual_net.py"
+    source.write_text(RESIDUAL_NET)
+    out = tmp_path / "out"
+    code, stdout, stderr = cli(["prune", f"{source}:build", "--depth-width",
+                                "--flops-reduction", "2", "--finetune-epochs", "0",
+                                "--out", str(out), *FAST])
+    assert code == 0, stderr
+    report = load_report(out)  # validates the schema, depth_width section included
+    section = report["depth_width"]
+    assert len(section["candidates"]) >= 2
+    assert any(c["blocks"] for c in section["candidates"])
+    chosen = section["chosen"]
+    assert chosen["speedup"] == max(c["speedup"] for c in section["candidates"])
+    assert report["before"]["macs"] / report["after"]["macs"] == \
+        pytest.approx(chosen["macs_reduction"])
+    assert "depth + width: chose" in stdout + stderr
+    assert "<h2>Depth + width candidates</h2>" in (out / "report.html").read_text()
+    spec = importlib.util.spec_from_file_location("residual_net", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pruned = load_pruned(module.build(), out / "pruned")
+    assert sum(p.numel() for p in pruned.parameters()) == report["after"]["params"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--depth-width-budget", "0.1"], "needs --depth-width"),
+    (["--depth-width", "--iterative"], "does not combine"),
+    (["--depth-width", "--flops-reduction", "0.5"], "macs_reduction must be a number > 1"),
+])
+def test_depth_width_conflicts_are_usage_errors(args: list[str], message: str, cli: Runner,
+                                                tmp_path: Path) -> None:
+    code, _, stderr = cli(["prune", "prunekit:digits_cnn", *args,
+                           "--out", str(tmp_path / "o"), *FAST])
+    assert code == 2 and message in stderr
+    assert not (tmp_path / "o").exists()

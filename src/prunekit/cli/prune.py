@@ -30,6 +30,13 @@ __all__ = ["prune"]
               show_default=True)
 @click.option("--flops-reduction", type=float, default=None,
               help="Instead of --ratio: prune until FLOPs shrink this many times (2 = half).")
+@click.option("--depth-width", is_flag=True,
+              help="Meet --flops-reduction [default: 2] by removing whole residual blocks as "
+                   "well as channels, whichever mix measures fastest at --serving-batch "
+                   "[default: 1] (candidates are listed in the report).")
+@click.option("--depth-width-budget", type=click.FloatRange(min=0), default=None,
+              help="With --depth-width: the largest drop of the metric, before "
+                   "fine-tuning, a candidate may have [default: none, the fastest wins].")
 @model_and_pruning_options
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fine-tuning epochs after pruning (distilled from the unpruned model).")
@@ -87,7 +94,8 @@ __all__ = ["prune"]
 def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
           split: str | None, feature_column: str | None, metric: str, input_features: bool,
           ratio: float, importance: str, scope: str, flops_reduction: float | None,
-          model_args: dict[str, Any], ignore: tuple[str, ...], round_to: int,
+          depth_width: bool, depth_width_budget: float | None, model_args: dict[str, Any],
+          ignore: tuple[str, ...], round_to: int,
           input_shape: str | None, weights: Path | None, trust_pickle: bool,
           finetune_epochs: int, lr: float,
           no_distill: bool, distill_features: tuple[str, ...], reconstruct: bool,
@@ -108,6 +116,7 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
     from ..train.finetune import FinetuneConfig
     from ..workflow.config import (
         DataSource,
+        DepthWidthRun,
         IterativeRun,
         ModelSource,
         OutputConfig,
@@ -118,6 +127,19 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
 
     check_model_spec(model_spec, model_args)
     shape = parse_shape(input_shape) if input_shape else None
+    if depth_width_budget is not None and not depth_width:
+        raise click.UsageError("--depth-width-budget needs --depth-width")
+    depth = None
+    if depth_width:
+        if iterative or input_features:
+            raise click.UsageError("--depth-width does not combine with --iterative or "
+                                   "--input-features yet")
+        try:
+            depth = DepthWidthRun(macs_reduction=flops_reduction or 2.0,
+                                  budget=depth_width_budget)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        flops_reduction = None  # the target is depth + width's
     try:
         prune_config = PruneConfig(ratio=ratio, importance=importance,
                                    scope=scope,  # type: ignore[arg-type]
@@ -163,7 +185,8 @@ def prune(model_spec: str, data_spec: str, label_column: str, image_size: int,
             out=output,
             iterative=iterate,
             reconstruct=Reconstruct() if reconstruct else None,
-            decompose=_decompose_config(decompose_settings))
+            decompose=_decompose_config(decompose_settings),
+            depth_width=depth)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     execute(config, as_json=as_json, quiet=quiet, resume=resume)

@@ -72,6 +72,30 @@ def _speed(report: dict[str, Any]) -> list[str]:
             + "</ul>"]
 
 
+def _depth_width(report: dict[str, Any]) -> list[str]:
+    """Every depth + width candidate as measured, the chosen one marked."""
+    section = report.get("depth_width")
+    if not section:
+        return []
+    chosen = section.get("chosen") or {}
+    head = ("<tr><th>blocks removed</th><th>ranking</th><th>MACs reduction</th><th>ms</th>"
+            "<th>speed-up</th><th>metric</th><th>note</th></tr>")
+    rows = []
+    for c in section["candidates"]:
+        mark = " (chosen)" if c["blocks"] == chosen.get("blocks") else ""
+        metric = "" if c.get("metric") is None else f"{c['metric']:.4g}"
+        rows.append(f"<tr><td>{len(c['blocks'])}{mark}</td><td>{_e(c['ranking'])}</td>"
+                    f"<td>{c['macs_reduction']:.2f}&times;</td><td>{c['ms']:.3f}</td>"
+                    f"<td>{c['speedup']:.2f}&times;</td><td>{metric}</td>"
+                    f"<td>{_e(c.get('note', ''))}</td></tr>")
+    batch = section.get("batch_size")
+    return ["<h2>Depth + width candidates</h2>",
+            f'<p class="note">each candidate meets {section["target"]:.2f}&times; fewer MACs; '
+            f"timed against the dense model, interleaved, at batch {_e(str(batch))}; the "
+            "fastest acceptable one was kept</p>",
+            f"<table>{head}{''.join(rows)}</table>"]
+
+
 def _summary_table(report: dict[str, Any]) -> str:
     b, a = report["before"], report["after"]
     lb, la = b["latency_ms"], a["latency_ms"]
@@ -214,6 +238,7 @@ def render_html(report: dict[str, Any]) -> str:
          f"{_e(report['versions'].get('prunekit'))}, torch "
          f"{_e(report['versions'].get('torch'))}</p>"),
         *_speed(report),
+        *_depth_width(report),
         "<h2>Before and after</h2>", _summary_table(report),
         "<h2>Kept units per layer</h2>", _img(kept_units_png(report["layers"]),
                                              "kept units per group"),

@@ -91,6 +91,20 @@ def _check_decomposition(data: Any, where: str) -> None:
             raise ReportError(f"{where}.layers[{i}] is neither factorized nor has a reason")
 
 
+def _check_depth_width(data: Any, where: str) -> None:
+    """The ``depth_width`` section: every candidate as measured, and the chosen one."""
+    _require(data, ("target", "candidates", "chosen"), where)
+    if not isinstance(data["candidates"], list):
+        raise ReportError(f"{where}.candidates must be a list")
+    for i, row in enumerate(data["candidates"] + [data["chosen"]]):
+        at = f"{where}.candidates[{i}]" if i < len(data["candidates"]) else f"{where}.chosen"
+        _require(row, ("blocks", "ranking", "macs_reduction", "ms", "speedup"), at)
+        if not isinstance(row["blocks"], list):
+            raise ReportError(f"{at}.blocks must be a list of module names")
+        for key in ("macs_reduction", "ms", "speedup"):
+            _number(row[key], f"{at}.{key}")
+
+
 def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
     """Check ``data`` against schema version 1 and return it; raise :class:`ReportError`."""
     _require(data, ("schema", "version"), source)
@@ -122,6 +136,8 @@ def validate_report(data: Any, source: str = "report") -> dict[str, Any]:
         _check_int8(data["int8"], f"{source}: int8")
     if data.get("decomposition") is not None:
         _check_decomposition(data["decomposition"], f"{source}: decomposition")
+    if data.get("depth_width") is not None:
+        _check_depth_width(data["depth_width"], f"{source}: depth_width")
     if data.get("speed") is not None:
         from .speed import check_speed
 

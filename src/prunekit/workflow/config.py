@@ -24,8 +24,8 @@ from ..recover.reconstruct import DAMP
 from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 
-__all__ = ["DataSource", "IterativeRun", "ModelSource", "OutputConfig", "Reconstruct",
-           "RunConfig", "ShrinkRun"]
+__all__ = ["DataSource", "DepthWidthRun", "IterativeRun", "ModelSource", "OutputConfig",
+           "Reconstruct", "RunConfig", "ShrinkRun"]
 
 
 @dataclass(frozen=True)
@@ -249,13 +249,51 @@ class ShrinkRun:
 
 
 @dataclass(frozen=True)
+class DepthWidthRun:
+    """Meet ``macs_reduction`` with whole blocks removed and channels thinned, the fastest
+    mix as measured at ``out.serving_batch`` (batch 1 without it), instead of channels alone
+    (:func:`prunekit.recover.choose_depth_width`; ``prune`` gives the width pruning's
+    criterion, ``ignore`` and ``round_to``). ``budget``: the largest drop of the validation
+    metric, before any fine-tuning, a candidate may have (``None``: the fastest wins);
+    ``steps``, ``rank_by``, ``width`` and ``rounds`` as there."""
+
+    macs_reduction: float = 2.0
+    budget: float | None = None
+    steps: int = 4
+    rank_by: str = "both"
+    width: str = "hardware"
+    rounds: int = 15
+
+    def __post_init__(self) -> None:
+        if isinstance(self.macs_reduction, bool) or not isinstance(
+                self.macs_reduction, (int, float)) or not self.macs_reduction > 1.0:
+            raise ConfigError(f"depth_width macs_reduction must be a number > 1 (2 = half the "
+                              f"MACs), got {self.macs_reduction!r}")
+        if self.budget is not None and (isinstance(self.budget, bool) or not isinstance(
+                self.budget, (int, float)) or not self.budget >= 0):
+            raise ConfigError(f"depth_width budget must be a number >= 0 (0.01 = one point of "
+                              f"accuracy) or null, got {self.budget!r}")
+        for name in ("steps", "rounds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"depth_width {name} must be an integer >= 1, got {value!r}")
+        if self.rank_by not in ("importance", "time", "both"):
+            raise ConfigError(f"depth_width rank_by must be importance, time or both, got "
+                              f"{self.rank_by!r}")
+        if self.width not in ("hardware", "uniform"):
+            raise ConfigError(f"depth_width width must be hardware or uniform, got "
+                              f"{self.width!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Every setting of one run; ``finetune.epochs == 0`` skips fine-tuning; ``reconstruct``
     (default ``None``: off) re-fits layers after pruning; ``decompose`` (default ``None``:
     off) factorizes layers after that, before fine-tuning; ``iterative`` (default ``None``:
     prune once) iterates until a target; ``quantize`` (default ``None``: off) exports the
     fine-tuned model to ONNX in fp32 and lower precisions, times dense, pruned and
-    pruned+int8 side by side and chooses the fastest acceptable format."""
+    pruned+int8 side by side and chooses the fastest acceptable format; ``depth_width``
+    (default ``None``: channels only) removes whole blocks as well where that is faster."""
 
     model: ModelSource = field(default_factory=ModelSource)
     data: DataSource = field(default_factory=DataSource)
@@ -268,6 +306,7 @@ class RunConfig:
     decompose: DecomposeConfig | None = None
     quantize: QuantizeConfig | None = None
     shrink: ShrinkRun | None = None
+    depth_width: DepthWidthRun | None = None
 
     def __post_init__(self) -> None:
         for name, kind in (("model", ModelSource), ("data", DataSource),
@@ -305,6 +344,19 @@ class RunConfig:
             raise ConfigError("a shrink run prunes prune.ratio of every group; for a MACs or "
                               "parameter target use shrink.target_macs / "
                               "shrink.target_params, and leave input_features out")
+        if self.depth_width is not None and not isinstance(self.depth_width, DepthWidthRun):
+            raise ConfigError("depth_width must be a DepthWidthRun or None")
+        if self.depth_width is not None and any(
+                getattr(self, n) is not None for n in ("iterative", "reconstruct",
+                                                       "decompose", "shrink")):
+            raise ConfigError("the depth_width section is not available together with "
+                              "iterative, reconstruct, decompose or shrink yet")
+        if self.depth_width is not None and (self.prune.input_features or
+                                             self.prune.flops_reduction or
+                                             self.prune.params_reduction):
+            raise ConfigError("a depth_width run has its own target: set "
+                              "depth_width.macs_reduction, and leave prune.flops_reduction, "
+                              "prune.params_reduction and input_features out")
         if self.decompose is not None and (self.prune.input_features or self.iterative):
             raise ConfigError("decomposition is not available together with input-feature "
                               "pruning or an iterative run yet; decompose a one-shot run")
@@ -319,4 +371,5 @@ class RunConfig:
                 "reconstruct": None if self.reconstruct is None else asdict(self.reconstruct),
                 "decompose": None if self.decompose is None else self.decompose.settings(),
                 "quantize": None if self.quantize is None else self.quantize.settings(),
-                "shrink": None if self.shrink is None else asdict(self.shrink)}
+                "shrink": None if self.shrink is None else asdict(self.shrink),
+                "depth_width": None if self.depth_width is None else asdict(self.depth_width)}

@@ -36,6 +36,7 @@ from ..surgery.serialization import WEIGHTS, save_pruned
 from ..train.features import check_modules
 from ..train.finetune import EpochRecord, evaluate, finetune
 from .config import RunConfig
+from .depth_width import choose_depth_and_width
 from .inputs import (load_inputs, measure_model, serving_speed, task_info, train_loader,
                      val_loader)
 
@@ -107,14 +108,21 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
 
     t0 = time.perf_counter()
     calibration = [batch for _, batch in zip(range(CALIBRATION_BATCHES), train)]
+    depth_width = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        result = prune(model, example, config=config.prune, calibration=calibration)
+        if config.depth_width is None:
+            result = prune(model, example, config=config.prune, calibration=calibration)
+            plan, skipped = result.plan, list(result.skipped)
+        else:
+            model, plan, depth_width = choose_depth_and_width(
+                model, example, data.x_val, config,
+                lambda m: evaluate(m, val, metric_fn), dense_metric, say)
+            skipped = list(plan.settings.get("skipped_groups", []))
     for w in caught:
         if issubclass(w.category, UserWarning):
             say(f"warning: {w.message}")
     timings["prune"] = time.perf_counter() - t0
-    plan = result.plan
     features = None
     student: nn.Module = model
     example_after = example
@@ -178,7 +186,7 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
     if config.finetune.epochs:
         points.append(point("pruned", "fine-tuned", after))
     settings: dict[str, Any] = {"run": config.settings(), "prune": plan.settings,
-                                "skipped_groups": list(result.skipped)}
+                                "skipped_groups": skipped}
     if features is not None:
         settings["input_features"] = features
     timings["total"] = time.perf_counter() - start
@@ -194,6 +202,8 @@ def run_pruning(config: RunConfig, *, log: Log | None = None,
         before=before, after=after, plan=plan, points=points, settings=settings,
         timings_s=timings, files={"model": f"pruned/{WEIGHTS}", "plan": "pruned/plan.json"},
         decomposition=decomposition)
+    if depth_width is not None:
+        report["depth_width"] = depth_width
     if dense_timed is not None:
         assert out.serving_batch is not None
         report["speed"] = serving_speed(dense_timed, student, example, data.x_val,

@@ -19,6 +19,7 @@ from ..train.distill import DistillConfig
 from ..train.finetune import FinetuneConfig
 from .config import (
     DataSource,
+    DepthWidthRun,
     IterativeRun,
     ModelSource,
     OutputConfig,
@@ -34,7 +35,8 @@ SECTIONS: dict[str, type] = {"model": ModelSource, "data": DataSource, "prune": 
                              "finetune": FinetuneConfig, "distill": DistillConfig,
                              "out": OutputConfig, "iterative": IterativeRun,
                              "reconstruct": Reconstruct, "decompose": DecomposeConfig,
-                             "quantize": QuantizeConfig, "shrink": ShrinkRun}
+                             "quantize": QuantizeConfig, "shrink": ShrinkRun,
+                             "depth_width": DepthWidthRun}
 
 
 def _valid(keys: list[str]) -> str:
@@ -80,8 +82,9 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
     given); a missing section or key keeps its default; ``distill: null`` turns
     distillation off; ``reconstruct: {}`` turns reconstruction on with its defaults;
     ``decompose: {energy: 0.95}`` factorizes layers after pruning, ``quantize: {}``
-    turns on the deployment measurement, and ``shrink: {epochs: 12}`` prunes while
-    training instead of once.
+    turns on the deployment measurement, ``shrink: {epochs: 12}`` prunes while
+    training instead of once, and ``depth_width: {macs_reduction: 2}`` removes whole blocks
+    as well as channels where that measures faster.
     """
     if data is None:
         data = {}
@@ -97,7 +100,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> RunConfig:
         if name not in data:
             continue
         if name in ("distill", "iterative", "reconstruct", "decompose", "quantize",
-                    "shrink") \
+                    "shrink", "depth_width") \
                 and data[name] is None:
             kwargs[name] = None
             continue
