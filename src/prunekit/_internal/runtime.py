@@ -6,6 +6,7 @@ import gc
 from contextlib import contextmanager
 from collections.abc import Iterator
 
+import torch
 import torch.nn as nn
 
 
@@ -37,3 +38,16 @@ def cyclic_gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Use ``count`` torch CPU threads inside the block (``None``: leave the setting), then
+    restore the previous setting."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import torch
 from torch import nn
 
-from .._internal.runtime import eval_mode
+from .._internal.runtime import eval_mode, torch_threads
 from ..api import prune
 from ..depth.blocks import find_blocks
 from ..depth.importance import score_blocks
@@ -256,7 +254,7 @@ def _thin(model: nn.Module, example_inputs: Any, timing_inputs: Any, remaining: 
     the plans applied, in order."""
     if width == "uniform":
         return "", [_uniform(model, example_inputs, base, remaining)]
-    with _threads(threads):
+    with torch_threads(threads):
         table = LatencyTable.measure(model, timing_inputs, points=points, ignore=base.ignore,
                                      timer=timer)
     costs = CostModel(model, example_inputs, base, "macs")
@@ -299,7 +297,7 @@ def _orders(model: nn.Module, found: Sequence[Any], example_inputs: Any, timing_
         scores = score_blocks(model, found, [example_inputs])
         orders["importance"] = sorted(names, key=lambda n: scores[n])
     if rank_by in ("time", "both"):
-        with _threads(threads):
+        with torch_threads(threads):
             ms = _block_ms(model, names, timing_inputs, timer)
         orders["time"] = sorted(names, key=lambda n: -ms[n] / max(macs[n], 1))
     return orders
@@ -310,17 +308,6 @@ def _block_ms(model: nn.Module, names: Sequence[str], timing_inputs: Any,
     """Each block's time alone, on the input it gets from ``timing_inputs``."""
     calls, _ = record_calls(model, timing_inputs, modules=names)
     return {name: timer(calls[name].module, calls[name].inputs) for name in names}
-
-
-@contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _block_macs(model: nn.Module, ranked: Sequence[str], example_inputs: Any,

@@ -5,11 +5,10 @@ it by distillation, measure before and after, and write the report. ``prunekit d
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 from ..api import prune
 from ..plan.config import PruneConfig
 from ..data.digits import DigitsData, digits_loaders, load_digits_data
+from .._internal.runtime import torch_threads
 from .._internal.validate import check_int, check_number, settings_of
 from ..models.cache import cache_key, default_cache_dir, load_cached, save_cached
 from ..models.digits_cnn import DigitsCNN
@@ -106,18 +106,6 @@ class DemoResult:
     files: ReportFiles
     model_dir: Path
     dense_from_cache: bool
-
-
-@contextlib.contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Use ``count`` torch CPU threads inside the block, then restore the previous setting."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _file_bytes(model: nn.Module) -> int:
@@ -216,7 +204,7 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "prunekit-d
         data = load_digits_data(seed=config.seed)
         example = data.x_val[:config.latency_batch].clone()  # pruning uses example[:1]
         t0 = time.perf_counter()
-        with _threads(config.train_threads):
+        with torch_threads(config.train_threads):
             dense, cached = _dense_model(config, data, cache, say)
         timings["train"] = time.perf_counter() - t0
         _, val = digits_loaders(config.batch_size, seed=config.seed, data=data)
@@ -229,7 +217,7 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "prunekit-d
         timings["prune_and_finetune"] = 0.0
         for ratio in sorted({config.ratio, *config.sweep}):
             t0 = time.perf_counter()
-            with _threads(config.train_threads):
+            with torch_threads(config.train_threads):
                 run = _prune_and_recover(dense, ratio, config, data, example[:1], say)
             timings["prune_and_finetune"] += time.perf_counter() - t0
             stats = _measure(run.student, example, config, run.tuned, latency=False)
