@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_model  # noqa: E402
+from _common import cpu_model, load_average  # noqa: E402
 
 
 TOOLS = ("prunekit", "tp")
@@ -206,11 +206,13 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, dict[str, dict[str, Any]]], models: list[str], tools: list[str],
-             command: str, threads: int, repeats: int) -> str:
+             command: str, threads: int, repeats: int, load_before: str) -> str:
     resets = [s.get("hwm_reset") for m in results.values() for s in m.values() if "hwm_reset" in s]
     how = ("peak counter reset via `/proc/self/clear_refs` after the build" if all(resets)
            else "peak counter could NOT be reset, so peaks from model construction may dominate")
-    extra = [f"- median of {repeats} runs, each a fresh subprocess with a freshly built model; "
+    extra = [f"- load average (1, 5, 15 min) at the start {load_before}, at the end "
+             f"{load_average()}",
+             f"- median of {repeats} runs, each a fresh subprocess with a freshly built model; "
              "subprocesses run one at a time, the tools alternating run by run (A B, B A, ...) so "
              "load on the machine lands on both alike",
              "- time = engine seconds (prunekit: `prunekit.prune(model, x, ratio=0.5)`; "
@@ -277,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     raw: list[dict[str, Any]] = []
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    load_before = load_average()
     for m in models:
         # tools alternate run by run (A B, B A, ...), so a busy spell on the machine lands on
         # both tools alike instead of on whichever ran its repeats at that moment
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.markdown:
             Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
             Path(args.markdown).write_text(markdown(results, models, tools, command,
-                                                    args.threads, args.repeats))
+                                                    args.threads, args.repeats, load_before))
     return 0
 
 

@@ -25,7 +25,7 @@ PAGES = REPO / "docs" / "benchmarks"
 # (name, title, command after `python`, page); run in this order
 JOBS: list[tuple[str, str, list[str], str]] = [
     ("engine_speed", "Engine speed and memory against Torch-Pruning",
-     ["benchmarks/engine_speed.py", "--repeats", "3", "--markdown", "docs/benchmarks/engine_speed.md"],
+     ["benchmarks/engine_speed.py", "--repeats", "5", "--markdown", "docs/benchmarks/engine_speed.md"],
      "engine_speed.md"),
     ("coverage", "Coverage: every torchvision classifier, prunekit and Torch-Pruning",
      ["benchmarks/coverage.py", "--tools", "prunekit,tp", "--threads", "1", "--out",
